@@ -1,0 +1,102 @@
+"""The exceptions llamaembed raises.
+
+Every error of ours derives from :class:`LlamaEmbedError`, so ``except LlamaEmbedError``
+catches them all. Errors coming from llama.cpp, hnswlib or the file system are caught at
+the boundary and re-raised as one of these, with what to do next in the message::
+
+    LlamaEmbedError
+    ├── ModelLoadError              the GGUF file is missing, not GGUF, corrupt or unsupported
+    ├── EmbeddingsDisabledError     the model was loaded without embedding mode
+    ├── PoolingError                the pooling does not fit the model or the call
+    │   └── RerankNotSupportedError rerank() on a bi-encoder (no classification head)
+    ├── InputTooLongError           a text is longer than the context and truncate=False
+    ├── EmptyInputError             a text gives no tokens at all (a decoder without BOS)
+    ├── InferenceError              llama.cpp failed while encoding a batch
+    ├── ConversionError             `convert` could not turn a Hugging Face folder into GGUF
+    ├── QuantizationError           `quantize` failed or got an unknown type
+    ├── IndexError_                 an index folder is missing, truncated or tampered with
+    │   └── IndexModelMismatchError the index was built with another model
+    └── RegistryError               an unknown catalogue name, a bad models.toml, a failed pull
+        └── ModelNotCachedError     the model is not cached and the hub may not be asked
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConversionError",
+    "EmbeddingsDisabledError",
+    "EmptyInputError",
+    "IndexError_",
+    "IndexModelMismatchError",
+    "InferenceError",
+    "InputTooLongError",
+    "LlamaEmbedError",
+    "ModelLoadError",
+    "ModelNotCachedError",
+    "PoolingError",
+    "QuantizationError",
+    "RegistryError",
+    "RerankNotSupportedError",
+]
+
+
+class LlamaEmbedError(Exception):
+    """Base class of every error llamaembed raises on purpose."""
+
+
+class ModelLoadError(LlamaEmbedError):
+    """The model file could not be loaded (missing, not GGUF, corrupt, unsupported)."""
+
+
+class EmbeddingsDisabledError(LlamaEmbedError):
+    """The model was opened with embeddings turned off."""
+
+
+class PoolingError(LlamaEmbedError):
+    """The pooling type does not fit the model or the requested operation."""
+
+
+class RerankNotSupportedError(PoolingError):
+    """``rerank`` was called on a model without a classification (rank) head."""
+
+
+class InputTooLongError(LlamaEmbedError):
+    """A text has more tokens than the model's context and truncation is off."""
+
+    def __init__(self, message: str, *, index: int, n_tokens: int, limit: int) -> None:
+        super().__init__(message)
+        self.index = index
+        self.n_tokens = n_tokens
+        self.limit = limit
+
+
+class EmptyInputError(LlamaEmbedError, ValueError):
+    """A text produced no tokens, so there is nothing to embed."""
+
+
+class InferenceError(LlamaEmbedError):
+    """llama.cpp returned an error while encoding a batch."""
+
+
+class ConversionError(LlamaEmbedError):
+    """A Hugging Face model could not be converted to GGUF."""
+
+
+class QuantizationError(LlamaEmbedError):
+    """Quantisation failed or the requested type is unknown."""
+
+
+class IndexError_(LlamaEmbedError):
+    """An index on disk is missing, truncated, tampered with or of another format."""
+
+
+class IndexModelMismatchError(IndexError_):
+    """An index was opened with a model other than the one that built it."""
+
+
+class RegistryError(LlamaEmbedError):
+    """The model catalogue could not resolve, validate or download a model."""
+
+
+class ModelNotCachedError(RegistryError):
+    """The model is not in the local cache and downloads are not allowed."""

@@ -1,0 +1,520 @@
+"""``Llama``: a GGUF model in embedding mode — embeddings, token vectors and rerank scores."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import (
+    EmbeddingsDisabledError,
+    EmptyInputError,
+    InputTooLongError,
+    ModelLoadError,
+    PoolingError,
+    RerankNotSupportedError,
+)
+from .params import EmbedOptions, LlamaParams, Pooling
+from .pooling import l2_normalize, sigmoid
+
+__all__ = ["Llama", "RerankResult"]
+
+logger = logging.getLogger("llamaembed")
+
+FloatArray = npt.NDArray[np.float32]
+TokenArray = npt.NDArray[np.int32]
+
+# Decoders train on long contexts; a default this size keeps the KV cache and compute
+# buffers small. Pass n_ctx explicitly to go further.
+_DECODER_DEFAULT_CTX = 2048
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One reranked document: its position in the input, its score and its text."""
+
+    index: int
+    score: float
+    text: str
+
+
+def _check_texts(texts: Sequence[Any]) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("expected a list of strings, got a single string")
+    checked = list(texts)
+    for i, text in enumerate(checked):
+        if not isinstance(text, str):
+            raise TypeError(f"text at index {i} is {type(text).__name__}, not str")
+    return checked
+
+
+def _file_fingerprint(path: Path, pooling: Pooling) -> str:
+    """Return a short hash of the file's size and sampled contents, plus the pooling."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    chunk = 1 << 16
+    with path.open("rb") as handle:
+        for position in np.linspace(0, max(size - chunk, 0), num=16, dtype=np.int64):
+            handle.seek(int(position))
+            digest.update(handle.read(chunk))
+    digest.update(pooling.value.encode())
+    return digest.hexdigest()[:32]
+
+
+class Llama:
+    """A GGUF embedding or reranking model opened in llama.cpp.
+
+    ``Llama("model.gguf", pooling="cls")`` or ``Llama.load(LlamaParams(...))``. Methods are
+    safe to call from several threads (calls on one model run one at a time). Close it
+    with ``close()`` or use it as a context manager.
+    """
+
+    def __init__(self, model_path: str | os.PathLike[str], **options: Any) -> None:
+        params = options.pop("params", None)
+        if params is None:
+            params = LlamaParams(os.fspath(model_path), **options)
+        self._params: LlamaParams = params
+        self._lock = threading.RLock()
+        self._context: Any = None
+        from . import _native
+
+        if params.verbose:
+            native_logger = logging.getLogger("llamaembed.llama_cpp")
+            native_logger.setLevel(logging.DEBUG)
+            if not native_logger.handlers:
+                native_logger.addHandler(logging.StreamHandler())
+        self._model = _native.NativeModel(params.model_path)
+        try:
+            self._setup(_native)
+        except BaseException:
+            self._model.close()
+            raise
+
+    @classmethod
+    def load(cls, params: LlamaParams) -> Llama:
+        """Return a model opened from its parameters."""
+        return cls(params.model_path, params=params)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str | None = None,
+        quant: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> Llama:
+        """Return a catalogue model (downloaded once, then loaded offline); None = default."""
+        from .registry import resolve_params
+
+        return cls.load(resolve_params(name, quant=quant, cache_dir=cache_dir, **options))
+
+    def _setup(self, native: Any) -> None:
+        params = self._params
+        model = self._model
+        meta = model.metadata
+        self.architecture = meta.get("general.architecture", "unknown")
+        causal = meta.get(f"{self.architecture}.attention.causal", "true") == "true"
+        self._is_decoder = causal and model.has_decoder
+        gguf_code = meta.get(f"{self.architecture}.pooling_type")
+        self.gguf_pooling: Pooling | None = (
+            Pooling.parse(int(gguf_code)) if gguf_code not in (None, "") else None
+        )
+        self._has_rank_head = (
+            self.gguf_pooling is Pooling.RANK
+            or f"{self.architecture}.classifier.output_labels" in meta
+        )
+        default = self.gguf_pooling or (Pooling.LAST if self._is_decoder else Pooling.MEAN)
+        pooling = params.pooling or default
+        if params.pooling is not None and self.gguf_pooling not in (None, params.pooling):
+            logger.warning(
+                "%s was trained with %s pooling but is opened with %s pooling",
+                Path(params.model_path).name,
+                self.gguf_pooling.value if self.gguf_pooling else "?",
+                params.pooling.value,
+            )
+        if pooling is Pooling.RANK and not self._has_rank_head:
+            raise RerankNotSupportedError(
+                f"{Path(params.model_path).name} has no classification head, so rank pooling "
+                "is impossible: it is a bi-encoder; use embed() and cosine similarity"
+            )
+        self.pooling: Pooling = pooling
+        limit = model.n_ctx_train or 512
+        if self._is_decoder:
+            limit = min(limit, _DECODER_DEFAULT_CTX)
+        self.n_ctx = min(params.n_ctx, model.n_ctx_train or params.n_ctx) if params.n_ctx else limit
+        self.n_embd = model.n_embd
+        self.n_cls_out = model.n_cls_out
+        self.metadata: dict[str, str] = {
+            k: v for k, v in meta.items() if not k.startswith("tokenizer.ggml.token")
+        }
+        self.fingerprint = _file_fingerprint(model.path, pooling)
+        if params.embeddings:
+            # Every text must fit one micro-batch (encoders attend across it), so the
+            # micro-batch holds at least a full context.
+            self._context = native.NativeContext(
+                model,
+                n_ctx=self.n_ctx,
+                n_ubatch=max(self.n_ctx, params.n_batch),
+                n_seq_max=params.n_seq_max,
+                n_threads=params.threads,
+                pooling_code=pooling.llama_code,
+                embeddings=True,
+                flash_attn=params.flash_attn,
+            )
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def params(self) -> LlamaParams:
+        """Return the parameters this model was opened with."""
+        return self._params
+
+    @property
+    def model_path(self) -> Path:
+        """Return the GGUF file's path."""
+        return Path(self._params.model_path)
+
+    @property
+    def is_reranker(self) -> bool:
+        """Return True when the model is opened with rank pooling (a cross-encoder)."""
+        return self.pooling is Pooling.RANK
+
+    @property
+    def max_tokens(self) -> int:
+        """Return the most tokens one text (or query–document pair) may have."""
+        return self.n_ctx
+
+    def __repr__(self) -> str:
+        return (
+            f"Llama({self.model_path.name!r}, arch={self.architecture}, n_embd={self.n_embd}, "
+            f"pooling={self.pooling.value}, n_ctx={self.n_ctx})"
+        )
+
+    # ----------------------------------------------------------------- tokens
+    def tokenize(self, text: str, *, add_special: bool = True) -> TokenArray:
+        """Return the int32 token ids of a text."""
+        if not isinstance(text, str):
+            raise TypeError(f"text is {type(text).__name__}, not str")
+        return self._model.tokenize(text, add_special=add_special)
+
+    def detokenize(self, tokens: npt.ArrayLike, *, special: bool = False) -> str:
+        """Return the text of token ids."""
+        return str(self._model.detokenize(tokens, special=special))
+
+    def _fit(self, tokens: TokenArray, index: int, truncate: bool) -> tuple[TokenArray, bool]:
+        limit = self.n_ctx
+        if len(tokens) <= limit:
+            return tokens, False
+        if not truncate:
+            raise InputTooLongError(
+                f"text at index {index} has {len(tokens)} tokens; the model takes at most "
+                f"{limit}. Pass truncate=True or split it (llamaembed.chunking).",
+                index=index,
+                n_tokens=len(tokens),
+                limit=limit,
+            )
+        vocab = self._model.vocab
+        closing = vocab.add_eos and int(tokens[-1]) in (vocab.eos, vocab.sep)
+        if closing:
+            return np.concatenate([tokens[: limit - 1], tokens[-1:]]), True
+        return tokens[:limit], True
+
+    def _prepare(self, texts: list[str], options: EmbedOptions) -> list[TokenArray]:
+        vocab = self._model.vocab
+        prepared = []
+        n_truncated = 0
+        for i, text in enumerate(texts):
+            tokens = self._model.tokenize(text, add_special=True)
+            if not options.start_token and vocab.add_bos and len(tokens) and tokens[0] == vocab.bos:
+                tokens = tokens[1:]
+            if len(tokens) == 0:
+                raise EmptyInputError(
+                    f"text at index {i} gives no tokens (this model adds no start token); "
+                    "skip empty texts"
+                )
+            tokens, cut = self._fit(tokens, i, options.truncate)
+            n_truncated += cut
+            prepared.append(tokens)
+        if n_truncated:
+            logger.warning(
+                "%d of %d texts were longer than %d tokens and were truncated",
+                n_truncated,
+                len(texts),
+                self.n_ctx,
+            )
+        return prepared
+
+    # ----------------------------------------------------------------- batching
+    def _plan(self, lengths: Sequence[int], batch_size: int | None) -> list[list[int]]:
+        """Group text indices into micro-batches: longest first, packed up to n_batch tokens."""
+        max_seqs = min(self._params.n_seq_max, batch_size or self._params.n_seq_max)
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        used = 0
+        budget = self._params.n_batch
+        for i in order:
+            n = lengths[i]
+            full = used + n > max(budget, lengths[current[0]]) if current else False
+            if full or len(current) >= max_seqs:
+                batches.append(current)
+                current, used = [], 0
+            current.append(i)
+            used += n
+        if current:
+            batches.append(current)
+        return batches
+
+    def _context_or_raise(self) -> Any:
+        if not self._params.embeddings:
+            raise EmbeddingsDisabledError(
+                "this model was opened with embeddings=False; open it with embeddings=True"
+            )
+        if self._context is None:
+            raise ModelLoadError("the model has been closed")
+        return self._context
+
+    def _run(
+        self,
+        sequences: list[TokenArray],
+        width: int,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> FloatArray | list[FloatArray]:
+        token_level = self.pooling is Pooling.NONE
+        batches = self._plan([len(s) for s in sequences], batch_size)
+        rows: list[FloatArray] = [np.empty(0, np.float32)] * len(sequences)
+        pooled = np.empty((len(sequences), width), dtype=np.float32)
+        progress = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=len(sequences), unit="text", desc="embedding")
+        try:
+            with self._lock:
+                context = self._context_or_raise()
+                for batch in batches:
+                    group = [sequences[i] for i in batch]
+                    if token_level:
+                        for i, matrix in zip(batch, context.token_level(group, width), strict=True):
+                            rows[i] = matrix
+                    else:
+                        pooled[batch] = context.pooled(group, width)
+                    if progress is not None:
+                        progress.update(len(batch))
+        finally:
+            if progress is not None:
+                progress.close()
+        return rows if token_level else pooled
+
+    # ----------------------------------------------------------------- embeddings
+    def _require_embedder(self) -> None:
+        if self.pooling is Pooling.RANK:
+            raise PoolingError(
+                f"{self.model_path.name} is a cross-encoder (rank pooling): it scores "
+                "query–document pairs with rerank() and has no embeddings; open it with "
+                "another pooling only if you know its hidden states are meaningful"
+            )
+
+    def embed_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        normalize: bool = True,
+        truncate: bool = True,
+    ) -> Any:
+        """Return a float32 (len(texts), n_embd) array; pooling NONE gives a list of matrices."""
+        options = EmbedOptions(normalize=normalize, truncate=truncate)
+        return self._embed_many(_check_texts(texts), options, batch_size, show_progress)
+
+    def _embed_many(
+        self,
+        texts: list[str],
+        options: EmbedOptions,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Any:
+        self._require_embedder()
+        self._context_or_raise()
+        if not texts:
+            if self.pooling is Pooling.NONE:
+                return []
+            return np.empty((0, self.n_embd), dtype=np.float32)
+        sequences = self._prepare(texts, options)
+        result = self._run(sequences, self.n_embd, batch_size, show_progress)
+        if options.normalize:
+            if isinstance(result, list):
+                return [l2_normalize(matrix) for matrix in result]
+            return l2_normalize(result)
+        return result
+
+    def embed(self, text: str, *, normalize: bool = True, truncate: bool = True) -> FloatArray:
+        """Return the float32 (n_embd,) vector of one text ((n_tokens, n_embd) for NONE)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text is {type(text).__name__}, not str")
+        options = EmbedOptions(normalize=normalize, truncate=truncate)
+        result = self._embed_many([text], options)
+        return result[0]
+
+    @overload
+    def embed_with_options(self, text_or_texts: str, options: EmbedOptions) -> FloatArray: ...
+
+    @overload
+    def embed_with_options(self, text_or_texts: Sequence[str], options: EmbedOptions) -> Any: ...
+
+    def embed_with_options(self, text_or_texts: str | Sequence[str], options: EmbedOptions) -> Any:
+        """Return embeddings with explicit options: 1-D for a string, 2-D for a list."""
+        if isinstance(text_or_texts, str):
+            return self._embed_many([text_or_texts], options)[0]
+        return self._embed_many(_check_texts(text_or_texts), options)
+
+    def embed_query(self, text: str, *, prefix: str | None = None) -> FloatArray:
+        """Return the normalised vector of a search query, with the model's query prefix."""
+        chosen = self._params.query_prefix if prefix is None else prefix
+        return self.embed(chosen + text)
+
+    def embed_documents(
+        self, texts: Sequence[str], *, prefix: str | None = None, show_progress: bool = False
+    ) -> FloatArray:
+        """Return normalised vectors of documents, with the model's document prefix."""
+        chosen = self._params.document_prefix if prefix is None else prefix
+        checked = _check_texts(texts)
+        return self.embed_texts(
+            [chosen + t for t in checked], show_progress=show_progress
+        )
+
+    # ----------------------------------------------------------------- rerank
+    def _pair_tokens(self, query: TokenArray, document: str) -> TokenArray:
+        """Return ``[BOS] query [EOS] [SEP] document [EOS]`` as llama.cpp's server builds it."""
+        vocab = self._model.vocab
+        doc = self._model.tokenize(document, add_special=False)
+        closing = vocab.eos if vocab.eos >= 0 else vocab.sep
+        head = [vocab.bos] if vocab.add_bos else []
+        middle = ([closing] if vocab.add_eos else []) + ([vocab.sep] if vocab.add_sep else [])
+        tail = [closing] if vocab.add_eos else []
+        room = self.n_ctx - len(head) - len(middle) - len(tail)
+        if len(query) + len(doc) > room:
+            # Too long: the query keeps at least half the room, the document gets the rest.
+            keep = min(len(query), max(room // 2, room - len(doc)))
+            query, doc = query[:keep], doc[: room - keep]
+        parts = [head, query.tolist(), middle, doc.tolist(), tail]
+        return np.asarray([t for part in parts for t in part], dtype=np.int32)
+
+    def _pairs(self, query: str, documents: list[str]) -> list[TokenArray]:
+        model = self._model
+        if model.rerank_template:
+            pairs = []
+            for document in documents:
+                text = model.rerank_template.replace("{query}", query).replace(
+                    "{document}", document
+                )
+                tokens = model.tokenize(text, add_special=False)
+                pairs.append(tokens[: self.n_ctx])
+            return pairs
+        query_tokens = model.tokenize(query, add_special=False)
+        return [self._pair_tokens(query_tokens, d) for d in documents]
+
+    @overload
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: None = None,
+        activation: str | Callable[[FloatArray], FloatArray] | None = None,
+    ) -> FloatArray: ...
+
+    @overload
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int,
+        activation: str | Callable[[FloatArray], FloatArray] | None = None,
+    ) -> list[RerankResult]: ...
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        activation: str | Callable[[FloatArray], FloatArray] | None = None,
+    ) -> FloatArray | list[RerankResult]:
+        """Return relevance scores of documents for a query, in input order.
+
+        With ``top_n`` return the best ``top_n`` as sorted RerankResult(index, score, text).
+        ``activation`` is None (raw logits), "sigmoid", or a function of the score array.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query is {type(query).__name__}, not str")
+        docs = _check_texts(documents)
+        if self.pooling is not Pooling.RANK:
+            raise RerankNotSupportedError(
+                f"{self.model_path.name} is opened with {self.pooling.value} pooling: it is a "
+                "bi-encoder, not a cross-encoder. Rerank with a cross-encoder GGUF (rank "
+                "pooling), or compare embeddings with cosine similarity."
+            )
+        if top_n is not None and top_n < 0:
+            raise ValueError("top_n must be non-negative")
+        self._context_or_raise()
+        if docs:
+            raw = self._run(self._pairs(query, docs), self.n_cls_out)
+            scores = np.asarray(raw, dtype=np.float32)[:, 0].copy()
+        else:
+            scores = np.empty(0, dtype=np.float32)
+        if activation == "sigmoid":
+            scores = sigmoid(scores)
+        elif callable(activation):
+            scores = np.asarray(activation(scores), dtype=np.float32)
+        elif activation not in (None, "none"):
+            raise ValueError(f"unknown activation {activation!r}; use None or 'sigmoid'")
+        if top_n is None:
+            return scores
+        order = np.argsort(-scores, kind="stable")[:top_n]
+        return [RerankResult(int(i), float(scores[i]), docs[i]) for i in order]
+
+    # ----------------------------------------------------------------- async
+    async def aembed(self, text: str, **kwargs: Any) -> FloatArray:
+        """Return ``embed(text)`` computed in a worker thread, off the event loop."""
+        return await asyncio.to_thread(self.embed, text, **kwargs)
+
+    async def aembed_texts(self, texts: Sequence[str], **kwargs: Any) -> Any:
+        """Return ``embed_texts(texts)`` computed in a worker thread, off the event loop."""
+        return await asyncio.to_thread(self.embed_texts, texts, **kwargs)
+
+    async def arerank(self, query: str, documents: Sequence[str], **kwargs: Any) -> Any:
+        """Return ``rerank(query, documents)`` computed in a worker thread."""
+        return await asyncio.to_thread(lambda: self.rerank(query, documents, **kwargs))
+
+    # ----------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Free the llama.cpp context and model; later calls raise ModelLoadError."""
+        with self._lock:
+            if self._context is not None:
+                self._context.close()
+                self._context = None
+            self._model.close()
+
+    def __enter__(self) -> Llama:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Reconstructible from its parameters: ship those, reopen on the other side.
+        return {"params": self._params}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        params = state["params"]
+        self.__init__(params.model_path, params=params)  # type: ignore[misc]

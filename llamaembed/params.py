@@ -1,0 +1,158 @@
+"""Plain, picklable parameters: how to open a model and how to embed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from enum import Enum
+
+__all__ = ["EmbedOptions", "LlamaParams", "Pooling"]
+
+
+class Pooling(str, Enum):
+    """How token vectors become one vector per text (llama.cpp's pooling types)."""
+
+    NONE = "none"
+    MEAN = "mean"
+    CLS = "cls"
+    LAST = "last"
+    RANK = "rank"
+
+    @classmethod
+    def parse(cls, value: Pooling | str | int) -> Pooling:
+        """Return the Pooling for an enum, a name ("cls") or llama.cpp's integer code."""
+        if isinstance(value, Pooling):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            for pooling, code in _LLAMA_CODES.items():
+                if code == value:
+                    return pooling
+            raise ValueError(f"unknown llama.cpp pooling code {value}")
+        if isinstance(value, str):
+            try:
+                return cls(value.strip().lower())
+            except ValueError:
+                pass
+        valid = ", ".join(p.value for p in cls)
+        raise ValueError(f"unknown pooling {value!r}; choose one of: {valid}")
+
+    @property
+    def llama_code(self) -> int:
+        """Return llama.cpp's ``LLAMA_POOLING_TYPE_*`` value."""
+        return _LLAMA_CODES[self]
+
+
+_LLAMA_CODES = {
+    Pooling.NONE: 0,
+    Pooling.MEAN: 1,
+    Pooling.CLS: 2,
+    Pooling.LAST: 3,
+    Pooling.RANK: 4,
+}
+
+
+def _default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+@dataclass(frozen=True)
+class LlamaParams:
+    """Everything needed to (re)open a model; safe to pickle and send to another process.
+
+    ``pooling=None`` means "what the GGUF's metadata says". ``n_ctx=0`` means the model's
+    trained context. ``n_batch`` is the target number of tokens per llama.cpp micro-batch:
+    short texts are packed together up to it (a text longer than it gets a batch of its
+    own). Encoders attend across the whole micro-batch, so small batches are faster.
+    """
+
+    model_path: str
+    pooling: Pooling | None = None
+    n_ctx: int = 0
+    n_batch: int = 256
+    n_seq_max: int = 64
+    n_threads: int = 0
+    embeddings: bool = True
+    flash_attn: bool = True
+    verbose: bool = False
+    query_prefix: str = ""
+    document_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_path", os.fspath(self.model_path))
+        if self.pooling is not None:
+            object.__setattr__(self, "pooling", Pooling.parse(self.pooling))
+        for name in ("n_ctx", "n_batch", "n_seq_max", "n_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.n_batch < 8:
+            raise ValueError(f"n_batch must be at least 8, got {self.n_batch}")
+        if not 1 <= self.n_seq_max <= 256:
+            raise ValueError(f"n_seq_max must be between 1 and 256, got {self.n_seq_max}")
+
+    @property
+    def threads(self) -> int:
+        """Return the thread count to use (``n_threads`` or a default from the CPU count)."""
+        return self.n_threads or _default_threads()
+
+    def with_n_ctx(self, n_ctx: int) -> LlamaParams:
+        """Return a copy with another context length (0 = the model's)."""
+        return replace(self, n_ctx=n_ctx)
+
+    def with_pooling(self, pooling: Pooling | str | None) -> LlamaParams:
+        """Return a copy with another pooling (None = the GGUF's)."""
+        return replace(self, pooling=None if pooling is None else Pooling.parse(pooling))
+
+    def with_n_threads(self, n_threads: int) -> LlamaParams:
+        """Return a copy with another thread count (0 = automatic)."""
+        return replace(self, n_threads=n_threads)
+
+    def with_n_batch(self, n_batch: int) -> LlamaParams:
+        """Return a copy with another micro-batch token target."""
+        return replace(self, n_batch=n_batch)
+
+    def with_n_seq_max(self, n_seq_max: int) -> LlamaParams:
+        """Return a copy with another maximum number of texts per micro-batch."""
+        return replace(self, n_seq_max=n_seq_max)
+
+    def with_embeddings(self, embeddings: bool) -> LlamaParams:
+        """Return a copy with embedding mode on or off."""
+        return replace(self, embeddings=embeddings)
+
+    def with_flash_attn(self, flash_attn: bool) -> LlamaParams:
+        """Return a copy with flash attention on or off."""
+        return replace(self, flash_attn=flash_attn)
+
+    def with_prefixes(self, query_prefix: str, document_prefix: str) -> LlamaParams:
+        """Return a copy with the prefixes embed_query / embed_documents put before texts."""
+        return replace(self, query_prefix=query_prefix, document_prefix=document_prefix)
+
+    def with_verbose(self, verbose: bool) -> LlamaParams:
+        """Return a copy that prints llama.cpp's own log to stderr when True."""
+        return replace(self, verbose=verbose)
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """Per-call embedding options.
+
+    ``normalize`` L2-normalises each vector; ``start_token=False`` leaves the BOS/CLS
+    token out of the input; ``truncate=False`` raises InputTooLongError instead of
+    cutting a text that does not fit the context.
+    """
+
+    normalize: bool = True
+    start_token: bool = True
+    truncate: bool = True
+
+    def with_normalize(self, normalize: bool) -> EmbedOptions:
+        """Return a copy with normalisation on or off."""
+        return replace(self, normalize=normalize)
+
+    def with_start_token(self, start_token: bool) -> EmbedOptions:
+        """Return a copy that keeps or drops the BOS/CLS token."""
+        return replace(self, start_token=start_token)
+
+    def with_truncate(self, truncate: bool) -> EmbedOptions:
+        """Return a copy that truncates long texts or raises for them."""
+        return replace(self, truncate=truncate)

@@ -1,0 +1,77 @@
+"""Pure numpy helpers: pooling token vectors, normalisation, similarity, rank fusion."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .params import Pooling
+
+__all__ = [
+    "cosine_similarity",
+    "l2_normalize",
+    "pool",
+    "reciprocal_rank_fusion",
+    "sigmoid",
+]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def l2_normalize(vectors: npt.ArrayLike, eps: float = 1e-12) -> FloatArray:
+    """Return float32 vectors scaled to unit L2 norm along the last axis (zeros stay zero)."""
+    array = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    return (array / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def pool(token_vectors: npt.ArrayLike, pooling: Pooling | str) -> FloatArray:
+    """Return one vector pooled from an (n_tokens, n_embd) matrix (NONE returns it as is)."""
+    matrix = np.asarray(token_vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] == 0:
+        raise ValueError(f"expected a non-empty (n_tokens, n_embd) matrix, got {matrix.shape}")
+    kind = Pooling.parse(pooling)
+    if kind is Pooling.MEAN:
+        return matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if kind is Pooling.CLS:
+        return matrix[0].copy()
+    if kind is Pooling.LAST:
+        return matrix[-1].copy()
+    if kind is Pooling.NONE:
+        return matrix
+    raise ValueError("rank pooling needs the model's classification head; use Llama.rerank")
+
+
+def cosine_similarity(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
+    """Return cosine similarities: a vector for 1-D × 2-D, a matrix for 2-D × 2-D."""
+    left = l2_normalize(a)
+    right = l2_normalize(b)
+    return np.asarray(left @ right.T, dtype=np.float32)
+
+
+def sigmoid(scores: npt.ArrayLike) -> FloatArray:
+    """Return the logistic function of raw scores, computed without overflow."""
+    x = np.asarray(scores, dtype=np.float64)
+    out = np.empty_like(x)
+    positive = x >= 0
+    out[positive] = 1.0 / (1.0 + np.exp(-x[positive]))
+    exp_x = np.exp(x[~positive])
+    out[~positive] = exp_x / (1.0 + exp_x)
+    return out.astype(np.float32)
+
+
+def reciprocal_rank_fusion(
+    rankings: Iterable[Sequence[Hashable]], k: int = 60
+) -> list[tuple[Hashable, float]]:
+    """Return ids fused from several best-first rankings, best first, with their RRF scores.
+
+    Each id scores ``sum(1 / (k + rank))`` over the rankings it appears in (rank from 1);
+    ties keep the order of first appearance.
+    """
+    scores: dict[Hashable, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: -pair[1])
