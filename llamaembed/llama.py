@@ -390,9 +390,7 @@ class Llama:
         """Return normalised vectors of documents, with the model's document prefix."""
         chosen = self._params.document_prefix if prefix is None else prefix
         checked = _check_texts(texts)
-        return self.embed_texts(
-            [chosen + t for t in checked], show_progress=show_progress
-        )
+        return self.embed_texts([chosen + t for t in checked], show_progress=show_progress)
 
     # ----------------------------------------------------------------- rerank
     def _pair_tokens(self, query: TokenArray, document: str) -> TokenArray:

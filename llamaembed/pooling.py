@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +19,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float32]
+Item = TypeVar("Item", bound=Hashable)
 
 
 def l2_normalize(vectors: npt.ArrayLike, eps: float = 1e-12) -> FloatArray:
@@ -63,14 +65,14 @@ def sigmoid(scores: npt.ArrayLike) -> FloatArray:
 
 
 def reciprocal_rank_fusion(
-    rankings: Iterable[Sequence[Hashable]], k: int = 60
-) -> list[tuple[Hashable, float]]:
+    rankings: Iterable[Sequence[Item]], k: int = 60
+) -> list[tuple[Item, float]]:
     """Return ids fused from several best-first rankings, best first, with their RRF scores.
 
     Each id scores ``sum(1 / (k + rank))`` over the rankings it appears in (rank from 1);
     ties keep the order of first appearance.
     """
-    scores: dict[Hashable, float] = {}
+    scores: dict[Item, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)

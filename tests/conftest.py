@@ -12,11 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reference import BertReference  # noqa: E402
-from tiny_models import build_tiny_bert  # noqa: E402
+from reference import BertReference
+from tiny_models import build_tiny_bert
 
-from llamaembed import Llama, convert, quantize  # noqa: E402
-from llamaembed.convert import CONVERTER_VERSION  # noqa: E402
+from llamaembed import Llama, convert, quantize
+from llamaembed.convert import CONVERTER_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,346 @@
+"""The ``llamaembed`` command line: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import LlamaEmbedError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_DB = ".llamaembed"
+
+
+def _errors(func: F) -> F:
+    """Turn our errors (and file errors) into one line on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (LlamaEmbedError, FileNotFoundError, PermissionError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _open_model(spec: str | None, quant: str | None, **options: Any) -> Any:
+    from .llama import Llama
+    from .registry import resolve_params
+
+    return Llama.load(resolve_params(spec, quant=quant, **options))
+
+
+def _model_options(func: F) -> F:
+    func = click.option("--quant", default=None, help="Quantisation of a catalogue model.")(func)
+    return click.option(
+        "--model",
+        "-m",
+        default=None,
+        help="GGUF path or catalogue name (default: all-MiniLM-L6-v2, built offline).",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="llamaembed")
+def main() -> None:
+    """Private, small and fast embeddings, search and reranking with GGUF models."""
+
+
+# ----------------------------------------------------------------------------- models
+@main.command()
+@click.argument("source")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="GGUF file.")
+@click.option(
+    "--outtype", type=click.Choice(["f32", "f16", "q8_0"]), default="f16", show_default=True
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "cls", "last"]),
+    default=None,
+    help="Override the pooling read from the sentence-transformers config.",
+)
+@click.option("--name", default=None, help="general.name to record in the file.")
+@_errors
+def convert(source: str, output: str, outtype: str, pooling: str | None, name: str | None) -> None:
+    """Convert a Hugging Face BERT folder or hub id (safetensors) to GGUF, without torch."""
+    from .convert import convert as run
+
+    path = run(source, output, outtype=outtype, pooling=pooling, name=name)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.argument("qtype")
+@click.option("--threads", default=0, show_default=True, help="0 = all cores.")
+@_errors
+def quantize(source: str, output: str, qtype: str, threads: int) -> None:
+    """Quantise a GGUF model: QTYPE is f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, …."""
+    from .quantize import quantize as run
+
+    path = run(source, output, qtype, n_threads=threads)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+# ----------------------------------------------------------------------------- embed / rerank
+@main.command()
+@click.argument("texts", nargs=-1)
+@_model_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "npy"]), default="json", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write here instead of standard output.",
+)
+@click.option("--no-normalize", is_flag=True, help="Raw vectors instead of unit length.")
+@_errors
+def embed(
+    texts: tuple[str, ...],
+    model: str | None,
+    quant: str | None,
+    fmt: str,
+    output: str | None,
+    no_normalize: bool,
+) -> None:
+    """Embed TEXTS (or one text per line of standard input with '-' or no TEXTS)."""
+    import numpy as np
+
+    items = list(texts)
+    if not items or items == ["-"]:
+        items = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not items:
+        raise click.UsageError("no text to embed")
+    with _open_model(model, quant) as llama:
+        vectors = llama.embed_texts(items, normalize=not no_normalize)
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(vectors, dtype=np.float32))
+        data = buffer.getvalue()
+        if output:
+            Path(output).write_bytes(data)
+        else:
+            sys.stdout.buffer.write(data)
+        return
+    text = json.dumps([[round(float(x), 7) for x in row] for row in vectors])
+    if output:
+        Path(output).write_text(text + "\n")
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.argument("query")
+@click.argument("documents", nargs=-1, required=True)
+@click.option("--model", "-m", required=True, help="Cross-encoder GGUF path or catalogue name.")
+@click.option("--quant", default=None)
+@click.option("--top-n", type=int, default=None, help="Only the N best.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_errors
+def rerank(
+    query: str,
+    documents: tuple[str, ...],
+    model: str,
+    quant: str | None,
+    top_n: int | None,
+    as_json: bool,
+) -> None:
+    """Score DOCUMENTS against QUERY with a cross-encoder, best first."""
+    with _open_model(model, quant) as llama:
+        results = llama.rerank(query, list(documents), top_n=top_n or len(documents))
+    if as_json:
+        click.echo(
+            json.dumps([{"index": r.index, "score": r.score, "text": r.text} for r in results])
+        )
+        return
+    for r in results:
+        click.echo(f"{r.score:9.4f}  [{r.index}] {r.text}")
+
+
+# ----------------------------------------------------------------------------- index / search
+@main.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@_model_options
+@click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Index folder.",
+)
+@click.option("--max-tokens", type=int, default=None, help="Tokens per chunk (default: context).")
+@click.option("--overlap", type=int, default=32, show_default=True)
+@_errors
+def index_command(
+    paths: tuple[str, ...],
+    model: str | None,
+    quant: str | None,
+    db: str,
+    max_tokens: int | None,
+    overlap: int,
+) -> None:
+    """Index text files under PATHS; unchanged files are skipped on later runs."""
+    from .index import Index
+    from .ingest import collect_files, ingest_files
+
+    folder = Path(db)
+    files = collect_files(paths, exclude=folder)
+    with _open_model(model, quant) as llama:
+        index = Index.load(folder, llama) if (folder / "manifest.json").exists() else Index(llama)
+        report = ingest_files(
+            index,
+            llama,
+            files,
+            max_tokens=max_tokens,
+            overlap=overlap,
+            show_progress=sys.stderr.isatty(),
+        )
+        index.save(folder)
+    click.echo(
+        f"indexed {report.indexed_files} files ({report.chunks} chunks), "
+        f"{report.unchanged_files} unchanged, {report.removed_files} removed, "
+        f"{len(report.skipped_files)} binary skipped; {len(index)} chunks in {folder}"
+    )
+
+
+@main.command()
+@click.argument("query")
+@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
+@click.option("-k", "k", default=10, show_default=True, help="Number of results.")
+@click.option("--rerank", "rerank_model", default=None, help="Cross-encoder to rerank with.")
+@click.option(
+    "--hybrid/--no-hybrid",
+    default=True,
+    show_default=True,
+    help="Fuse keyword (BM25) and vector results.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--model", "-m", default=None, help="Embedding model (default: the index's).")
+@_errors
+def search(
+    query: str,
+    db: str,
+    k: int,
+    rerank_model: str | None,
+    hybrid: bool,
+    as_json: bool,
+    model: str | None,
+) -> None:
+    """Search an index built by `llamaembed index`."""
+    from .index import Index
+    from .llama import Llama
+    from .params import LlamaParams
+
+    folder = Path(db)
+    manifest_file = folder / "manifest.json"
+    if not manifest_file.exists():
+        raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
+    record = json.loads(manifest_file.read_text()).get("model", {})
+    if model is not None:
+        llama = _open_model(model, None)
+    elif "params" in record:
+        llama = Llama.load(LlamaParams(**record["params"]))
+    else:
+        raise click.ClickException("the index does not record its model; pass --model")
+    reranker = _open_model(rerank_model, None) if rerank_model else None
+    try:
+        hits = Index.load(folder, llama).search(query, k, hybrid=hybrid, rerank_with=reranker)
+    finally:
+        llama.close()
+        if reranker is not None:
+            reranker.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
+                    for h in hits
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    for rank, hit in enumerate(hits, start=1):
+        where = hit.metadata.get("source", hit.id)
+        snippet = " ".join(hit.text.split())[:160]
+        click.echo(f"{rank:2d}. {hit.score:.4f}  {where}\n    {snippet}")
+
+
+# ----------------------------------------------------------------------------- catalogue
+@main.group()
+def models() -> None:
+    """List, download and inspect catalogue models."""
+
+
+@models.command("list")
+@_errors
+def models_list() -> None:
+    """List catalogue models and what is cached locally."""
+    from .registry import ModelNotCachedError, catalogue, resolve_path
+
+    entries, default = catalogue()
+    for name, entry in sorted(entries.items()):
+        cached = []
+        for quant in entry.files:
+            try:
+                path = resolve_path(name, quant, download=False)
+                cached.append(f"{quant} ({path.stat().st_size / 1e6:.0f} MB)")
+            except ModelNotCachedError:
+                pass
+        mark = "*" if name == default else " "
+        state = ", ".join(cached) if cached else "not cached"
+        click.echo(f"{mark} {name:28s} {entry.kind:9s} {entry.dimension:5d}  {state}")
+
+
+@models.command("pull")
+@click.argument("name")
+@click.option("--quant", default="q8_0", show_default=True)
+@click.option("--set-default", is_flag=True, help="Use this model when none is given.")
+@_errors
+def models_pull(name: str, quant: str, set_default: bool) -> None:
+    """Download a catalogue model (with a progress bar) and verify it."""
+    from .registry import pull
+    from .registry import set_default as make_default
+
+    path = pull(name, quant)
+    if set_default:
+        make_default(name, quant)
+    click.echo(f"{name} ({quant}): {path}")
+
+
+@models.command("show")
+@click.argument("name")
+@_errors
+def models_show(name: str) -> None:
+    """Show a catalogue entry."""
+    from .registry import lookup
+
+    entry = lookup(name)
+    for key, value in vars(entry).items():
+        click.echo(f"{key:16s} {getattr(value, 'value', value)}")
+
+
+@models.command("paths")
+def models_paths() -> None:
+    """Show where models, settings and the user's models.toml live."""
+    from .registry import cache_dir, user_catalogue_path
+
+    click.echo(f"cache        {cache_dir()}")
+    click.echo(f"user catalog {user_catalogue_path()}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

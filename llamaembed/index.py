@@ -1,0 +1,497 @@
+"""A vector index: hnswlib for neighbours, SQLite for texts, metadata and BM25 (FTS5).
+
+On disk an index is a folder::
+
+    manifest.json          format version, model fingerprint, parameters, file checksums
+    gen-000007/vectors.hnsw
+    gen-000007/store.sqlite
+
+``save`` writes a new generation folder, fsyncs it, then atomically replaces
+``manifest.json``; only then is the previous generation removed. A crash at any point
+leaves a manifest that names complete files, so the last good index always loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from ._files import atomic_path, fsync_dir
+from .errors import IndexError_, IndexModelMismatchError
+from .pooling import l2_normalize, reciprocal_rank_fusion
+
+__all__ = ["FORMAT_VERSION", "Embedder", "Hit", "Index"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the index needs from a model: any class with these members will do."""
+
+    n_embd: int
+    fingerprint: str
+
+    def embed_texts(self, texts: Sequence[str]) -> Any:
+        """Return a (len(texts), n_embd) float32 array."""
+        ...
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fts_query(text: str) -> str:
+    words = {w.lower() for w in _WORD.findall(text)}
+    return " OR ".join(f'"{w}"' for w in sorted(words))
+
+
+class Index:
+    """Texts, metadata and vectors, searchable by meaning (and by keywords with hybrid)."""
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        *,
+        dim: int | None = None,
+        space: str = "cosine",
+        M: int = 32,
+        ef_construction: int = 200,
+        ef: int = 128,
+        capacity: int = 1024,
+    ) -> None:
+        if space not in ("cosine", "ip"):
+            raise ValueError("space must be 'cosine' or 'ip'")
+        if embedder is None and dim is None:
+            raise ValueError("give an embedder or the vector dimension")
+        self.embedder = embedder
+        self.dim = int(dim if dim is not None else embedder.n_embd)  # type: ignore[union-attr]
+        if embedder is not None and embedder.n_embd != self.dim:
+            raise IndexModelMismatchError(
+                f"the model makes {embedder.n_embd}-d vectors but the index holds {self.dim}-d"
+            )
+        self.space = space
+        self.M = M
+        self.ef_construction = ef_construction
+        self._ef = ef
+        self.model: dict[str, Any] = self._model_record(embedder)
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._db = self._new_db()
+        self._hnsw = self._new_hnsw(max(capacity, 16))
+
+    # ----------------------------------------------------------------- setup
+    @staticmethod
+    def _model_record(embedder: Embedder | None) -> dict[str, Any]:
+        if embedder is None:
+            return {}
+        record: dict[str, Any] = {"fingerprint": embedder.fingerprint}
+        params = getattr(embedder, "params", None)
+        if dataclasses.is_dataclass(params) and not isinstance(params, type):
+            # Enough to reopen the same model later (the CLI's `search` does).
+            values = dataclasses.asdict(params)
+            record["params"] = {k: getattr(v, "value", v) for k, v in values.items()}
+            record["path"] = values.get("model_path")
+        return record
+
+    @staticmethod
+    def _new_db() -> sqlite3.Connection:
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        db.executescript(
+            """
+            CREATE TABLE docs (label INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+                               text TEXT NOT NULL, metadata TEXT NOT NULL);
+            CREATE VIRTUAL TABLE docs_fts USING fts5(text, content='docs', content_rowid='label');
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+            """
+        )
+        return db
+
+    def _new_hnsw(self, capacity: int) -> Any:
+        import hnswlib
+
+        index = hnswlib.Index(space=self.space, dim=self.dim)
+        index.init_index(max_elements=capacity, M=self.M, ef_construction=self.ef_construction)
+        index.set_ef(self._ef)
+        index.set_num_threads(1)
+        return index
+
+    @property
+    def ef(self) -> int:
+        """Return the search breadth (higher: better recall, slower queries)."""
+        return self._ef
+
+    @ef.setter
+    def ef(self, value: int) -> None:
+        self._ef = int(value)
+        self._hnsw.set_ef(self._ef)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM docs").fetchone()[0])
+
+    def __contains__(self, doc_id: object) -> bool:
+        row = self._db.execute("SELECT 1 FROM docs WHERE id = ?", (str(doc_id),)).fetchone()
+        return row is not None
+
+    # ----------------------------------------------------------------- writing
+    def _embed(self, texts: list[str], *, query: bool) -> npt.NDArray[np.float32]:
+        if self.embedder is None:
+            raise IndexError_("this index has no model: pass vectors or open it with one")
+        if query and hasattr(self.embedder, "embed_query"):
+            return np.asarray([self.embedder.embed_query(t) for t in texts], dtype=np.float32)
+        if not query and hasattr(self.embedder, "embed_documents"):
+            return np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+        return np.asarray(self.embedder.embed_texts(texts), dtype=np.float32)
+
+    def add(
+        self,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Embed and add texts (an existing id is replaced); return their ids."""
+        texts = list(texts)
+        vectors = self._embed(texts, query=False) if texts else np.empty((0, self.dim), np.float32)
+        return self.add_vectors(vectors, texts, metadatas, ids)
+
+    def add_vectors(
+        self,
+        vectors: npt.ArrayLike,
+        texts: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add precomputed vectors with optional texts, metadata and ids; return the ids."""
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise ValueError(f"expected vectors of shape (n, {self.dim}), got {array.shape}")
+        n = array.shape[0]
+        if not np.all(np.isfinite(array)):
+            raise ValueError("vectors contain NaN or infinity")
+        texts = list(texts) if texts is not None else [""] * n
+        metas = [dict(m) for m in metadatas] if metadatas is not None else [{}] * n
+        with self._lock:
+            first = self._next_label()
+            ids = [str(i) for i in ids] if ids is not None else [f"{first + i}" for i in range(n)]
+            if not len(texts) == len(metas) == len(ids) == n:
+                raise ValueError("vectors, texts, metadatas and ids must have the same length")
+            if len(set(ids)) != n:
+                raise ValueError("ids must be unique within one call")
+            if n == 0:
+                return []
+            self.delete([i for i in ids if i in self])
+            self._grow(n)
+            labels = np.arange(first, first + n, dtype=np.int64)
+            if self.space == "cosine":
+                array = l2_normalize(array)
+            self._hnsw.add_items(array, labels)
+            rows = [
+                (int(lab), i, t, json.dumps(m, ensure_ascii=False, default=str))
+                for lab, i, t, m in zip(labels, ids, texts, metas, strict=True)
+            ]
+            self._db.executemany("INSERT INTO docs VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT INTO docs_fts(rowid, text) VALUES (?, ?)", [(r[0], r[2]) for r in rows]
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('next_label', ?)", (str(first + n),)
+            )
+            self._db.commit()
+        return ids
+
+    def _next_label(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'next_label'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _grow(self, extra: int) -> None:
+        needed = self._hnsw.element_count + extra
+        capacity = self._hnsw.get_max_elements()
+        if needed > capacity:
+            self._hnsw.resize_index(max(needed, capacity * 2))
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove documents by id; return how many existed."""
+        removed = 0
+        with self._lock:
+            for doc_id in ids:
+                row = self._db.execute(
+                    "SELECT label, text FROM docs WHERE id = ?", (str(doc_id),)
+                ).fetchone()
+                if row is None:
+                    continue
+                label, text = row
+                self._hnsw.mark_deleted(int(label))
+                self._db.execute(
+                    "INSERT INTO docs_fts(docs_fts, rowid, text) VALUES ('delete', ?, ?)",
+                    (label, text),
+                )
+                self._db.execute("DELETE FROM docs WHERE label = ?", (label,))
+                removed += 1
+            self._db.commit()
+        return removed
+
+    # ----------------------------------------------------------------- reading
+    def get(self, doc_id: str) -> Hit | None:
+        """Return the stored document with this id (score 0), or None."""
+        row = self._db.execute(
+            "SELECT id, text, metadata FROM docs WHERE id = ?", (str(doc_id),)
+        ).fetchone()
+        return Hit(row[0], 0.0, row[1], json.loads(row[2])) if row else None
+
+    def iter_metadata(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield (id, metadata) of every document."""
+        for doc_id, meta in self._db.execute("SELECT id, metadata FROM docs").fetchall():
+            yield doc_id, json.loads(meta)
+
+    def ids_where(self, **equals: Any) -> list[str]:
+        """Return ids whose metadata has all the given key = value pairs."""
+        sql, args = self._where(equals)
+        return [r[0] for r in self._db.execute(f"SELECT id FROM docs {sql}", args)]
+
+    @staticmethod
+    def _where(equals: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        for key, value in equals.items():
+            if not re.fullmatch(r"[A-Za-z0-9_]+", key):
+                raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
+            clauses.append(f"json_extract(metadata, '$.{key}') = ?")
+            args.append(value if not isinstance(value, bool) else int(value))
+        return ("WHERE " + " AND ".join(clauses), args) if clauses else ("", [])
+
+    def _rows(self, labels: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        if not labels:
+            return {}
+        marks = ",".join("?" * len(labels))
+        cursor = self._db.execute(
+            f"SELECT label, id, text, metadata FROM docs WHERE label IN ({marks})",
+            [int(x) for x in labels],
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in cursor}
+
+    def _vector_search(
+        self, vector: npt.NDArray[np.float32], k: int, allowed: set[int] | None
+    ) -> list[tuple[int, float]]:
+        live = len(self) if allowed is None else len(allowed)
+        k = min(k, live)
+        if k <= 0:
+            return []
+        query = l2_normalize(vector) if self.space == "cosine" else vector
+        predicate = None if allowed is None else (lambda label: label in allowed)
+        while True:
+            try:
+                labels, distances = self._hnsw.knn_query(query, k=k, filter=predicate)
+                break
+            except RuntimeError:  # fewer reachable candidates than k
+                if k == 1:
+                    return []
+                k = max(1, k // 2)
+        return [(int(lab), 1.0 - float(d)) for lab, d in zip(labels[0], distances[0], strict=True)]
+
+    def _keyword_search(self, text: str, k: int, allowed: set[int] | None) -> list[int]:
+        query = _fts_query(text)
+        if not query:
+            return []
+        rows = self._db.execute(
+            "SELECT rowid FROM docs_fts WHERE docs_fts MATCH ? ORDER BY bm25(docs_fts) LIMIT ?",
+            (query, k * 4 if allowed is not None else k),
+        ).fetchall()
+        labels = [int(r[0]) for r in rows]
+        return [lab for lab in labels if allowed is None or lab in allowed][:k]
+
+    def search(
+        self,
+        query: str | npt.ArrayLike,
+        k: int = 10,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        hybrid: bool = True,
+        rerank_with: Any = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Return the k best documents for a query text (or vector), best first.
+
+        ``filter`` keeps documents whose metadata equals every given value. ``hybrid``
+        fuses vector and BM25 rankings (reciprocal-rank fusion; score = fused score).
+        ``rerank_with`` (a cross-encoder Llama) rescores the top ``candidates`` and its
+        scores become the hit scores.
+        """
+        if k <= 0:
+            return []
+        with self._lock:
+            allowed = None
+            if filter:
+                sql, args = self._where(filter)
+                allowed = {r[0] for r in self._db.execute(f"SELECT label FROM docs {sql}", args)}
+            pool = candidates or (max(k * 4, 40) if (hybrid or rerank_with) else k)
+            if isinstance(query, str):
+                vector = self._embed([query], query=True)[0]
+                text: str | None = query
+            else:
+                vector = np.asarray(query, dtype=np.float32).reshape(-1)
+                text = None
+                if vector.shape != (self.dim,):
+                    raise ValueError(f"query vector must have {self.dim} values")
+            dense = self._vector_search(vector, pool, allowed)
+            if hybrid and text is not None:
+                keyword = self._keyword_search(text, pool, allowed)
+                fused = reciprocal_rank_fusion([[lab for lab, _ in dense], keyword])
+                ranked = fused
+            else:
+                ranked = dense
+            ranked = ranked[: max(pool, k)]
+            rows = self._rows([lab for lab, _ in ranked])
+        hits = [
+            Hit(rows[lab][0], float(score), rows[lab][1], json.loads(rows[lab][2]))
+            for lab, score in ranked
+            if lab in rows
+        ]
+        if rerank_with is not None and text is not None and hits:
+            scored = rerank_with.rerank(text, [h.text for h in hits])
+            order = np.argsort(-np.asarray(scored), kind="stable")
+            hits = [
+                Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order
+            ]
+        return hits[:k]
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the index to a folder atomically (the previous save stays until replaced)."""
+        root = Path(folder)
+        root.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            previous = self._read_generation(root)
+            generation = max(previous, self._generation) + 1
+            data = root / f"gen-{generation:06d}"
+            if data.exists():
+                shutil.rmtree(data)
+            data.mkdir()
+            self._hnsw.save_index(str(data / "vectors.hnsw"))
+            self._db.commit()  # a backup waits forever on an open write transaction
+            target = sqlite3.connect(data / "store.sqlite")
+            try:
+                self._db.backup(target)
+            finally:
+                target.close()
+            for file in data.iterdir():
+                with file.open("rb+") as handle:
+                    os.fsync(handle.fileno())
+            fsync_dir(data)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "generation": data.name,
+                "dim": self.dim,
+                "space": self.space,
+                "normalized": self.space == "cosine",
+                "count": len(self),
+                "model": self.model,
+                "hnsw": {
+                    "M": self.M,
+                    "ef_construction": self.ef_construction,
+                    "ef": self._ef,
+                    "capacity": int(self._hnsw.get_max_elements()),
+                },
+                "checksums": {f.name: _sha256(f) for f in sorted(data.iterdir())},
+            }
+            with atomic_path(root / MANIFEST) as tmp:
+                tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+            self._generation = generation
+            for old in root.glob("gen-*"):
+                if old.name != data.name and old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+        return root
+
+    @staticmethod
+    def _read_generation(root: Path) -> int:
+        try:
+            name = json.loads((root / MANIFEST).read_text())["generation"]
+            return int(name.split("-")[1])
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return 0
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], embedder: Embedder | None = None) -> Index:
+        """Open a saved index; with a model, check it is the one that built the index."""
+        root = Path(folder)
+        manifest_file = root / MANIFEST
+        if not manifest_file.exists():
+            raise IndexError_(f"no index at {root} (missing {MANIFEST})")
+        try:
+            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+            version = manifest["format_version"]
+            data = root / manifest["generation"]
+            hnsw = manifest["hnsw"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexError_(f"{manifest_file} is unreadable or incomplete: {exc}") from exc
+        if version != FORMAT_VERSION:
+            raise IndexError_(
+                f"index format {version} is not supported (expected {FORMAT_VERSION})"
+            )
+        for name, expected in manifest.get("checksums", {}).items():
+            file = data / name
+            if not file.exists() or _sha256(file) != expected:
+                raise IndexError_(
+                    f"{file} is missing, truncated or modified (checksum mismatch); "
+                    "restore the folder from a backup or rebuild the index"
+                )
+        recorded = manifest.get("model", {}).get("fingerprint")
+        if embedder is not None and recorded and embedder.fingerprint != recorded:
+            raise IndexModelMismatchError(
+                f"the index at {root} was built with another model "
+                f"({manifest['model'].get('path', recorded)}); open it with that model or "
+                "rebuild the index"
+            )
+        index = cls(
+            embedder,
+            dim=int(manifest["dim"]),
+            space=manifest["space"],
+            M=int(hnsw["M"]),
+            ef_construction=int(hnsw["ef_construction"]),
+            ef=int(hnsw["ef"]),
+            capacity=16,
+        )
+        index.model = manifest.get("model", {})
+        index._generation = int(manifest["generation"].split("-")[1])
+        try:
+            import hnswlib
+
+            index._hnsw = hnswlib.Index(space=index.space, dim=index.dim)
+            index._hnsw.load_index(str(data / "vectors.hnsw"), max_elements=int(hnsw["capacity"]))
+            index._hnsw.set_ef(index._ef)
+            index._hnsw.set_num_threads(1)
+            source = sqlite3.connect(f"file:{data / 'store.sqlite'}?mode=ro", uri=True)
+            index._db = sqlite3.connect(":memory:", check_same_thread=False)
+            source.backup(index._db)
+            source.close()
+            index._db.execute("SELECT count(*) FROM docs").fetchone()
+        except (RuntimeError, sqlite3.Error, OSError) as exc:
+            raise IndexError_(f"cannot read the index at {root}: {exc}") from exc
+        return index

