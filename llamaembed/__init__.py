@@ -6,6 +6,7 @@ is first opened.
 
 from __future__ import annotations
 
+from .chunking import Chunk, chunk_text
 from .convert import convert
 from .errors import (
     ConversionError,
@@ -23,19 +24,24 @@ from .errors import (
     RegistryError,
     RerankNotSupportedError,
 )
+from .index import Embedder, Hit, Index
 from .llama import Llama, RerankResult
 from .params import EmbedOptions, LlamaParams, Pooling
-from .pooling import cosine_similarity, l2_normalize
+from .pooling import cosine_similarity, l2_normalize, reciprocal_rank_fusion
 from .quantize import QUANT_TYPES, quantize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "QUANT_TYPES",
+    "Chunk",
     "ConversionError",
     "EmbedOptions",
+    "Embedder",
     "EmbeddingsDisabledError",
     "EmptyInputError",
+    "Hit",
+    "Index",
     "IndexError_",
     "IndexModelMismatchError",
     "InferenceError",
@@ -51,8 +57,10 @@ __all__ = [
     "RegistryError",
     "RerankNotSupportedError",
     "RerankResult",
+    "chunk_text",
     "convert",
     "cosine_similarity",
     "l2_normalize",
     "quantize",
+    "reciprocal_rank_fusion",
 ]

@@ -24,9 +24,11 @@ def chunk_text(
     text: str,
     count_tokens: Callable[[str], int],
     max_tokens: int,
-    overlap: int = 32,
+    overlap: int | None = None,
 ) -> list[Chunk]:
     """Return passages of at most ``max_tokens`` tokens, consecutive ones sharing ~``overlap``.
+
+    ``overlap`` defaults to ``min(32, max_tokens // 4)`` tokens.
 
     Passages break between whitespace-separated words and keep the original text
     (whitespace included) of their span. ``count_tokens`` counts a word's tokens without
@@ -35,6 +37,8 @@ def chunk_text(
     """
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
+    if overlap is None:
+        overlap = min(32, max_tokens // 4)
     if not 0 <= overlap < max_tokens:
         raise ValueError("overlap must be in [0, max_tokens)")
     words = [(m.start(), m.end()) for m in _WORD.finditer(text)]

@@ -70,8 +70,55 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fts_query(text: str) -> str:
-    words = {w.lower() for w in _WORD.findall(text)}
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "do",
+        "does",
+        "did",
+        "can",
+        "should",
+        "would",
+    ]
+)
+
+
+def _fts_query(words: set[str]) -> str:
     return " OR ".join(f'"{w}"' for w in sorted(words))
 
 
@@ -88,6 +135,7 @@ class Index:
         ef_construction: int = 200,
         ef: int = 128,
         capacity: int = 1024,
+        exact_threshold: int = 20_000,
     ) -> None:
         if space not in ("cosine", "ip"):
             raise ValueError("space must be 'cosine' or 'ip'")
@@ -103,6 +151,10 @@ class Index:
         self.M = M
         self.ef_construction = ef_construction
         self._ef = ef
+        # Up to this many vectors a search is exact (one matrix product, faster than a
+        # graph walk at this size); above it, hnswlib's approximate search.
+        self.exact_threshold = exact_threshold
+        self._exact: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
         self.model: dict[str, Any] = self._model_record(embedder)
         self._lock = threading.RLock()
         self._generation = 0
@@ -142,7 +194,6 @@ class Index:
         index = hnswlib.Index(space=self.space, dim=self.dim)
         index.init_index(max_elements=capacity, M=self.M, ef_construction=self.ef_construction)
         index.set_ef(self._ef)
-        index.set_num_threads(1)
         return index
 
     @property
@@ -214,6 +265,7 @@ class Index:
             if self.space == "cosine":
                 array = l2_normalize(array)
             self._hnsw.add_items(array, labels)
+            self._exact = None
             rows = [
                 (int(lab), i, t, json.dumps(m, ensure_ascii=False, default=str))
                 for lab, i, t, m in zip(labels, ids, texts, metas, strict=True)
@@ -250,6 +302,7 @@ class Index:
                     continue
                 label, text = row
                 self._hnsw.mark_deleted(int(label))
+                self._exact = None
                 self._db.execute(
                     "INSERT INTO docs_fts(docs_fts, rowid, text) VALUES ('delete', ?, ?)",
                     (label, text),
@@ -297,6 +350,30 @@ class Index:
         )
         return {r[0]: (r[1], r[2], r[3]) for r in cursor}
 
+    def _exact_matrix(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if self._exact is None:
+            labels = np.array(
+                [r[0] for r in self._db.execute("SELECT label FROM docs")], dtype=np.int64
+            )
+            vectors = (
+                np.asarray(self._hnsw.get_items(labels), dtype=np.float32)
+                if len(labels)
+                else np.empty((0, self.dim), np.float32)
+            )
+            self._exact = (labels, vectors)
+        return self._exact
+
+    def _exact_search(
+        self, query: npt.NDArray[np.float32], k: int, allowed: set[int] | None
+    ) -> list[tuple[int, float]]:
+        labels, vectors = self._exact_matrix()
+        scores = vectors @ query
+        if allowed is not None:
+            scores = np.where(np.isin(labels, list(allowed)), scores, -np.inf)
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(labels[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
     def _vector_search(
         self, vector: npt.NDArray[np.float32], k: int, allowed: set[int] | None
     ) -> list[tuple[int, float]]:
@@ -305,6 +382,8 @@ class Index:
         if k <= 0:
             return []
         query = l2_normalize(vector) if self.space == "cosine" else vector
+        if len(self) <= self.exact_threshold:
+            return self._exact_search(query, k, allowed)
         predicate = None if allowed is None else (lambda label: label in allowed)
         while True:
             try:
@@ -316,8 +395,28 @@ class Index:
                 k = max(1, k // 2)
         return [(int(lab), 1.0 - float(d)) for lab, d in zip(labels[0], distances[0], strict=True)]
 
+    def _salient_words(self, text: str) -> set[str]:
+        """Return the query words keyword search should use.
+
+        Ordinary words are the embedding's strength; letting BM25 match them ("need",
+        "should") only adds noise to the fusion. Words the model's vocabulary lacks
+        (split into several pieces: part numbers, names, identifiers) or holding digits
+        are where exact matching helps, so only those go to BM25.
+        """
+        tokenize = getattr(self.embedder, "tokenize", None)
+        salient = set()
+        for word in {w.lower() for w in _WORD.findall(text)}:
+            if any(ch.isdigit() for ch in word):
+                salient.add(word)
+            elif tokenize is not None:
+                if len(tokenize(word, add_special=False)) > 1:
+                    salient.add(word)
+            elif word not in _STOPWORDS and len(word) > 2:
+                salient.add(word)
+        return salient
+
     def _keyword_search(self, text: str, k: int, allowed: set[int] | None) -> list[int]:
-        query = _fts_query(text)
+        query = _fts_query(self._salient_words(text))
         if not query:
             return []
         rows = self._db.execute(
@@ -363,7 +462,8 @@ class Index:
             dense = self._vector_search(vector, pool, allowed)
             if hybrid and text is not None:
                 keyword = self._keyword_search(text, pool, allowed)
-                fused = reciprocal_rank_fusion([[lab for lab, _ in dense], keyword])
+                # Keyword list first: an exact match on a rare word wins a tie.
+                fused = reciprocal_rank_fusion([keyword, [lab for lab, _ in dense]])
                 ranked = fused
             else:
                 ranked = dense
@@ -418,6 +518,7 @@ class Index:
                     "ef_construction": self.ef_construction,
                     "ef": self._ef,
                     "capacity": int(self._hnsw.get_max_elements()),
+                    "exact_threshold": self.exact_threshold,
                 },
                 "checksums": {f.name: _sha256(f) for f in sorted(data.iterdir())},
             }
@@ -477,6 +578,7 @@ class Index:
             ef_construction=int(hnsw["ef_construction"]),
             ef=int(hnsw["ef"]),
             capacity=16,
+            exact_threshold=int(hnsw.get("exact_threshold", 20_000)),
         )
         index.model = manifest.get("model", {})
         index._generation = int(manifest["generation"].split("-")[1])
@@ -486,7 +588,6 @@ class Index:
             index._hnsw = hnswlib.Index(space=index.space, dim=index.dim)
             index._hnsw.load_index(str(data / "vectors.hnsw"), max_elements=int(hnsw["capacity"]))
             index._hnsw.set_ef(index._ef)
-            index._hnsw.set_num_threads(1)
             source = sqlite3.connect(f"file:{data / 'store.sqlite'}?mode=ro", uri=True)
             index._db = sqlite3.connect(":memory:", check_same_thread=False)
             source.backup(index._db)

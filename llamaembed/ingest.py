@@ -132,7 +132,7 @@ def ingest_files(
     files: Sequence[Path],
     *,
     max_tokens: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
     show_progress: bool = False,
     prune_missing: bool = True,
 ) -> IngestReport:
@@ -147,7 +147,6 @@ def ingest_files(
         if "source" in meta:
             known[meta["source"]] = meta.get("sha256", "")
     limit = max_tokens or max(16, llama.max_tokens - 2)  # room for [CLS] … [SEP]
-    overlap = min(overlap, limit // 4)
 
     def count(word: str) -> int:
         return len(llama.tokenize(word, add_special=False))

@@ -1,0 +1,124 @@
+"""Pure functions: pooling, similarity, fusion, chunking, parameters (no model needed)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import llamaembed
+from llamaembed import EmbedOptions, LlamaParams, Pooling, chunk_text, reciprocal_rank_fusion
+from llamaembed.pooling import cosine_similarity, l2_normalize, pool, sigmoid
+
+
+def test_exported_members_sorted_and_complete() -> None:
+    # ruff's order: CONSTANTS, then the rest in code-point order
+    assert llamaembed.__all__ == sorted(llamaembed.__all__, key=lambda n: (not n.isupper(), n))
+    import types
+
+    public = {n for n in dir(llamaembed) if not n.startswith("_")}
+    modules = {n for n in public if isinstance(getattr(llamaembed, n), types.ModuleType)}
+    assert public - modules - {"annotations"} == set(llamaembed.__all__)
+
+
+def test_import_does_not_load_llama_cpp() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, llamaembed, llamaembed.cli; "
+            "print(sorted(m for m in ('llama_cpp', 'hnswlib', 'huggingface_hub', 'gguf') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    help_out = subprocess.run([sys.executable, "-c",
+                               "import sys\nfrom llamaembed.cli import main\n"
+                               "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+                               "print('llama_cpp' in sys.modules)"],
+                              capture_output=True, text=True, check=True)
+    assert help_out.stdout.strip().endswith("False")
+
+
+def test_pooling_functions() -> None:
+    m = np.array([[1.0, 0.0], [3.0, 4.0]], dtype=np.float32)
+    assert pool(m, "mean").tolist() == [2.0, 2.0]
+    assert pool(m, Pooling.CLS).tolist() == [1.0, 0.0]
+    assert pool(m, "last").tolist() == [3.0, 4.0]
+    assert pool(m, "none") is not None and pool(m, "none").shape == (2, 2)
+    with pytest.raises(ValueError):
+        pool(m, "rank")
+    with pytest.raises(ValueError):
+        pool(np.zeros((0, 2)), "mean")
+    unit = l2_normalize(m)
+    assert np.allclose(np.linalg.norm(unit, axis=1), 1)
+    assert l2_normalize(np.zeros(3)).tolist() == [0, 0, 0]
+    sims = cosine_similarity(m[1], m)
+    assert sims.shape == (2,) and sims[1] == pytest.approx(1.0)
+    assert cosine_similarity(m, m).shape == (2, 2)
+    assert np.allclose(sigmoid([0.0, 1000.0, -1000.0]), [0.5, 1.0, 0.0])
+
+
+def test_reciprocal_rank_fusion() -> None:
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60)
+    assert [item for item, _ in fused] == ["a", "c", "b"]
+    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+    assert reciprocal_rank_fusion([]) == []
+
+
+def test_pooling_enum_parsing() -> None:
+    assert Pooling.parse("CLS") is Pooling.CLS
+    assert Pooling.parse(1) is Pooling.MEAN
+    assert Pooling.parse(Pooling.RANK).llama_code == 4
+    with pytest.raises(ValueError, match="mean"):
+        Pooling.parse("avg")
+    with pytest.raises(ValueError):
+        Pooling.parse(9)
+
+
+def test_params_are_frozen_copies_and_picklable() -> None:
+    params = LlamaParams("m.gguf")
+    other = params.with_n_ctx(256).with_pooling("cls").with_n_threads(2).with_n_batch(64)
+    assert (params.n_ctx, other.n_ctx, other.pooling) == (0, 256, Pooling.CLS)
+    assert pickle.loads(pickle.dumps(other)) == other
+    with pytest.raises(AttributeError):
+        params.n_ctx = 5  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        LlamaParams("m.gguf", n_batch=2)
+    with pytest.raises(ValueError):
+        LlamaParams("m.gguf", n_seq_max=0)
+    assert EmbedOptions().with_normalize(False).normalize is False
+
+
+def _count(word: str) -> int:
+    return max(1, len(word) // 4)
+
+
+def test_chunks_fit_cover_and_overlap() -> None:
+    words = [f"word{i}" + "x" * (i % 7) for i in range(500)]
+    text = "  ".join(words) + "\n"
+    chunks = chunk_text(text, _count, max_tokens=50, overlap=10)
+    assert len(chunks) > 5
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
+        assert sum(_count(w) for w in chunk.text.split()) <= 50
+    assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert a.start < b.start < a.end  # consecutive chunks overlap
+        assert b.start <= a.end
+    covered = set()
+    for chunk in chunks:
+        covered.update(range(chunk.start, chunk.end))
+    assert all(i in covered for i, ch in enumerate(text.rstrip()) if not ch.isspace())
+
+
+def test_chunking_edge_cases() -> None:
+    assert chunk_text("", _count, 10) == []
+    assert chunk_text("   \n ", _count, 10) == []
+    huge = "y" * 400
+    assert [c.text for c in chunk_text(f"a {huge} b", _count, 10, overlap=0)] == ["a", huge, "b"]
+    no_overlap = chunk_text("a b c d e f", lambda w: 1, 2, overlap=0)
+    assert [c.text for c in no_overlap] == ["a b", "c d", "e f"]
+    with pytest.raises(ValueError):
+        chunk_text("a", _count, 0)
+    with pytest.raises(ValueError):
+        chunk_text("a", _count, 10, overlap=10)
