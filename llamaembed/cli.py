@@ -182,8 +182,12 @@ def rerank(
     help="Index folder.",
 )
 @click.option("--max-tokens", type=int, default=None, help="Tokens per chunk (default: context).")
-@click.option("--overlap", type=int, default=None,
-              help="Tokens shared by consecutive chunks (default: min(32, max-tokens/4)).")
+@click.option(
+    "--overlap",
+    type=int,
+    default=None,
+    help="Tokens shared by consecutive chunks (default: min(32, max-tokens/4)).",
+)
 @_errors
 def index_command(
     paths: tuple[str, ...],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_chunks_fit_cover_and_overlap() -> None:
         assert text[chunk.start : chunk.end] == chunk.text
         assert sum(_count(w) for w in chunk.text.split()) <= 50
     assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert a.start < b.start < a.end  # consecutive chunks overlap
         assert b.start <= a.end
     covered = set()

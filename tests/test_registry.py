@@ -1,0 +1,199 @@
+"""The catalogue and offline-first resolution, with a hub cache laid out in a temp folder."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from reference import cosine
+
+from llamaembed import Llama, ModelNotCachedError, Pooling, RegistryError, registry
+from llamaembed.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Which models were trained with prefixes (from their model cards).
+EXPECTED_PREFIXES = {
+    "e5-small-v2": ("query: ", "passage: "),
+    "nomic-embed-text-v1.5": ("search_query: ", "search_document: "),
+    "bge-small-en-v1.5": ("Represent this sentence for searching relevant passages: ", ""),
+    "bge-base-en-v1.5": ("Represent this sentence for searching relevant passages: ", ""),
+    "bge-large-en-v1.5": ("Represent this sentence for searching relevant passages: ", ""),
+    "mxbai-embed-large-v1": ("Represent this sentence for searching relevant passages: ", ""),
+}
+
+
+@pytest.fixture()
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Private llamaembed cache, config and HF home; downloads off."""
+    monkeypatch.setenv("LLAMAEMBED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("LLAMAEMBED_MODELS", raising=False)
+    return tmp_path
+
+
+@pytest.fixture()
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _lay_out_hub_cache(root: Path, repo: str, filename: str, source: Path,
+                       revision: str = "a" * 40) -> Path:
+    folder = root / f"models--{repo.replace('/', '--')}"
+    snapshot = folder / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(revision)
+    shutil.copy(source, snapshot / filename)
+    return snapshot / filename
+
+
+def test_every_catalogue_entry_is_valid() -> None:
+    entries, default = registry.catalogue()
+    assert default in entries and len(entries) >= 11
+    required = {"all-MiniLM-L6-v2", "bge-small-en-v1.5", "bge-base-en-v1.5",
+                "bge-large-en-v1.5", "bge-m3", "nomic-embed-text-v1.5", "mxbai-embed-large-v1",
+                "e5-small-v2", "gte-small", "bge-reranker-v2-m3", "jina-reranker-v1-tiny-en"}
+    assert required <= set(entries)
+    for name, entry in entries.items():
+        assert entry.kind in ("embedding", "rerank")
+        assert "/" in entry.repo and entry.files
+        assert all(f.endswith(".gguf") for f in entry.files.values()), name
+        assert isinstance(entry.pooling, Pooling)
+        assert (entry.kind == "rerank") == (entry.pooling is Pooling.RANK)
+        assert entry.dimension > 0 and entry.context_length > 0
+        prefixes = (entry.query_prefix, entry.document_prefix)
+        assert prefixes == EXPECTED_PREFIXES.get(name, ("", "")), name
+        assert set(entry.sha256) <= set(entry.files)
+        assert all(len(h) == 64 for h in entry.sha256.values())
+    assert (REPO_ROOT / "models.toml").read_text() == (
+        REPO_ROOT / "llamaembed" / "models.toml"
+    ).read_text()
+
+
+def test_cached_model_resolves_without_network(
+    isolated: Path, no_network: None, minilm_quant_path
+) -> None:  # type: ignore[no-untyped-def]
+    hub = isolated / "hub"
+    cached = _lay_out_hub_cache(hub, "CompendiumLabs/bge-small-en-v1.5-gguf",
+                                "bge-small-en-v1.5-q8_0.gguf", minilm_quant_path("q8_0"))
+    assert registry.resolve_path("bge-small-en-v1.5", "q8_0", hub_cache=hub) == cached
+    with Llama.from_pretrained("bge-small-en-v1.5", quant="q8_0", cache_dir=hub) as model:
+        assert model.pooling is Pooling.CLS  # from the catalogue entry
+        prefix = "Represent this sentence for searching relevant passages: "
+        assert model.params.query_prefix == prefix
+        assert cosine(model.embed_query("cats"), model.embed(prefix + "cats")) >= 0.99999
+        assert cosine(model.embed_documents(["cats"])[0], model.embed("cats")) >= 0.99999
+        custom = model.embed_query("cats", prefix="query: ")
+        assert cosine(custom, model.embed("query: cats")) >= 0.99999
+
+
+def test_pinned_revision_resolves(isolated: Path, no_network: None, tiny_encoder_path: Path) -> None:
+    hub = isolated / "hub"
+    entry = registry.lookup("nomic-embed-text-v1.5")
+    assert entry.revision
+    cached = _lay_out_hub_cache(hub, entry.repo, entry.files["q4_k_m"], tiny_encoder_path,
+                                revision=entry.revision)
+    assert registry.resolve_path("nomic-embed-text-v1.5", "q4_k_m", hub_cache=hub) == cached
+
+
+def test_not_cached_offline_names_the_pull_command(isolated: Path, no_network: None) -> None:
+    with pytest.raises(ModelNotCachedError, match="llamaembed models pull bge-m3 --quant q4_k_m"):
+        registry.resolve_path("bge-m3", "q4_k_m", hub_cache=isolated / "hub")
+
+
+def test_unknown_names_and_quants(isolated: Path) -> None:
+    with pytest.raises(RegistryError, match=r"did you mean bge-small-en-v1\.5"):
+        registry.lookup("bge-smal-en-v1.5")
+    with pytest.raises(RegistryError, match="no 'q2_k' file; available: f16, q8_0, q4_k_m"):
+        registry.lookup("bge-small-en-v1.5").file_for("q2_k")
+    assert registry.lookup("BGE-SMALL-EN-V1.5").name == "bge-small-en-v1.5"
+
+
+def test_pull_verifies_sha256(isolated: Path, monkeypatch: pytest.MonkeyPatch,
+                              tiny_encoder_path: Path) -> None:
+    calls = []
+
+    def fake_download(repo_id: str, filename: str, revision: str | None = None,
+                      cache_dir: Path | None = None) -> str:
+        calls.append((repo_id, filename, revision))
+        target = isolated / "downloads" / filename
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(tiny_encoder_path, target)
+        return str(target)
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    # bge-small's q4_k_m has a published sha256: our tiny model cannot match it
+    with pytest.raises(RegistryError, match="checksum"):
+        registry.pull("bge-small-en-v1.5", "q4_k_m")
+    assert calls == [("CompendiumLabs/bge-small-en-v1.5-gguf", "bge-small-en-v1.5-q4_k_m.gguf", None)]
+    assert not (isolated / "downloads" / "bge-small-en-v1.5-q4_k_m.gguf").exists()
+    # an entry whose digest matches is accepted
+    digest = hashlib.sha256(tiny_encoder_path.read_bytes()).hexdigest()
+    user = isolated / "mine.toml"
+    user.write_text(
+        '[models."tiny"]\nkind = "embedding"\nrepo = "me/tiny"\n'
+        'files = { f32 = "tiny.gguf" }\n'
+        f'sha256 = {{ f32 = "{digest}" }}\ndimension = 64\npooling = "mean"\n'
+    )
+    monkeypatch.setenv("LLAMAEMBED_MODELS", str(user))
+    path = registry.pull("tiny", "f32")
+    assert path.exists() and calls[-1] == ("me/tiny", "tiny.gguf", None)
+    code = CliRunner().invoke(main, ["models", "pull", "tiny", "--quant", "f32", "--set-default"])
+    assert code.exit_code == 0
+    assert registry.default_model() == ("tiny", "f32")
+
+
+def test_user_catalogue_merges_and_validates(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = isolated / "models.toml"
+    monkeypatch.setenv("LLAMAEMBED_MODELS", str(user))
+    user.write_text('default = "mine"\n[models."mine"]\nkind = "embedding"\nrepo = "a/b"\n'
+                    'files = { q8_0 = "m.gguf" }\ndimension = 8\npooling = "cls"\n')
+    entries, default = registry.catalogue()
+    assert default == "mine" and "bge-m3" in entries and entries["mine"].dimension == 8
+    for bad, message in [
+        ('[models."x"]\nkind = "embedding"\n', "lacks repo"),
+        ('[models."x"]\nkind = "chat"\nrepo = "a/b"\nfiles = { q8_0 = "m.gguf" }\n'
+         'dimension = 8\npooling = "cls"\n', "kind must be"),
+        ('[models."x"]\nkind = "embedding"\nrepo = "a/b"\nfiles = { q8_0 = "m.bin" }\n'
+         'dimension = 8\npooling = "cls"\n', "must be a .gguf"),
+        ('[models."x"]\nkind = "embedding"\nrepo = "a/b"\nfiles = { q8_0 = "m.gguf" }\n'
+         'dimension = 8\npooling = "avg"\n', "pooling"),
+        ('[models."x"]\nkind = "embedding"\nrepo = "a/b"\nfiles = { q8_0 = "m.gguf" }\n'
+         'dimension = 8\npooling = "cls"\ncolour = "red"\n', "unknown keys"),
+        ("not = [valid toml", "not valid TOML"),
+    ]:
+        user.write_text(bad)
+        with pytest.raises(RegistryError, match=message):
+            registry.catalogue()
+    monkeypatch.setenv("LLAMAEMBED_MODELS", str(isolated / "absent.toml"))
+    with pytest.raises(RegistryError, match="does not exist"):
+        registry.catalogue()
+
+
+def test_embedded_default_builds_offline(isolated: Path, no_network: None, minilm: Llama,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with Llama.from_pretrained() as model:
+        assert model.model_path.name == "all-MiniLM-L6-v2-q8_0.gguf"
+        assert str(model.model_path).startswith(str(isolated / "cache"))
+        vectors = model.embed_texts(["a cat on a mat", "stock markets fell"])
+    reference = minilm.embed_texts(["a cat on a mat", "stock markets fell"])
+    assert float(np.min(np.sum(vectors * reference, axis=1))) >= 0.998
+    assert "building all-MiniLM-L6-v2 (q8_0)" in capsys.readouterr().err
+    # second use: no build, and the CLI uses the same default
+    result = CliRunner().invoke(main, ["embed", "hello"])
+    assert result.exit_code == 0 and "building" not in result.stderr
+    assert len(result.stdout.strip()) > 100
