@@ -40,10 +40,43 @@ _initialised = False
 _log_callback: Any = None  # keep the ctypes callback alive for the life of the process
 
 
+def _import_bindings() -> Any:
+    """Return llama_cpp's ctypes bindings module without running the package's __init__.
+
+    ``llama_cpp/__init__`` also imports the high-level Llama class, chat formats and
+    jinja2 (~130 ms) that llamaembed never uses. The bindings module is loaded under a
+    temporary parent package, which is then removed: a later ``import llama_cpp`` runs
+    the real __init__ and reuses the already-loaded bindings.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    if "llama_cpp" in sys.modules:
+        return importlib.import_module("llama_cpp.llama_cpp")
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError("llama-cpp-python is not installed (pip install llama-cpp-python)")
+    stub = types.ModuleType("llama_cpp")
+    stub.__path__ = list(spec.submodule_search_locations)
+    stub.__package__ = "llama_cpp"
+    sys.modules["llama_cpp"] = stub
+    try:
+        return importlib.import_module("llama_cpp.llama_cpp")
+    except Exception:
+        for name in [n for n in sys.modules if n == "llama_cpp" or n.startswith("llama_cpp.")]:
+            del sys.modules[name]
+        return importlib.import_module("llama_cpp").llama_cpp
+    finally:
+        if sys.modules.get("llama_cpp") is stub:
+            del sys.modules["llama_cpp"]
+
+
 def lib() -> Any:
-    """Return the llama_cpp module, initialising the backend and logging once."""
+    """Return llama_cpp's bindings, initialising the backend and logging once."""
     global _initialised, _log_callback
-    import llama_cpp
+    llama_cpp = _import_bindings()
 
     if not _initialised:
         with _init_lock:
@@ -174,8 +207,14 @@ class NativeModel:
             result[key] = buf.value.decode("utf-8", "replace")
         return result
 
-    def tokenize(self, text: str, *, add_special: bool = True) -> npt.NDArray[np.int32]:
-        """Return the token ids of a text (special tokens added when the model wants them)."""
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = False
+    ) -> npt.NDArray[np.int32]:
+        """Return the token ids of a text (special tokens added when the model wants them).
+
+        ``parse_special`` reads markers such as ``[SEP]`` in the text as special tokens
+        (for templates; never for user text).
+        """
         if self._strip_accents:
             text = strip_accents(text)
         # Lone surrogates cannot be UTF-8: they become "?" rather than invalid bytes.
@@ -191,7 +230,7 @@ class NativeModel:
                 out.ctypes.data_as(ctypes.POINTER(lc.llama_token)),
                 capacity,
                 add_special,
-                False,
+                parse_special,
             )
             if n >= 0:
                 return out[:n].copy()

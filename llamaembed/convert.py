@@ -63,7 +63,7 @@ class _Vocab:
     ids: dict[str, int]
 
 
-def _resolve_source(source: str | os.PathLike[str]) -> Path:
+def _resolve_source(source: str | os.PathLike[str], cache_dir: Path | None = None) -> Path:
     path = Path(source).expanduser()
     if path.is_dir():
         return path
@@ -76,9 +76,13 @@ def _resolve_source(source: str | os.PathLike[str]) -> Path:
 
             patterns = ["*.json", "*.safetensors", "vocab.txt", "1_Pooling/*"]
             try:
-                return Path(snapshot_download(text, allow_patterns=patterns, local_files_only=True))
+                return Path(
+                    snapshot_download(
+                        text, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=True
+                    )
+                )
             except Exception:
-                return Path(snapshot_download(text, allow_patterns=patterns))
+                return Path(snapshot_download(text, allow_patterns=patterns, cache_dir=cache_dir))
         except Exception as exc:
             raise ConversionError(
                 f"model folder {text!r} not found locally and could not be downloaded from "
@@ -270,8 +274,12 @@ def convert(
     outtype: str = "f16",
     pooling: Pooling | str | None = None,
     name: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Convert a Hugging Face BERT folder (or hub id) to a GGUF file; return its path.
+
+    A hub id is looked up in the Hugging Face cache (``cache_dir``, default the usual
+    one) before anything is downloaded.
 
     The file appears only when complete: it is written next to ``output`` under a
     temporary name and renamed at the end.
@@ -280,7 +288,7 @@ def convert(
 
     if outtype not in OUTTYPES:
         raise ConversionError(f"unknown outtype {outtype!r}; choose one of: {', '.join(OUTTYPES)}")
-    folder = _resolve_source(source)
+    folder = _resolve_source(source, Path(cache_dir) if cache_dir is not None else None)
     config_file = folder / "config.json"
     if not config_file.exists():
         raise ConversionError(f"no config.json in {folder}; is it a Hugging Face model folder?")

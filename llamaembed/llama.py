@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
@@ -417,7 +416,8 @@ class Llama:
                 text = model.rerank_template.replace("{query}", query).replace(
                     "{document}", document
                 )
-                tokens = model.tokenize(text, add_special=False)
+                # As llama.cpp's server: the template's markers are special tokens.
+                tokens = model.tokenize(text, add_special=False, parse_special=True)
                 pairs.append(tokens[: self.n_ctx])
             return pairs
         query_tokens = model.tokenize(query, add_special=False)
@@ -484,14 +484,20 @@ class Llama:
     # ----------------------------------------------------------------- async
     async def aembed(self, text: str, **kwargs: Any) -> FloatArray:
         """Return ``embed(text)`` computed in a worker thread, off the event loop."""
+        import asyncio  # imported here: it costs 40 ms at start-up
+
         return await asyncio.to_thread(self.embed, text, **kwargs)
 
     async def aembed_texts(self, texts: Sequence[str], **kwargs: Any) -> Any:
         """Return ``embed_texts(texts)`` computed in a worker thread, off the event loop."""
+        import asyncio
+
         return await asyncio.to_thread(self.embed_texts, texts, **kwargs)
 
     async def arerank(self, query: str, documents: Sequence[str], **kwargs: Any) -> Any:
         """Return ``rerank(query, documents)`` computed in a worker thread."""
+        import asyncio
+
         return await asyncio.to_thread(lambda: self.rerank(query, documents, **kwargs))
 
     # ----------------------------------------------------------------- lifetime

@@ -68,7 +68,7 @@ class LlamaParams:
     model_path: str
     pooling: Pooling | None = None
     n_ctx: int = 0
-    n_batch: int = 256
+    n_batch: int = 128
     n_seq_max: int = 64
     n_threads: int = 0
     embeddings: bool = True

