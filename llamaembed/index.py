@@ -14,7 +14,6 @@ leaves a manifest that names complete files, so the last good index always loads
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ._files import atomic_path, fsync_dir
+from ._files import atomic_path, fsync_dir, sha256_file
 from .errors import IndexError_, IndexModelMismatchError
 from .pooling import l2_normalize, reciprocal_rank_fusion
 
@@ -60,14 +59,6 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _STOPWORDS = frozenset(
@@ -520,7 +511,7 @@ class Index:
                     "capacity": int(self._hnsw.get_max_elements()),
                     "exact_threshold": self.exact_threshold,
                 },
-                "checksums": {f.name: _sha256(f) for f in sorted(data.iterdir())},
+                "checksums": {f.name: sha256_file(f) for f in sorted(data.iterdir())},
             }
             with atomic_path(root / MANIFEST) as tmp:
                 tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -558,7 +549,7 @@ class Index:
             )
         for name, expected in manifest.get("checksums", {}).items():
             file = data / name
-            if not file.exists() or _sha256(file) != expected:
+            if not file.exists() or sha256_file(file) != expected:
                 raise IndexError_(
                     f"{file} is missing, truncated or modified (checksum mismatch); "
                     "restore the folder from a backup or rebuild the index"

@@ -9,7 +9,6 @@ machine needs no network at all.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib.resources
 import importlib.util
 import json
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._files import sha256_file
 from .errors import ModelNotCachedError, RegistryError
 from .params import LlamaParams, Pooling
 
@@ -189,12 +189,19 @@ def lookup(name: str) -> ModelEntry:
     raise RegistryError(f"unknown model {name!r}{hint} (`llamaembed models list` shows all)")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def hub_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Return the Hugging Face cache folder, read from the environment at call time.
+
+    huggingface_hub reads HF_HUB_CACHE / HF_HOME once, when it is imported; reading them
+    here as well means a later change (a test, a CLI option) is respected.
+    """
+    if explicit is not None:
+        return Path(explicit)
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    return None
 
 
 def _offline() -> bool:
@@ -266,7 +273,7 @@ def resolve_path(
     entry = lookup(name)
     quant = (quant or DEFAULT_QUANT).lower()
     filename = entry.file_for(quant)
-    hub_path = Path(hub_cache) if hub_cache is not None else None
+    hub_path = hub_cache_dir(hub_cache)
     if using_default and entry.source:
         built = _build_from_package(entry, quant)
         if built is not None:
@@ -301,14 +308,14 @@ def pull(
                 entry.repo,
                 filename,
                 revision=entry.revision,
-                cache_dir=Path(hub_cache) if hub_cache is not None else None,
+                cache_dir=hub_cache_dir(hub_cache),
             )
         )
     except Exception as exc:
         raise RegistryError(f"cannot download {entry.repo}/{filename}: {exc}") from exc
     expected = entry.sha256.get(quant)
     if expected:
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != expected:
             blob = path.resolve()
             path.unlink(missing_ok=True)

@@ -382,3 +382,17 @@ def test_rerank_template_from_gguf(tiny_reranker_path: Path, tiny_reranker: Llam
                                    tiny_reranker.rerank(query, docs), atol=1e-5)
     with Llama(other) as templated:
         assert np.max(np.abs(templated.rerank(query, docs) - tiny_reranker.rerank(query, docs))) > 1e-3
+
+
+def test_llama_cpp_log_is_quiet_and_forwarded(
+    minilm_f16_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with Llama(minilm_f16_path) as model:
+        model.embed("hello")
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""  # nothing written by llama.cpp itself
+    with caplog.at_level(logging.DEBUG, logger="llamaembed.llama_cpp"):
+        with Llama(minilm_f16_path) as model:
+            model.embed("hello")
+    assert any("llama" in r.getMessage() for r in caplog.records
+               if r.name == "llamaembed.llama_cpp")

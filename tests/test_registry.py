@@ -123,17 +123,21 @@ def test_unknown_names_and_quants(isolated: Path) -> None:
 
 def test_pull_verifies_sha256(isolated: Path, monkeypatch: pytest.MonkeyPatch,
                               tiny_encoder_path: Path) -> None:
+    import huggingface_hub
+
     calls = []
+    real_download = huggingface_hub.hf_hub_download
 
     def fake_download(repo_id: str, filename: str, revision: str | None = None,
-                      cache_dir: Path | None = None) -> str:
+                      cache_dir: Path | None = None, local_files_only: bool = False) -> str:
+        if local_files_only:  # cache look-ups stay real; only downloads are faked
+            return real_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
+                                 local_files_only=True)
         calls.append((repo_id, filename, revision))
         target = isolated / "downloads" / filename
         target.parent.mkdir(exist_ok=True)
         shutil.copy(tiny_encoder_path, target)
         return str(target)
-
-    import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     # bge-small's q4_k_m has a published sha256: our tiny model cannot match it
@@ -155,6 +159,10 @@ def test_pull_verifies_sha256(isolated: Path, monkeypatch: pytest.MonkeyPatch,
     code = CliRunner().invoke(main, ["models", "pull", "tiny", "--quant", "f32", "--set-default"])
     assert code.exit_code == 0
     assert registry.default_model() == ("tiny", "f32")
+    # once the file is in the hub cache, the new default is what from_pretrained() opens
+    cached = _lay_out_hub_cache(isolated / "hf" / "hub", "me/tiny", "tiny.gguf", tiny_encoder_path)
+    with Llama.from_pretrained() as model:
+        assert model.model_path == cached and model.n_embd == 64
 
 
 def test_user_catalogue_merges_and_validates(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
