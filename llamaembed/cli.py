@@ -181,7 +181,9 @@ def rerank(
     type=click.Path(file_okay=False),
     help="Index folder.",
 )
-@click.option("--max-tokens", type=int, default=None, help="Tokens per chunk (default: context).")
+@click.option(
+    "--max-tokens", type=int, default=None, help="Tokens per chunk (default: 256 or the context)."
+)
 @click.option(
     "--overlap",
     type=int,

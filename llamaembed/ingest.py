@@ -138,15 +138,19 @@ def ingest_files(
 ) -> IngestReport:
     """Chunk, embed and add files to the index; files with unchanged content are skipped.
 
-    Each chunk's id is ``"{path}#{n}"``; its metadata holds ``source``, ``sha256``,
-    ``chunk``, ``start`` and ``end`` (character offsets in the file). With
+    Chunks hold at most ``max_tokens`` tokens (default: 256, or less if the model's
+    context is shorter). Each chunk's id is ``"{path}#{n}"``; its metadata holds
+    ``source``, ``sha256``, ``chunk``, ``start`` and ``end`` (character offsets). With
     ``prune_missing``, chunks of files that no longer exist are removed.
     """
     known: dict[str, str] = {}
     for _, meta in index.iter_metadata():
         if "source" in meta:
             known[meta["source"]] = meta.get("sha256", "")
-    limit = max_tokens or max(16, llama.max_tokens - 2)  # room for [CLS] … [SEP]
+    # Room for [CLS] … [SEP]; and at most 256 tokens by default: sentence embedders are
+    # trained on passages that long (all-MiniLM-L6-v2's max_seq_length), and attention
+    # cost grows with the square of the length.
+    limit = max_tokens or max(16, min(256, llama.max_tokens - 2))
 
     def count(word: str) -> int:
         return len(llama.tokenize(word, add_special=False))
