@@ -294,8 +294,10 @@ class NativeBatch:
         # seq_id is an int32** : one pointer per token into our flat seq_ids array.
         base = self.seq_ids.ctypes.data
         self._seq_ptrs = (base + 4 * np.arange(capacity, dtype=np.uint64)).astype(np.uint64)
+        self._embd: npt.NDArray[np.float32] | None = None  # input embeddings, made on demand
         self.struct = lc.llama_batch()
-        self.struct.token = self.tokens.ctypes.data_as(ctypes.POINTER(lc.llama_token))
+        self._token_ptr = self.tokens.ctypes.data_as(ctypes.POINTER(lc.llama_token))
+        self.struct.token = self._token_ptr
         self.struct.embd = ctypes.POINTER(ctypes.c_float)()
         self.struct.pos = self.positions.ctypes.data_as(ctypes.POINTER(lc.llama_pos))
         self.struct.n_seq_id = self.n_seq_ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
@@ -305,15 +307,33 @@ class NativeBatch:
         self.struct.logits = self.outputs.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))
         self.struct.n_tokens = 0
 
-    def fill(self, sequences: list[npt.NDArray[np.int32]]) -> int:
-        """Load sequences (sequence i gets seq_id i, positions from 0); return the token count."""
+    def fill(self, sequences: list[npt.NDArray[Any]]) -> int:
+        """Load sequences (sequence i gets seq_id i, positions from 0); return the token count.
+
+        A sequence is an int32 array of token ids, or a float32 (n_tokens, n_embd) matrix
+        of input embeddings (all sequences of one batch are of the same kind).
+        """
+        as_embeddings = sequences[0].ndim == 2
+        if as_embeddings:
+            width = sequences[0].shape[1]
+            if self._embd is None or self._embd.shape[1] != width:
+                self._embd = np.zeros((self.capacity, width), dtype=np.float32)
+            self.struct.token = ctypes.POINTER(ctypes.c_int32)()
+            self.struct.embd = self._embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        else:
+            self.struct.token = self._token_ptr
+            self.struct.embd = ctypes.POINTER(ctypes.c_float)()
         offset = 0
-        for seq, tokens in enumerate(sequences):
-            n = len(tokens)
+        for seq, values in enumerate(sequences):
+            n = len(values)
             end = offset + n
             if end > self.capacity:
                 raise InferenceError("internal error: batch overflow")
-            self.tokens[offset:end] = tokens
+            if as_embeddings:
+                assert self._embd is not None
+                self._embd[offset:end] = values
+            else:
+                self.tokens[offset:end] = values
             self.positions[offset:end] = np.arange(n, dtype=np.int32)
             self.seq_ids[offset:end] = seq
             offset = end
@@ -367,7 +387,7 @@ class NativeContext:
         self.batch = NativeBatch(n_ubatch)
         self._memory = lc.llama_get_memory(handle)
 
-    def _run(self, sequences: list[npt.NDArray[np.int32]]) -> int:
+    def _run(self, sequences: list[npt.NDArray[Any]]) -> int:
         if self._handle is None:
             raise InferenceError("the model has been closed")
         if len(sequences) > self.n_seq_max:
@@ -382,7 +402,7 @@ class NativeContext:
             )
         return n_tokens
 
-    def pooled(self, sequences: list[npt.NDArray[np.int32]], width: int) -> npt.NDArray[np.float32]:
+    def pooled(self, sequences: list[npt.NDArray[Any]], width: int) -> npt.NDArray[np.float32]:
         """Encode sequences in one micro-batch; return one pooled row per sequence."""
         self._run(sequences)
         out = np.empty((len(sequences), width), dtype=np.float32)

@@ -70,6 +70,21 @@ def _file_fingerprint(path: Path, pooling: Pooling) -> str:
     return digest.hexdigest()[:32]
 
 
+def _segment_tables(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Return the word-embedding table and ``type_1 - type_0`` read from a BERT GGUF."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    tensors = {t.name: t for t in reader.tensors}
+    tables = []
+    for name in ("token_embd.weight", "token_types.weight"):
+        tensor = tensors[name]
+        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        tables.append(np.asarray(values, dtype=np.float32).reshape(-1, int(tensor.shape[0])))
+    words, types = tables
+    return words, types[1] - types[0]
+
+
 class Llama:
     """A GGUF embedding or reranking model opened in llama.cpp.
 
@@ -157,6 +172,17 @@ class Llama:
             k: v for k, v in meta.items() if not k.startswith("tokenizer.ggml.token")
         }
         self.fingerprint = _file_fingerprint(model.path, pooling)
+        # llama.cpp adds token type 0 to every token, so a BERT cross-encoder would read
+        # the document as "sentence A". Feeding input embeddings with type 1 - type 0
+        # added to the document's tokens gives Hugging Face's scores exactly.
+        self._segments: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
+        if (
+            pooling is Pooling.RANK
+            and self.architecture == "bert"
+            and meta.get("tokenizer.ggml.token_type_count") == "2"
+            and model.rerank_template is None
+        ):
+            self._segments = _segment_tables(model.path)
         if params.embeddings:
             # Every text must fit one micro-batch (encoders attend across it), so the
             # micro-batch holds at least a full context.
@@ -284,7 +310,7 @@ class Llama:
 
     def _run(
         self,
-        sequences: list[TokenArray],
+        sequences: list[npt.NDArray[Any]],
         width: int,
         batch_size: int | None = None,
         show_progress: bool = False,
@@ -392,8 +418,12 @@ class Llama:
         return self.embed_texts([chosen + t for t in checked], show_progress=show_progress)
 
     # ----------------------------------------------------------------- rerank
-    def _pair_tokens(self, query: TokenArray, document: str) -> TokenArray:
-        """Return ``[BOS] query [EOS] [SEP] document [EOS]`` as llama.cpp's server builds it."""
+    def _pair_tokens(self, query: TokenArray, document: str) -> tuple[TokenArray, int]:
+        """Return a pair's tokens and the index where the document's segment starts.
+
+        The tokens are ``[BOS] query [EOS] [SEP] document [EOS]``, as llama.cpp's server
+        builds them (each marker only where the vocabulary asks for it).
+        """
         vocab = self._model.vocab
         doc = self._model.tokenize(document, add_special=False)
         closing = vocab.eos if vocab.eos >= 0 else vocab.sep
@@ -406,22 +436,32 @@ class Llama:
             keep = min(len(query), max(room // 2, room - len(doc)))
             query, doc = query[:keep], doc[: room - keep]
         parts = [head, query.tolist(), middle, doc.tolist(), tail]
-        return np.asarray([t for part in parts for t in part], dtype=np.int32)
+        tokens = np.asarray([t for part in parts for t in part], dtype=np.int32)
+        return tokens, len(head) + len(query) + len(middle)
 
-    def _pairs(self, query: str, documents: list[str]) -> list[TokenArray]:
+    def _pairs(self, query: str, documents: list[str]) -> list[npt.NDArray[Any]]:
         model = self._model
         if model.rerank_template:
-            pairs = []
+            templated = []
             for document in documents:
                 text = model.rerank_template.replace("{query}", query).replace(
                     "{document}", document
                 )
                 # As llama.cpp's server: the template's markers are special tokens.
                 tokens = model.tokenize(text, add_special=False, parse_special=True)
-                pairs.append(tokens[: self.n_ctx])
-            return pairs
+                templated.append(tokens[: self.n_ctx])
+            return templated
         query_tokens = model.tokenize(query, add_special=False)
-        return [self._pair_tokens(query_tokens, d) for d in documents]
+        pairs = [self._pair_tokens(query_tokens, d) for d in documents]
+        if self._segments is None:
+            return [tokens for tokens, _ in pairs]
+        words, type_shift = self._segments
+        inputs = []
+        for tokens, start in pairs:
+            matrix = words[tokens]  # fancy indexing: a fresh array
+            matrix[start:] += type_shift  # the document is sentence B
+            inputs.append(matrix)
+        return inputs
 
     @overload
     def rerank(

@@ -122,15 +122,18 @@ def test_tiny_cross_encoder_score_matches_reference(
     query = "rust memory safety"
     docs = ["rust code is safe", "the cat runs", "memory safe systems programming", "", "a",
             "fast vector search index", "hello world " * 20]
-    expected = []
+    expected, all_type_0 = [], []
     for doc in docs:
         encoding = tokenizer.encode(query, doc)
-        # llama.cpp adds token type 0 to every token (README: cross-encoder token types)
-        expected.append(reference.classify(encoding.ids, [0] * len(encoding.ids))[0])
+        assert 1 in encoding.type_ids  # HF: the document is sentence B
+        expected.append(reference.classify(encoding.ids, encoding.type_ids)[0])
+        all_type_0.append(reference.classify(encoding.ids, [0] * len(encoding.ids))[0])
     with Llama(tiny_reranker_path, flash_attn=flash_attn) as model:
         assert model.pooling is Pooling.RANK
         scores = model.rerank(query, docs)
     assert np.max(np.abs(scores - np.array(expected))) <= 1e-3, (scores, expected)
+    # what llama.cpp alone computes (type 0 everywhere) is measurably different
+    assert np.max(np.abs(scores - np.array(all_type_0))) > 0.05
     # Order agrees wherever the reference separates two documents by more than the tolerance.
     for i, a in enumerate(expected):
         for j, b in enumerate(expected):
