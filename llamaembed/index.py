@@ -30,13 +30,13 @@ import numpy.typing as npt
 
 from ._files import atomic_path, fsync_dir, sha256_file
 from .errors import IndexError_, IndexModelMismatchError
+from .keywords import fts_query, salient_words
 from .pooling import l2_normalize, reciprocal_rank_fusion
 
 __all__ = ["FORMAT_VERSION", "Embedder", "Hit", "Index"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @runtime_checkable
@@ -59,58 +59,6 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "you",
-        "your",
-        "do",
-        "does",
-        "did",
-        "can",
-        "should",
-        "would",
-    ]
-)
-
-
-def _fts_query(words: set[str]) -> str:
-    return " OR ".join(f'"{w}"' for w in sorted(words))
 
 
 class Index:
@@ -386,28 +334,9 @@ class Index:
                 k = max(1, k // 2)
         return [(int(lab), 1.0 - float(d)) for lab, d in zip(labels[0], distances[0], strict=True)]
 
-    def _salient_words(self, text: str) -> set[str]:
-        """Return the query words keyword search should use.
-
-        Ordinary words are the embedding's strength; letting BM25 match them ("need",
-        "should") only adds noise to the fusion. Words the model's vocabulary lacks
-        (split into several pieces: part numbers, names, identifiers) or holding digits
-        are where exact matching helps, so only those go to BM25.
-        """
-        tokenize = getattr(self.embedder, "tokenize", None)
-        salient = set()
-        for word in {w.lower() for w in _WORD.findall(text)}:
-            if any(ch.isdigit() for ch in word):
-                salient.add(word)
-            elif tokenize is not None:
-                if len(tokenize(word, add_special=False)) > 1:
-                    salient.add(word)
-            elif word not in _STOPWORDS and len(word) > 2:
-                salient.add(word)
-        return salient
-
     def _keyword_search(self, text: str, k: int, allowed: set[int] | None) -> list[int]:
-        query = _fts_query(self._salient_words(text))
+        tokenize = getattr(self.embedder, "tokenize", None)
+        query = fts_query(salient_words(text, tokenize))
         if not query:
             return []
         rows = self._db.execute(

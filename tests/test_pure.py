@@ -123,3 +123,20 @@ def test_chunking_edge_cases() -> None:
         chunk_text("a", _count, 0)
     with pytest.raises(ValueError):
         chunk_text("a", _count, 10, overlap=10)
+
+
+def test_salient_words_and_fts_query() -> None:
+    from llamaembed.keywords import fts_query, salient_words
+
+    vocabulary = {"how", "do", "i", "configure", "the", "on", "relay", "beta", "need", "rest"}
+
+    def tokenize(word: str, add_special: bool = False) -> list[str]:
+        # a word in the vocabulary is one token; any other splits into characters
+        return [word] if word in vocabulary else list(word)
+
+    words = salient_words("How do I configure the XK-42 relay on ZQ7-Beta?", tokenize)
+    assert words == {"xk", "42", "zq7"}
+    assert salient_words("how much rest do grown ups need", tokenize) == {"much", "grown", "ups"}
+    assert salient_words("the relay", None) == {"relay"}  # no tokenizer: stopwords only
+    assert fts_query({"xk", "42"}) == '"42" OR "xk"'
+    assert fts_query([]) == ""
