@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "fsync_dir", "sha256_file"]
+__all__ = ["atomic_path", "fsync_dir", "output_problem", "sha256_file"]
 
 
 def fsync_dir(folder: Path) -> None:
@@ -20,6 +20,15 @@ def fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def output_problem(target: Path) -> str | None:
+    """Return why ``target`` cannot be an output file (a folder, no parent), or None."""
+    if target.is_dir():
+        return f"output {target} is a folder; give a file name"
+    if not target.parent.is_dir():
+        return f"output folder {target.parent} does not exist"
+    return None
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._files import atomic_path
+from ._files import atomic_path, output_problem
 from .errors import ConversionError
 from .params import Pooling
 
@@ -331,10 +331,9 @@ def convert(
             )
 
     target = Path(output).expanduser()
-    if target.is_dir():
-        raise ConversionError(f"output {target} is a folder; give a file name ending in .gguf")
-    if not target.parent.exists():
-        raise ConversionError(f"output folder {target.parent} does not exist")
+    problem = output_problem(target)
+    if problem:
+        raise ConversionError(problem)
     try:
         with atomic_path(target) as tmp:
             writer = gguf.GGUFWriter(tmp, "bert")

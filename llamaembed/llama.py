@@ -177,7 +177,8 @@ class Llama:
         # added to the document's tokens gives Hugging Face's scores exactly.
         self._segments: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
         if (
-            pooling is Pooling.RANK
+            params.embeddings  # rerank needs embedding mode; skip the 47 MB table otherwise
+            and pooling is Pooling.RANK
             and self.architecture == "bert"
             and meta.get("tokenizer.ggml.token_type_count") == "2"
             and model.rerank_template is None

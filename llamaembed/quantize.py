@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._files import atomic_path
+from ._files import atomic_path, output_problem
 from .errors import QuantizationError
 
 __all__ = ["QUANT_TYPES", "quantize"]
@@ -51,10 +51,9 @@ def quantize(
     except Exception as exc:
         raise QuantizationError(str(exc)) from exc
     target = Path(output).expanduser()
-    if target.is_dir():
-        raise QuantizationError(f"output {target} is a folder; give a file name")
-    if not target.parent.is_dir():
-        raise QuantizationError(f"output folder {target.parent} does not exist")
+    problem = output_problem(target)
+    if problem:
+        raise QuantizationError(problem)
     if target.resolve() == src.resolve():
         raise QuantizationError("the output must differ from the input")
     try:

@@ -228,7 +228,8 @@ def _cached_hub_file(entry: ModelEntry, filename: str, hub_cache: Path | None) -
 def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
     """Build the packaged default (safetensors from PyPI) into the cache; None if absent."""
     package = (entry.source or "").removeprefix("package:")
-    if not package or importlib.util.find_spec(package) is None:
+    spec = importlib.util.find_spec(package) if package else None
+    if spec is None or spec.origin is None:
         return None
     from .convert import CONVERTER_VERSION, convert
     from .quantize import quantize
@@ -237,8 +238,6 @@ def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
     target = folder / f"{entry.name}-{quant}.gguf"
     if target.exists():
         return target
-    spec = importlib.util.find_spec(package)
-    assert spec is not None and spec.origin is not None
     source = Path(spec.origin).parent / "model"
     folder.mkdir(parents=True, exist_ok=True)
     print(
