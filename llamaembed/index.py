@@ -61,6 +61,11 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def _metadata(stored: str) -> dict[str, Any]:
+    """Decode a metadata column; most documents have none, so skip json for those."""
+    return {} if stored == "{}" else dict(json.loads(stored))
+
+
 class Index:
     """Texts, metadata and vectors, searchable by meaning (and by keywords with hybrid)."""
 
@@ -99,6 +104,7 @@ class Index:
         self._generation = 0
         self._db = self._new_db()
         self._hnsw = self._new_hnsw(max(capacity, 16))
+        self._size = 0  # rows in docs, kept here: SQLite's count(*) scans the table
 
     # ----------------------------------------------------------------- setup
     @staticmethod
@@ -146,7 +152,7 @@ class Index:
         self._hnsw.set_ef(self._ef)
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM docs").fetchone()[0])
+        return self._size
 
     def __contains__(self, doc_id: object) -> bool:
         row = self._db.execute("SELECT 1 FROM docs WHERE id = ?", (str(doc_id),)).fetchone()
@@ -210,6 +216,7 @@ class Index:
                 for lab, i, t, m in zip(labels, ids, texts, metas, strict=True)
             ]
             self._db.executemany("INSERT INTO docs VALUES (?, ?, ?, ?)", rows)
+            self._size += n
             self._db.executemany(
                 "INSERT INTO docs_fts(rowid, text) VALUES (?, ?)", [(r[0], r[2]) for r in rows]
             )
@@ -247,6 +254,7 @@ class Index:
                     (label, text),
                 )
                 self._db.execute("DELETE FROM docs WHERE label = ?", (label,))
+                self._size -= 1
                 removed += 1
             self._db.commit()
         return removed
@@ -257,12 +265,12 @@ class Index:
         row = self._db.execute(
             "SELECT id, text, metadata FROM docs WHERE id = ?", (str(doc_id),)
         ).fetchone()
-        return Hit(row[0], 0.0, row[1], json.loads(row[2])) if row else None
+        return Hit(row[0], 0.0, row[1], _metadata(row[2])) if row else None
 
     def iter_metadata(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield (id, metadata) of every document."""
         for doc_id, meta in self._db.execute("SELECT id, metadata FROM docs").fetchall():
-            yield doc_id, json.loads(meta)
+            yield doc_id, _metadata(meta)
 
     def ids_where(self, **equals: Any) -> list[str]:
         """Return ids whose metadata has all the given key = value pairs."""
@@ -320,9 +328,10 @@ class Index:
         k = min(k, live)
         if k <= 0:
             return []
-        query = l2_normalize(vector) if self.space == "cosine" else vector
         if len(self) <= self.exact_threshold:
+            query = l2_normalize(vector) if self.space == "cosine" else vector
             return self._exact_search(query, k, allowed)
+        query = vector  # hnswlib normalises queries itself in cosine space
         predicate = None if allowed is None else (lambda label: label in allowed)
         while True:
             try:
@@ -390,7 +399,7 @@ class Index:
             ranked = ranked[: max(pool, k)]
             rows = self._rows([lab for lab, _ in ranked])
         hits = [
-            Hit(rows[lab][0], float(score), rows[lab][1], json.loads(rows[lab][2]))
+            Hit(rows[lab][0], float(score), rows[lab][1], _metadata(rows[lab][2]))
             for lab, score in ranked
             if lab in rows
         ]
@@ -512,7 +521,7 @@ class Index:
             index._db = sqlite3.connect(":memory:", check_same_thread=False)
             source.backup(index._db)
             source.close()
-            index._db.execute("SELECT count(*) FROM docs").fetchone()
+            index._size = int(index._db.execute("SELECT count(*) FROM docs").fetchone()[0])
         except (RuntimeError, sqlite3.Error, OSError) as exc:
             raise IndexError_(f"cannot read the index at {root}: {exc}") from exc
         return index

@@ -41,6 +41,12 @@ def test_recall_of_the_hnsw_graph_itself() -> None:
     index = Index(dim=384, exact_threshold=0, ef=400)
     index.add_vectors(data)
     assert _recall(index, data, queries) >= 0.97
+    # Scores are cosines on this path too, whatever the query's length.
+    query = queries[0] * 7.0
+    for hit in index.search(query, 5, hybrid=False):
+        row = data[int(hit.id)]
+        cosine = row @ query / (np.linalg.norm(row) * np.linalg.norm(query))
+        assert abs(hit.score - cosine) < 1e-5
 
 
 def test_hit_is_frozen_and_scores_are_cosines() -> None:
