@@ -16,11 +16,15 @@ from llamaembed.pooling import cosine_similarity, l2_normalize, pool, sigmoid
 def test_exported_members_sorted_and_complete() -> None:
     # ruff's order: CONSTANTS, then the rest in code-point order
     assert llamaembed.__all__ == sorted(llamaembed.__all__, key=lambda n: (not n.isupper(), n))
-    import types
-
     public = {n for n in dir(llamaembed) if not n.startswith("_")}
-    modules = {n for n in public if isinstance(getattr(llamaembed, n), types.ModuleType)}
-    assert public - modules - {"annotations"} == set(llamaembed.__all__)
+    assert public == set(llamaembed.__all__) == set(llamaembed._LAZY)
+    for name in llamaembed.__all__:  # each lazy name resolves to its module's object
+        value = getattr(llamaembed, name)
+        assert getattr(value, "__module__", f"llamaembed.{llamaembed._LAZY[name]}").startswith(
+            "llamaembed."
+        )
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = llamaembed.nope  # type: ignore[attr-defined]
 
 
 def test_import_does_not_load_llama_cpp() -> None:
@@ -32,6 +36,11 @@ def test_import_does_not_load_llama_cpp() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+    # The package itself is lazy: importing it loads neither numpy nor its submodules.
+    bare = subprocess.run([sys.executable, "-c", "import sys, llamaembed; "
+                           "print(sorted(m for m in sys.modules if m.startswith(('numpy', "
+                           "'llamaembed.'))))"], capture_output=True, text=True, check=True)
+    assert bare.stdout.strip() == "[]"
     help_out = subprocess.run([sys.executable, "-c",
                                "import sys\nfrom llamaembed.cli import main\n"
                                "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
