@@ -3,7 +3,8 @@
     python benchmarks/worker.py SYSTEM [--threads 2]
 
 Systems: llamaembed-{f16,q8_0,q4_k_m,q4_0}, fastembed-{fp32,int8}, sentence-transformers,
-llama-cpp-python (``llama_cpp.Llama.embed`` with its defaults), rerank, index.
+llama-cpp-python (``llama_cpp.Llama.embed`` with its defaults), rerank,
+rerank-sentence-transformers (its CrossEncoder on the same weights), index.
 """
 
 from __future__ import annotations
@@ -95,26 +96,45 @@ def measure_embedder(name: str, threads: int) -> dict[str, Any]:
     return result
 
 
-def measure_rerank(threads: int) -> dict[str, Any]:
-    """100 pairs batched vs one at a time, with long (120–250 token) and short passages."""
-    from llamaembed import Llama
+def load_reranker(name: str, threads: int) -> Callable[[list[str]], np.ndarray]:
+    """Return score(passages) for QUERY: llamaembed, or sentence-transformers' CrossEncoder."""
+    if name == "rerank":
+        from llamaembed import Llama
 
+        model = Llama(cross_encoder_gguf(), n_threads=threads)
+        return lambda passages: np.asarray(model.rerank(QUERY, passages, activation="sigmoid"),
+                                           dtype=np.float32)
+    if name == "rerank-sentence-transformers":
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        torch.set_num_threads(threads)
+        encoder = CrossEncoder(str(cross_encoder_gguf().parent / "cross-encoder-src"),
+                               device="cpu")
+        return lambda passages: np.asarray(
+            encoder.predict([(QUERY, p) for p in passages], batch_size=32), dtype=np.float32)
+    raise SystemExit(f"unknown reranker {name}")
+
+
+def measure_rerank(name: str, threads: int) -> dict[str, Any]:
+    """100 pairs batched vs one at a time, with long (120–250 token) and short passages."""
     sets = text_sets()
-    result: dict[str, Any] = {"system": "rerank"}
-    with Llama(cross_encoder_gguf(), n_threads=threads) as model:
-        model.rerank(QUERY, sets["short"][:4])
-        for label in ("long", "short"):
-            passages = sets[label][:100]
-            start = time.perf_counter()
-            batched = model.rerank(QUERY, passages)
-            batched_s = time.perf_counter() - start
-            start = time.perf_counter()
-            single = np.array([model.rerank(QUERY, [p])[0] for p in passages])
-            single_s = time.perf_counter() - start
-            result[label] = {"batched_pairs_per_s": 100 / batched_s,
-                             "single_pairs_per_s": 100 / single_s,
-                             "speedup": single_s / batched_s,
-                             "max_abs_diff": float(np.max(np.abs(batched - single)))}
+    result: dict[str, Any] = {"system": name}
+    score = load_reranker(name, threads)
+    score(sets["short"][:4])  # warm-up
+    for label in ("long", "short"):
+        passages = sets[label][:100]
+        start = time.perf_counter()
+        batched = score(passages)
+        batched_s = time.perf_counter() - start
+        start = time.perf_counter()
+        single = np.array([score([p])[0] for p in passages])
+        single_s = time.perf_counter() - start
+        np.save(CACHE / f"scores-{name}-{label}.npy", batched)
+        result[label] = {"batched_pairs_per_s": 100 / batched_s,
+                         "single_pairs_per_s": 100 / single_s,
+                         "speedup": single_s / batched_s,
+                         "max_abs_diff": float(np.max(np.abs(batched - single)))}
     return result
 
 
@@ -158,8 +178,8 @@ def main() -> None:
     parser.add_argument("system")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    if args.system == "rerank":
-        result = measure_rerank(args.threads)
+    if args.system.startswith("rerank"):
+        result = measure_rerank(args.system, args.threads)
     elif args.system == "index":
         result = measure_index()
     else:
