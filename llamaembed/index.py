@@ -204,7 +204,7 @@ class Index:
                 raise ValueError("ids must be unique within one call")
             if n == 0:
                 return []
-            self.delete([i for i in ids if i in self])
+            self.delete(ids)  # replaces existing ids; delete() skips unknown ones
             self._grow(n)
             labels = np.arange(first, first + n, dtype=np.int64)
             if self.space == "cosine":
