@@ -7,11 +7,15 @@ is first opened.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .chunking import Chunk, chunk_text
     from .convert import convert
+    from .convert.quantize import QUANT_TYPES, quantize
+    from .engine.llama import Llama, RerankResult
+    from .engine.pooling import cosine_similarity, l2_normalize, reciprocal_rank_fusion
     from .errors import (
         ConversionError,
         EmbeddingsDisabledError,
@@ -28,45 +32,43 @@ if TYPE_CHECKING:
         RegistryError,
         RerankNotSupportedError,
     )
-    from .index import Embedder, Hit, Index
-    from .llama import Llama, RerankResult
     from .params import EmbedOptions, LlamaParams, Pooling
-    from .pooling import cosine_similarity, l2_normalize, reciprocal_rank_fusion
-    from .quantize import QUANT_TYPES, quantize
+    from .store.chunking import Chunk, chunk_text
+    from .store.index import Embedder, Hit, Index
 
 # Names load on first use (PEP 562), so `import llamaembed` and the CLI's start-up only
 # pay for the modules they touch.
 _LAZY = {
-    "Chunk": "chunking",
+    "Chunk": "store.chunking",
     "ConversionError": "errors",
     "EmbedOptions": "params",
-    "Embedder": "index",
+    "Embedder": "store.index",
     "EmbeddingsDisabledError": "errors",
     "EmptyInputError": "errors",
-    "Hit": "index",
-    "Index": "index",
+    "Hit": "store.index",
+    "Index": "store.index",
     "IndexError_": "errors",
     "IndexModelMismatchError": "errors",
     "InferenceError": "errors",
     "InputTooLongError": "errors",
-    "Llama": "llama",
+    "Llama": "engine.llama",
     "LlamaEmbedError": "errors",
     "LlamaParams": "params",
     "ModelLoadError": "errors",
     "ModelNotCachedError": "errors",
     "Pooling": "params",
     "PoolingError": "errors",
-    "QUANT_TYPES": "quantize",
+    "QUANT_TYPES": "convert.quantize",
     "QuantizationError": "errors",
     "RegistryError": "errors",
     "RerankNotSupportedError": "errors",
-    "RerankResult": "llama",
-    "chunk_text": "chunking",
+    "RerankResult": "engine.llama",
+    "chunk_text": "store.chunking",
     "convert": "convert",
-    "cosine_similarity": "pooling",
-    "l2_normalize": "pooling",
-    "quantize": "quantize",
-    "reciprocal_rank_fusion": "pooling",
+    "cosine_similarity": "engine.pooling",
+    "l2_normalize": "engine.pooling",
+    "quantize": "convert.quantize",
+    "reciprocal_rank_fusion": "engine.pooling",
 }
 
 __version__ = "0.1.0"
@@ -116,3 +118,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*__all__, "__version__"])
+
+
+class _Package(types.ModuleType):
+    """The package module: a public function keeps its name over a same-named subpackage.
+
+    The import system binds ``llamaembed.convert`` (the subpackage) to the package's
+    ``convert`` attribute whenever anything under it is imported first; skipping that
+    binding keeps ``llamaembed.convert`` the function. Submodules stay importable through
+    ``sys.modules`` (``from llamaembed.convert import bert``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _LAZY:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -33,8 +33,8 @@ def _errors(func: F) -> F:
 
 
 def _open_model(spec: str | None, quant: str | None, **options: Any) -> Any:
-    from .llama import Llama
-    from .registry import resolve_params
+    from .engine.llama import Llama
+    from .hub.registry import resolve_params
 
     return Llama.load(resolve_params(spec, quant=quant, **options))
 
@@ -86,7 +86,7 @@ def convert(source: str, output: str, outtype: str, pooling: str | None, name: s
 @_errors
 def quantize(source: str, output: str, qtype: str, threads: int) -> None:
     """Quantise a GGUF model: QTYPE is f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, …."""
-    from .quantize import quantize as run
+    from .convert.quantize import quantize as run
 
     path = run(source, output, qtype, n_threads=threads)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -200,8 +200,8 @@ def index_command(
     overlap: int,
 ) -> None:
     """Index text files under PATHS; unchanged files are skipped on later runs."""
-    from .index import Index
-    from .ingest import collect_files, ingest_files
+    from .store.index import Index
+    from .store.ingest import collect_files, ingest_files
 
     folder = Path(db)
     files = collect_files(paths, exclude=folder)
@@ -247,9 +247,9 @@ def search(
     model: str | None,
 ) -> None:
     """Search an index built by `llamaembed index`."""
-    from .index import Index
-    from .llama import Llama
+    from .engine.llama import Llama
     from .params import LlamaParams
+    from .store.index import Index
 
     folder = Path(db)
     manifest_file = folder / "manifest.json"
@@ -296,7 +296,7 @@ def models() -> None:
 @_errors
 def models_list() -> None:
     """List catalogue models and what is cached locally."""
-    from .registry import ModelNotCachedError, catalogue, resolve_path
+    from .hub.registry import ModelNotCachedError, catalogue, resolve_path
 
     entries, default = catalogue()
     for name, entry in sorted(entries.items()):
@@ -319,8 +319,8 @@ def models_list() -> None:
 @_errors
 def models_pull(name: str, quant: str, set_default: bool) -> None:
     """Download a catalogue model (with a progress bar) and verify it."""
-    from .registry import pull
-    from .registry import set_default as make_default
+    from .hub.registry import pull
+    from .hub.registry import set_default as make_default
 
     path = pull(name, quant)
     if set_default:
@@ -333,7 +333,7 @@ def models_pull(name: str, quant: str, set_default: bool) -> None:
 @_errors
 def models_show(name: str) -> None:
     """Show a catalogue entry."""
-    from .registry import lookup
+    from .hub.registry import lookup
 
     entry = lookup(name)
     for key, value in vars(entry).items():
@@ -343,7 +343,7 @@ def models_show(name: str) -> None:
 @models.command("paths")
 def models_paths() -> None:
     """Show where models, settings and the user's models.toml live."""
-    from .registry import cache_dir, user_catalogue_path
+    from .hub.registry import cache_dir, user_catalogue_path
 
     click.echo(f"cache        {cache_dir()}")
     click.echo(f"user catalog {user_catalogue_path()}")

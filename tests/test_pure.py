@@ -10,7 +10,7 @@ import pytest
 
 import llamaembed
 from llamaembed import EmbedOptions, LlamaParams, Pooling, chunk_text, reciprocal_rank_fusion
-from llamaembed.pooling import cosine_similarity, l2_normalize, pool, sigmoid
+from llamaembed.engine.pooling import cosine_similarity, l2_normalize, pool, sigmoid
 
 
 def test_exported_members_sorted_and_complete() -> None:
@@ -135,7 +135,7 @@ def test_chunking_edge_cases() -> None:
 
 
 def test_salient_words_and_fts_query() -> None:
-    from llamaembed.keywords import fts_query, salient_words
+    from llamaembed.store.keywords import fts_query, salient_words
 
     vocabulary = {"how", "do", "i", "configure", "the", "on", "relay", "beta", "need", "rest"}
 

@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 from reference import cosine
 
-from llamaembed import Llama, ModelNotCachedError, Pooling, RegistryError, registry
+from llamaembed import Llama, ModelNotCachedError, Pooling, RegistryError
 from llamaembed.cli import main
+from llamaembed.hub import registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

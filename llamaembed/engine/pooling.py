@@ -8,7 +8,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .params import Pooling
+from ..params import Pooling
 
 __all__ = [
     "cosine_similarity",

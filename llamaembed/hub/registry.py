@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._files import sha256_file
-from .errors import ModelNotCachedError, RegistryError
-from .params import LlamaParams, Pooling
+from .._files import sha256_file
+from ..errors import ModelNotCachedError, RegistryError
+from ..params import LlamaParams, Pooling
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -231,8 +231,8 @@ def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
     spec = importlib.util.find_spec(package) if package else None
     if spec is None or spec.origin is None:
         return None
-    from .convert import CONVERTER_VERSION, convert
-    from .quantize import quantize
+    from ..convert import CONVERTER_VERSION, convert
+    from ..convert.quantize import quantize
 
     folder = cache_dir() / "built" / f"{entry.name}-converter-v{CONVERTER_VERSION}"
     target = folder / f"{entry.name}-{quant}.gguf"

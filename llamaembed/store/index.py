@@ -28,10 +28,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ._files import atomic_path, fsync_dir, sha256_file
-from .errors import IndexError_, IndexModelMismatchError
+from .._files import atomic_path, fsync_dir, sha256_file
+from ..engine.pooling import l2_normalize, reciprocal_rank_fusion
+from ..errors import IndexError_, IndexModelMismatchError
 from .keywords import fts_query, salient_words
-from .pooling import l2_normalize, reciprocal_rank_fusion
 
 __all__ = ["FORMAT_VERSION", "Embedder", "Hit", "Index"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._files import atomic_path, output_problem
-from .errors import QuantizationError
+from .._files import atomic_path, output_problem
+from ..errors import QuantizationError
 
 __all__ = ["QUANT_TYPES", "quantize"]
 
@@ -44,7 +44,7 @@ def quantize(
         raise QuantizationError(
             f"unknown quantisation type {qtype!r}; valid types: {', '.join(QUANT_TYPES)}"
         )
-    from . import _native
+    from ..engine import _native
 
     try:
         src = _native.check_gguf_file(source)

@@ -14,7 +14,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from .errors import (
+from ..errors import (
     EmbeddingsDisabledError,
     EmptyInputError,
     InputTooLongError,
@@ -22,7 +22,7 @@ from .errors import (
     PoolingError,
     RerankNotSupportedError,
 )
-from .params import EmbedOptions, LlamaParams, Pooling
+from ..params import EmbedOptions, LlamaParams, Pooling
 from .pooling import l2_normalize, sigmoid
 
 __all__ = ["Llama", "RerankResult"]
@@ -128,7 +128,7 @@ class Llama:
         **options: Any,
     ) -> Llama:
         """Return a catalogue model (downloaded once, then loaded offline); None = default."""
-        from .registry import resolve_params
+        from ..hub.registry import resolve_params
 
         return cls.load(resolve_params(name, quant=quant, cache_dir=cache_dir, **options))
 

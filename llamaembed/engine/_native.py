@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InferenceError, ModelLoadError, QuantizationError
 from ._normalize import strip_accents
-from .errors import InferenceError, ModelLoadError, QuantizationError
 
 __all__ = [
     "NativeBatch",

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._files import atomic_path, output_problem
-from .errors import ConversionError
-from .params import Pooling
+from .._files import atomic_path, output_problem
+from ..errors import ConversionError
+from ..params import Pooling
 
 __all__ = ["CONVERTER_VERSION", "OUTTYPES", "SUPPORTED_ARCHITECTURES", "convert"]
 
