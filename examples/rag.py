@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from llamaembed import Index, Llama
 
@@ -33,6 +34,29 @@ def default_chat_model() -> str:
     return str(Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+def open_chat_model(path: str) -> Any:
+    """Open a chat GGUF with llama-cpp-python, without the AMX buffers that crash on GCC 12."""
+    import llama_cpp  # the chat model runs through llama-cpp-python's chat API
+    import llama_cpp.llama_cpp as bindings
+
+    if Llama.system_info()["extra_cpu_buffers"]:
+        return llama_cpp.Llama(path, n_ctx=2048, verbose=False)
+    # llama_cpp.Llama has no use_extra_bufts argument, so hand it default parameters with
+    # the extra CPU buffers off while it loads (see llamaembed.engine.hardware).
+    default_params = bindings.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+
+    bindings.llama_model_default_params = without_extra_buffers
+    try:
+        return llama_cpp.Llama(path, n_ctx=2048, verbose=False)
+    finally:
+        bindings.llama_model_default_params = default_params
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("question", nargs="?", default="What does the XK-42 relay do?")
@@ -49,9 +73,7 @@ def main() -> None:
     for hit in hits:
         print(f"  [{hit.score:.3f}] {hit.text}")
 
-    import llama_cpp  # the chat model runs through llama-cpp-python's chat API
-
-    chat = llama_cpp.Llama(args.chat_model or default_chat_model(), n_ctx=2048, verbose=False)
+    chat = open_chat_model(args.chat_model or default_chat_model())
     context = "\n".join(f"- {h.text}" for h in hits)
     reply = chat.create_chat_completion(
         messages=[

@@ -63,6 +63,8 @@ class LlamaParams:
     trained context. ``n_batch`` is the target number of tokens per llama.cpp micro-batch:
     short texts are packed together up to it (a text longer than it gets a batch of its
     own). Encoders attend across the whole micro-batch, so small batches are faster.
+    ``n_gpu_layers`` offloads that many layers to the GPU (0 = CPU only, -1 = all);
+    ``main_gpu`` picks the device. A build without a GPU backend warns and runs on the CPU.
     """
 
     model_path: str
@@ -76,6 +78,8 @@ class LlamaParams:
     verbose: bool = False
     query_prefix: str = ""
     document_prefix: str = ""
+    n_gpu_layers: int = 0
+    main_gpu: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_path", os.fspath(self.model_path))
@@ -87,6 +91,12 @@ class LlamaParams:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         if self.n_batch < 8:
             raise ValueError(f"n_batch must be at least 8, got {self.n_batch}")
+        for name in ("n_gpu_layers", "main_gpu"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+                raise ValueError(f"{name} must be an integer >= -1, got {value!r}")
+        if self.main_gpu < 0:
+            raise ValueError(f"main_gpu must be a device index >= 0, got {self.main_gpu}")
         if not 1 <= self.n_seq_max <= 256:
             raise ValueError(f"n_seq_max must be between 1 and 256, got {self.n_seq_max}")
 
@@ -126,6 +136,14 @@ class LlamaParams:
     def with_prefixes(self, query_prefix: str, document_prefix: str) -> LlamaParams:
         """Return a copy with the prefixes embed_query / embed_documents put before texts."""
         return replace(self, query_prefix=query_prefix, document_prefix=document_prefix)
+
+    def with_n_gpu_layers(self, n_gpu_layers: int) -> LlamaParams:
+        """Return a copy offloading that many layers to the GPU (0 = CPU, -1 = all)."""
+        return replace(self, n_gpu_layers=n_gpu_layers)
+
+    def with_main_gpu(self, main_gpu: int) -> LlamaParams:
+        """Return a copy that uses another GPU device index."""
+        return replace(self, main_gpu=main_gpu)
 
     def with_verbose(self, verbose: bool) -> LlamaParams:
         """Return a copy that prints llama.cpp's own log to stderr when True."""

@@ -28,7 +28,11 @@ __all__ = [
     "NativeModel",
     "Vocab",
     "check_gguf_file",
+    "devices",
+    "extra_buffers",
     "quantize_file",
+    "supports_gpu_offload",
+    "system_info_text",
 ]
 
 logger = logging.getLogger("llamaembed.llama_cpp")
@@ -98,6 +102,84 @@ def lib() -> Any:
     return llama_cpp
 
 
+def system_info_text() -> str:
+    """Return llama.cpp's system-info line (backends and the CPU features it uses)."""
+    return bytes(lib().llama_print_system_info()).decode("utf-8", "replace")
+
+
+def supports_gpu_offload() -> bool:
+    """Return True when this llama.cpp build has a GPU backend."""
+    return bool(lib().llama_supports_gpu_offload())
+
+
+_extra_buffers: tuple[bool, str] | None = None
+
+
+def extra_buffers() -> tuple[bool, str]:
+    """Return (once per process) whether models may use llama.cpp's extra CPU buffers."""
+    global _extra_buffers
+    if _extra_buffers is None:
+        from .hardware import extra_buffers_allowed, parse_system_info
+
+        _extra_buffers = extra_buffers_allowed(parse_system_info(system_info_text()))
+        if not _extra_buffers[0]:
+            logger.debug("extra CPU buffer types off: %s", _extra_buffers[1])
+    return _extra_buffers
+
+
+def _ggml() -> Any:
+    """Return libggml (already loaded by libllama) for the device-listing calls."""
+    lc = lib()
+    folder = Path(lc.__file__).parent / "lib"
+    for name in ("libggml.so", "libggml.dylib", "ggml.dll"):
+        candidate = folder / name
+        if candidate.exists():
+            ggml = ctypes.CDLL(str(candidate))
+            ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
+            ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+            ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+            for fn in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
+                getattr(ggml, fn).restype = ctypes.c_char_p
+                getattr(ggml, fn).argtypes = [ctypes.c_void_p]
+            ggml.ggml_backend_dev_type.restype = ctypes.c_int
+            ggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+            ggml.ggml_backend_dev_memory.restype = None
+            ggml.ggml_backend_dev_memory.argtypes = [
+                ctypes.c_void_p,
+                ctypes.POINTER(ctypes.c_size_t),
+                ctypes.POINTER(ctypes.c_size_t),
+            ]
+            return ggml
+    return None
+
+
+_DEVICE_TYPES = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel"}
+
+
+def devices() -> list[dict[str, Any]]:
+    """Return llama.cpp's compute devices: name, description, type and memory (bytes)."""
+    ggml = _ggml()
+    if ggml is None:
+        return []
+    result = []
+    for i in range(int(ggml.ggml_backend_dev_count())):
+        dev = ggml.ggml_backend_dev_get(i)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        ggml.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        result.append(
+            {
+                "name": (ggml.ggml_backend_dev_name(dev) or b"").decode("utf-8", "replace"),
+                "description": (ggml.ggml_backend_dev_description(dev) or b"").decode(
+                    "utf-8", "replace"
+                ),
+                "type": _DEVICE_TYPES.get(int(ggml.ggml_backend_dev_type(dev)), "other"),
+                "memory_total": int(total.value),
+                "memory_free": int(free.value),
+            }
+        )
+    return result
+
+
 def check_gguf_file(path: str | os.PathLike[str]) -> Path:
     """Return the path if it is a readable file that starts with the GGUF magic, else raise."""
     file = Path(path)
@@ -134,12 +216,22 @@ class Vocab:
 class NativeModel:
     """Owns a ``llama_model *``."""
 
-    def __init__(self, path: str | os.PathLike[str], *, vocab_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        vocab_only: bool = False,
+        n_gpu_layers: int = 0,
+        main_gpu: int = 0,
+    ) -> None:
         file = check_gguf_file(path)
         llama_cpp = lib()
         params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = 0
+        # llama.cpp takes any count above the model's layers as "all of them".
+        params.n_gpu_layers = n_gpu_layers if n_gpu_layers >= 0 else 2**31 - 1
+        params.main_gpu = main_gpu
         params.vocab_only = vocab_only
+        params.use_extra_bufts = extra_buffers()[0]
         # Accent stripping is done in Python (see _normalize), so llama.cpp's is turned off.
         overrides = (llama_cpp.llama_model_kv_override * 2)()
         overrides[0].key = _STRIP_ACCENTS_KEY.encode()

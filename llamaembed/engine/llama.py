@@ -85,6 +85,25 @@ def _segment_tables(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[np
     return words, types[1] - types[0]
 
 
+_gpu_warned = False
+
+GPU_BUILD_HINT = (
+    'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
+    "--no-deps llama-cpp-python==0.3.36"
+)
+
+
+def _warn_no_gpu_once() -> None:
+    global _gpu_warned
+    if not _gpu_warned:
+        _gpu_warned = True
+        logger.warning(
+            "GPU layers were asked for, but this llama-cpp-python build has no GPU backend; "
+            "running on the CPU. For NVIDIA GPUs rebuild it with CUDA: %s",
+            GPU_BUILD_HINT,
+        )
+
+
 class Llama:
     """A GGUF embedding or reranking model opened in llama.cpp.
 
@@ -107,12 +126,26 @@ class Llama:
             native_logger.setLevel(logging.DEBUG)
             if not native_logger.handlers:
                 native_logger.addHandler(logging.StreamHandler())
-        self._model = _native.NativeModel(params.model_path)
+        n_gpu_layers = params.n_gpu_layers
+        if n_gpu_layers and not _native.supports_gpu_offload():
+            _warn_no_gpu_once()
+            n_gpu_layers = 0
+        self.n_gpu_layers = n_gpu_layers
+        self._model = _native.NativeModel(
+            params.model_path, n_gpu_layers=n_gpu_layers, main_gpu=params.main_gpu
+        )
         try:
             self._setup(_native)
         except BaseException:
             self._model.close()
             raise
+
+    @staticmethod
+    def system_info() -> dict[str, Any]:
+        """Return llama.cpp's version, backends, devices, CPU features and the auto type."""
+        from .hardware import system_info
+
+        return system_info()
 
     @classmethod
     def load(cls, params: LlamaParams) -> Llama:

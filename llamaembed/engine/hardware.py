@@ -1,0 +1,185 @@
+"""What the hardware offers and what follows from it: the weight-type rule, the AMX guard.
+
+The rules here are pure functions of CPU flags and llama.cpp's system-info line, so they
+are tested on given inputs without the machine they describe. ``system_info()`` gathers
+the live facts (it opens llama.cpp, but loads no model).
+
+Measured facts behind the rules (all-MiniLM-L6-v2 converted by llamaembed, 2 threads,
+short texts/s; benchmarks/README.md has the tables):
+
+- AMD EPYC (Zen 4: AVX-512, VNNI, AVX512_BF16): BF16 901, F16 647, F32 580, Q8_0 573.
+- Intel Xeon (Sapphire Rapids: AVX-512, AVX512_BF16, AMX): BF16 fastest of the
+  full-quality types as well (closing note of issue 10).
+- AVX2-only machines: F16 fastest (BF16 has no native dot product there).
+
+So ``auto`` picks BF16 where the CPU has AVX512_BF16 or AMX-BF16, F16 otherwise. Quantised
+types (Q8_0, Q4_K_M, ...) stay explicit choices for memory-bound deployments.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FULL_QUALITY_TYPES",
+    "WeightChoice",
+    "amx_kernels_compiled",
+    "choose_weight_type",
+    "cpu_flags",
+    "extra_buffers_allowed",
+    "parse_system_info",
+    "system_info",
+]
+
+FULL_QUALITY_TYPES = ("bf16", "f16", "f32")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+EXTRA_BUFFERS_ENV = "LLAMAEMBED_CPU_EXTRA_BUFFERS"
+
+
+@dataclass(frozen=True)
+class WeightChoice:
+    """The weight type ``auto`` picks, and the reason in words."""
+
+    type: str
+    reason: str
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """Return the CPU's feature flags (lower case) from /proc/cpuinfo, or an empty set."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return frozenset()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.lower().split())
+    return frozenset()
+
+
+def choose_weight_type(flags: Iterable[str], *, gpu: bool = False) -> WeightChoice:
+    """Return the full-quality weight type that runs fastest on this hardware."""
+    present = {flag.lower() for flag in flags}
+    if gpu:
+        return WeightChoice("f16", "layers are offloaded to a GPU, whose kernels favour F16")
+    bf16 = [flag for flag in BF16_FLAGS if flag in present]
+    if bf16:
+        return WeightChoice(
+            "bf16",
+            f"the CPU has {' and '.join(f.upper() for f in bf16)}: native BF16 dot products "
+            "(measured fastest full-quality type on such CPUs)",
+        )
+    if "f16c" in present or "avx2" in present:
+        return WeightChoice(
+            "f16",
+            "the CPU has no AVX512_BF16/AMX-BF16: F16 (converted with F16C) is the fastest "
+            "full-quality type there",
+        )
+    return WeightChoice("f16", "no CPU features known: F16 halves memory at full quality")
+
+
+def parse_system_info(text: str) -> dict[str, dict[str, str]]:
+    """Return llama.cpp's system-info line as {backend: {feature: value}}."""
+    result: dict[str, dict[str, str]] = {}
+    for part in re.split(r"\|\s*(?=[A-Za-z][\w ]*:\s)", text):
+        name, sep, rest = part.partition(":")
+        if not sep:
+            continue
+        features: dict[str, str] = {}
+        for item in rest.split("|"):
+            key, eq, value = item.partition("=")
+            if eq and key.strip():
+                features[key.strip()] = value.strip()
+        result[name.strip()] = features
+    return result
+
+
+def amx_kernels_compiled(info: dict[str, dict[str, str]]) -> bool:
+    """Return True when the llama.cpp build runs ggml's AMX kernels for quantised weights."""
+    return info.get("CPU", {}).get("AMX_INT8") == "1"
+
+
+def extra_buffers_allowed(
+    info: dict[str, dict[str, str]], environ: dict[str, str] | None = None
+) -> tuple[bool, str]:
+    """Return whether llama.cpp may repack weights into its extra CPU buffers, and why.
+
+    ggml's AMX path loads its tile configuration through ``_tile_loadconfig``; GCC 12's
+    header declares that asm as reading 8 bytes, so GCC drops the stores that fill the
+    rest of the 64-byte configuration and ``ldtilecfg`` loads garbage: SIGSEGV or SIGILL
+    on the first quantised matmul (llama.cpp #20824). pip builds llama.cpp with the
+    system compiler and ``-march=native``, so on an AMX CPU with GCC 12 every Q8_0/Q4_K
+    model crashes. The AMX buffer is one of llama.cpp's "extra" buffer types, so builds
+    with AMX kernels open models without extra buffers (weights stay in plain CPU
+    buffers; F16/BF16 never use AMX here). ``LLAMAEMBED_CPU_EXTRA_BUFFERS=1`` restores
+    llama.cpp's default for builds from a compiler without that bug (GCC 13+, clang).
+    """
+    env = os.environ if environ is None else environ
+    forced = env.get(EXTRA_BUFFERS_ENV, "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return True, f"{EXTRA_BUFFERS_ENV}=1"
+    if forced in ("0", "false", "no", "off"):
+        return False, f"{EXTRA_BUFFERS_ENV}=0"
+    if amx_kernels_compiled(info):
+        return False, (
+            "this llama.cpp build has AMX kernels, whose tile set-up GCC 12 miscompiles "
+            f"(crash on quantised weights); set {EXTRA_BUFFERS_ENV}=1 for a build without "
+            "that bug"
+        )
+    return True, "llama.cpp's default"
+
+
+def system_info(*, probe_gpu_type: bool = True) -> dict[str, Any]:
+    """Return llama.cpp's version, backends, devices, CPU features and the ``auto`` choice."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import _native
+
+    try:
+        binding_version = version("llama-cpp-python")
+    except PackageNotFoundError:  # pragma: no cover - installed from source without metadata
+        binding_version = "unknown"
+    text = _native.system_info_text()
+    info = parse_system_info(text)
+    devices = _native.devices()
+    gpu = _native.supports_gpu_offload()
+    flags = cpu_flags()
+    choice = choose_weight_type(flags, gpu=False)
+    allowed, why = extra_buffers_allowed(info)
+    return {
+        "llama_cpp_python": binding_version,
+        "system_info": text.strip(),
+        "backends": sorted(info),
+        "cpu_features": {k: v for k, v in info.get("CPU", {}).items() if v == "1"},
+        "cpu_flags_relevant": sorted(
+            f
+            for f in flags
+            if f
+            in {
+                "avx2",
+                "f16c",
+                "fma",
+                "avx512f",
+                "avx512_vnni",
+                "avx_vnni",
+                "avx512_bf16",
+                "amx_bf16",
+                "amx_int8",
+                "amx_tile",
+                "avx512_fp16",
+            }
+        ),
+        "gpu_offload": gpu,
+        "devices": devices,
+        "auto_type": choice.type,
+        "auto_reason": choice.reason,
+        "auto_type_gpu": choose_weight_type(flags, gpu=True).type if probe_gpu_type else None,
+        "extra_cpu_buffers": allowed,
+        "extra_cpu_buffers_reason": why,
+    }
