@@ -9,7 +9,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "fsync_dir", "output_problem", "sha256_file"]
+__all__ = ["atomic_path", "cache_root", "fsync_dir", "output_problem", "sha256_file"]
+
+
+def cache_root() -> Path:
+    """Return llamaembed's own cache folder ($LLAMAEMBED_CACHE or the user cache folder)."""
+    env = os.environ.get("LLAMAEMBED_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("llamaembed"))
 
 
 def fsync_dir(folder: Path) -> None:

@@ -31,6 +31,19 @@ def _package_dir(name: str) -> Path:
     return Path(spec.origin).parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_llamaembed_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point llamaembed's own cache (validation stamps, built models) at a temp folder."""
+    folder = tmp_path_factory.mktemp("llamaembed-cache")
+    previous = os.environ.get("LLAMAEMBED_CACHE")
+    os.environ["LLAMAEMBED_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("LLAMAEMBED_CACHE", None)
+    else:
+        os.environ["LLAMAEMBED_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def model_cache() -> Path:
     """Folder for converted test models, kept between runs, keyed by the converter version."""

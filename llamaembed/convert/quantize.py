@@ -45,9 +45,11 @@ def quantize(
             f"unknown quantisation type {qtype!r}; valid types: {', '.join(QUANT_TYPES)}"
         )
     from ..engine import _native
+    from ..engine.gguf_check import check
 
     try:
         src = _native.check_gguf_file(source)
+        check(src)  # llama_model_quantize would assert on what this refuses
     except Exception as exc:
         raise QuantizationError(str(exc)) from exc
     target = Path(output).expanduser()

@@ -225,6 +225,10 @@ class NativeModel:
         main_gpu: int = 0,
     ) -> None:
         file = check_gguf_file(path)
+        # What llama.cpp would assert on (and so kill the process) is refused here first.
+        from . import gguf_check
+
+        gguf_check.check(file)
         llama_cpp = lib()
         params = llama_cpp.llama_model_default_params()
         # llama.cpp takes any count above the model's layers as "all of them".

@@ -195,10 +195,9 @@ class Llama:
                 "is impossible: it is a bi-encoder; use embed() and cosine similarity"
             )
         self.pooling: Pooling = pooling
-        limit = model.n_ctx_train or 512
-        if self._is_decoder:
-            limit = min(limit, _DECODER_DEFAULT_CTX)
-        self.n_ctx = min(params.n_ctx, model.n_ctx_train or params.n_ctx) if params.n_ctx else limit
+        trained = model.n_ctx_train or 512
+        limit = min(trained, _DECODER_DEFAULT_CTX) if self._is_decoder else trained
+        self.n_ctx = min(params.n_ctx, trained) if params.n_ctx else limit
         self.n_embd = model.n_embd
         self.n_cls_out = model.n_cls_out
         self.metadata: dict[str, str] = {

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._files import sha256_file
+from .._files import cache_root, sha256_file
 from ..errors import ModelNotCachedError, RegistryError
 from ..params import LlamaParams, Pooling
 
@@ -164,12 +164,7 @@ def catalogue() -> tuple[dict[str, ModelEntry], str]:
 
 def cache_dir() -> Path:
     """Return llamaembed's own cache folder (built models, settings)."""
-    env = os.environ.get("LLAMAEMBED_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("llamaembed"))
+    return cache_root()
 
 
 def _settings_file() -> Path:
