@@ -1,6 +1,7 @@
 """Build everything the benchmark compares, from the same all-MiniLM-L6-v2 weights.
 
-Outputs go to .cache/bench (git-ignored): GGUFs (F16, Q8_0, Q4_K_M, Q4_0), an ONNX export
+Outputs go to .cache/bench (git-ignored): GGUFs (F32, F16, BF16 rounded from F32, Q8_0,
+Q4_K_M, Q4_0 from F16), an ONNX export
 (fp32 and dynamically quantised int8) laid out for fastembed, a MiniLM-sized
 cross-encoder (MiniLM's encoder and pooler, a random classifier) for the rerank
 measurement, and the text sets.
@@ -18,7 +19,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
-QUANTS = ("f16", "q8_0", "q4_k_m", "q4_0")
+QUANTS = ("f16", "f32", "bf16", "q8_0", "q4_k_m", "q4_0")
 
 
 def minilm_folder() -> Path:
@@ -34,11 +35,15 @@ def gguf_paths() -> dict[str, Path]:
     f16 = CACHE / "minilm-f16.gguf"
     if not f16.exists():
         convert(minilm_folder(), f16, outtype="f16", name="all-MiniLM-L6-v2")
-    paths = {"f16": f16}
-    for quant in QUANTS[1:]:
+    f32 = CACHE / "minilm-f32.gguf"
+    if not f32.exists():
+        convert(minilm_folder(), f32, outtype="f32", name="all-MiniLM-L6-v2")
+    paths = {"f16": f16, "f32": f32}
+    for quant in QUANTS[2:]:
         path = CACHE / f"minilm-{quant}.gguf"
         if not path.exists():
-            quantize(f16, path, quant)
+            # BF16 is rounded from F32 (as llamaembed builds it), the quantised types from F16
+            quantize(f32 if quant == "bf16" else f16, path, quant)
         paths[quant] = path
     return paths
 

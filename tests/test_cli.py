@@ -42,7 +42,7 @@ def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     "command",
     [[], ["convert"], ["quantize"], ["embed"], ["rerank"], ["index"], ["search"], ["models"],
-     ["models", "list"], ["models", "pull"], ["models", "show"], ["models", "paths"]],
+     ["models", "list"], ["models", "pull"], ["models", "show"], ["models", "paths"], ["info"]],
 )
 def test_help(command: list[str]) -> None:
     code, out, _ = run(*command, "--help")

@@ -39,8 +39,8 @@ def test_cpu_flags_from_cpuinfo_text() -> None:
 
 @pytest.mark.parametrize(
     ("flags", "expected"),
-    [(AVX2_ONLY, "f16"), (ZEN4, "bf16"), (SAPPHIRE_RAPIDS, "bf16"), ([], "f16"),
-     (["amx_bf16"], "bf16"), (["AVX512_BF16"], "bf16")],
+    [(AVX2_ONLY, "f16"), (ZEN4, "bf16"), (SAPPHIRE_RAPIDS, "f32"), ([], "f16"),
+     (["amx_bf16"], "f32"), (["AVX512_BF16"], "bf16")],
 )
 def test_auto_weight_type_rule(flags: list[str], expected: str) -> None:
     choice = choose_weight_type(flags)
@@ -125,3 +125,38 @@ def test_gpu_layers_on_cpu_build_warn_once_and_run_on_cpu(
     assert len(warnings) == 1 and "DGGML_CUDA=on" in warnings[0]
     expected = minilm.embed_texts(["hello there", "a second text"])
     assert np.allclose(vectors, expected, atol=1e-6)
+
+
+def test_info_command() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from llamaembed.cli import main
+
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0, result.output
+    auto = choose_weight_type(cpu_flags()).type
+    assert f"auto weight type  {auto}:" in result.stdout
+    assert "llama-cpp-python  0.3.36" in result.stdout and "GPU offload" in result.stdout
+    facts = json.loads(CliRunner().invoke(main, ["info", "--json"]).stdout)
+    assert facts["auto_type"] == auto and facts["devices"]
+
+
+def test_cli_gpu_layers_on_cpu_build(minilm_f16_path: Path, minilm: Llama) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from llamaembed.cli import main
+
+    if Llama.system_info()["gpu_offload"]:
+        pytest.skip("this llama.cpp build has a GPU backend")
+    result = CliRunner().invoke(main, ["embed", "hello there", "--model", str(minilm_f16_path),
+                                       "--gpu-layers", "-1"])
+    assert result.exit_code == 0, result.output
+    vector = np.array(json.loads(result.stdout))[0]
+    assert float(vector @ minilm.embed("hello there")) > 0.99999
+    bad = CliRunner().invoke(main, ["embed", "x", "--model", str(minilm_f16_path),
+                                    "--gpu-layers", "-5"])
+    assert bad.exit_code == 2 and "gpu-layers" in bad.stderr

@@ -214,7 +214,6 @@ def test_embedded_default_builds_offline(isolated: Path, no_network: None, minil
         assert q8.model_path.name == "all-MiniLM-L6-v2-q8_0.gguf"
     names = sorted(p.name for p in q8.model_path.parent.glob("*.gguf"))
     assert f"all-MiniLM-L6-v2-{auto}.gguf" in names and "all-MiniLM-L6-v2-q8_0.gguf" in names
-    assert "all-MiniLM-L6-v2-f32.gguf" not in names  # bf16's intermediate is removed
 
 
 def test_bf16_build_keeps_full_quality(isolated: Path, no_network: None, minilm: Llama) -> None:
@@ -222,6 +221,8 @@ def test_bf16_build_keeps_full_quality(isolated: Path, no_network: None, minilm:
     with Llama.from_pretrained(quant="bf16") as model:
         assert model.model_path.name == "all-MiniLM-L6-v2-bf16.gguf"
         vectors = model.embed_texts(texts)
+    built = {p.name for p in model.model_path.parent.glob("*.gguf")}
+    assert "all-MiniLM-L6-v2-f32.gguf" not in built  # the F32 intermediate is removed
     cosines = np.sum(vectors * minilm.embed_texts(texts), axis=1)
     assert cosines.min() >= 0.9999, cosines  # against F16
 
@@ -262,7 +263,8 @@ def test_auto_falls_back_to_the_best_file_and_says_so(
     # given CPU flags (the rule itself is tested in test_hardware): BF16 and AVX2-only
     from llamaembed.engine import hardware
 
-    for flags, wanted in ((frozenset({"avx512_bf16"}), "bf16"), (frozenset({"avx2"}), "f16")):
+    for flags, wanted in ((frozenset({"avx512_bf16"}), "bf16"), (frozenset({"avx2"}), "f16"),
+                          (frozenset({"amx_bf16", "avx512_bf16"}), "f32")):
         monkeypatch.setattr(hardware, "cpu_flags", lambda flags=flags: flags)
         registry._said.clear()
         with caplog.at_level(logging.WARNING, logger="llamaembed"):
@@ -271,5 +273,6 @@ def test_auto_falls_back_to_the_best_file_and_says_so(
         said = [r.getMessage() for r in caplog.records if "e5-small-v2" in r.getMessage()]
         assert len(said) == 1 and f"no {wanted} file" in said[0] and "using q8_0" in said[0]
         caplog.clear()
+        # bge-small lists f16, q8_0 and q4_k_m: every CPU class falls back to (or wants) f16
         assert registry.choose_quant(registry.lookup("bge-small-en-v1.5"), "auto") == "f16"
         assert registry.choose_quant(entry, "Q4_K_M") == "q4_k_m"  # explicit stays explicit

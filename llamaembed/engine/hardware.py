@@ -4,16 +4,19 @@ The rules here are pure functions of CPU flags and llama.cpp's system-info line,
 are tested on given inputs without the machine they describe. ``system_info()`` gathers
 the live facts (it opens llama.cpp, but loads no model).
 
-Measured facts behind the rules (all-MiniLM-L6-v2 converted by llamaembed, 2 threads,
-short texts/s; benchmarks/README.md has the tables):
+Measured facts behind the rule (all-MiniLM-L6-v2 converted by llamaembed, 2 threads,
+short texts/s and long texts/s; benchmarks/README.md has the tables and commands):
 
-- AMD EPYC (Zen 4: AVX-512, VNNI, AVX512_BF16): BF16 901, F16 647, F32 580, Q8_0 573.
-- Intel Xeon (Sapphire Rapids: AVX-512, AVX512_BF16, AMX): BF16 fastest of the
-  full-quality types as well (closing note of issue 10).
-- AVX2-only machines: F16 fastest (BF16 has no native dot product there).
+- AMD EPYC (Zen 4: AVX-512, VNNI, AVX512_BF16, no AMX): BF16 901, F16 647, F32 580
+  (short; long: BF16 117, F16 87). BF16 is fastest.
+- Intel Xeon (Sapphire Rapids: AVX-512, AVX512_BF16, AMX-BF16), 2026-11-23: F32 383 / 38.6,
+  F16 353 / 36.0, BF16 328 / 34.3; the same order at one thread (210, 193, 180). F32 is
+  fastest there, BF16 slowest: ggml's BF16 path gains nothing on this CPU.
+- AVX2-only machines: F16 was the fastest type measured (BF16 has no dot product there).
 
-So ``auto`` picks BF16 where the CPU has AVX512_BF16 or AMX-BF16, F16 otherwise. Quantised
-types (Q8_0, Q4_K_M, ...) stay explicit choices for memory-bound deployments.
+So ``auto`` picks F32 where the CPU has AMX-BF16, BF16 where it has AVX512_BF16 without
+AMX, F16 otherwise. Quantised types (Q8_0, Q4_K_M, ...) stay explicit choices for
+memory-bound deployments.
 """
 
 from __future__ import annotations
@@ -68,18 +71,23 @@ def choose_weight_type(flags: Iterable[str], *, gpu: bool = False) -> WeightChoi
     present = {flag.lower() for flag in flags}
     if gpu:
         return WeightChoice("f16", "layers are offloaded to a GPU, whose kernels favour F16")
-    bf16 = [flag for flag in BF16_FLAGS if flag in present]
-    if bf16:
+    if "amx_bf16" in present:
+        return WeightChoice(
+            "f32",
+            "the CPU has AMX-BF16 (Intel Sapphire Rapids or later), where llama.cpp's F32 "
+            "kernels measured fastest (F32 383, F16 353, BF16 328 short texts/s)",
+        )
+    if "avx512_bf16" in present:
         return WeightChoice(
             "bf16",
-            f"the CPU has {' and '.join(f.upper() for f in bf16)}: native BF16 dot products "
-            "(measured fastest full-quality type on such CPUs)",
+            "the CPU has AVX512_BF16 without AMX (e.g. AMD Zen 4): native BF16 dot products "
+            "measured fastest (BF16 901, F16 647, F32 580 short texts/s)",
         )
     if "f16c" in present or "avx2" in present:
         return WeightChoice(
             "f16",
-            "the CPU has no AVX512_BF16/AMX-BF16: F16 (converted with F16C) is the fastest "
-            "full-quality type there",
+            "the CPU has no BF16 dot products: F16 (converted with F16C) is the fastest "
+            "full-quality type measured there",
         )
     return WeightChoice("f16", "no CPU features known: F16 halves memory at full quality")
 

@@ -49,11 +49,16 @@ logger = logging.getLogger("llamaembed")
 KINDS = ("embedding", "rerank")
 AUTO = "auto"
 DEFAULT_QUANT = AUTO
-# When the type ``auto`` wants has no file, the nearest in quality that the entry has.
-_FALLBACK_ORDER = (
-    "bf16", "f16", "f32", "q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0",
-    "q4_k_m", "q4_1", "q4_0", "q3_k_m", "q2_k",
+# When the type ``auto`` wants has no file: the other full-quality types (fastest first on
+# the CPUs that want that type), then the quantised ones from the most to the least exact.
+_QUANTISED_ORDER = (
+    "q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0", "q4_k_m", "q4_1", "q4_0", "q3_k_m", "q2_k",
 )  # fmt: skip
+_FALLBACK_ORDER = {
+    "f32": ("f32", "f16", "bf16", *_QUANTISED_ORDER),
+    "bf16": ("bf16", "f16", "f32", *_QUANTISED_ORDER),
+    "f16": ("f16", "bf16", "f32", *_QUANTISED_ORDER),
+}
 _said: set[tuple[str, str]] = set()
 _REQUIRED = ("kind", "repo", "files", "dimension", "pooling")
 
@@ -304,7 +309,7 @@ def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
 def choose_quant(entry: ModelEntry, quant: str | None, *, warn: bool = True) -> str:
     """Return the type to open: ``quant`` itself, or for auto the hardware's best type.
 
-    ``auto`` wants BF16 or F16 (engine.hardware); an entry built from a package has every
+    ``auto`` wants F32, BF16 or F16 (engine.hardware); an entry built from a package has every
     type, an entry of the hub has the files it lists, and when it lacks the wanted type
     the nearest in quality is used, with a warning (once per process) that says so.
     """
@@ -316,8 +321,7 @@ def choose_quant(entry: ModelEntry, quant: str | None, *, warn: bool = True) -> 
     wanted = choose_weight_type(cpu_flags()).type
     if _package_installed(entry) is not None or wanted in entry.files:
         return wanted
-    start = _FALLBACK_ORDER.index(wanted)
-    order = [*_FALLBACK_ORDER[start:], *reversed(_FALLBACK_ORDER[:start])]
+    order = _FALLBACK_ORDER[wanted]
     chosen = next((q for q in order if q in entry.files), next(iter(entry.files)))
     if warn and (entry.name, chosen) not in _said:
         _said.add((entry.name, chosen))
