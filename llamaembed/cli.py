@@ -320,6 +320,7 @@ def info(as_json: bool) -> None:
         click.echo(json.dumps(facts, indent=2))
         return
     click.echo(f"llama-cpp-python  {facts['llama_cpp_python']}")
+    click.echo(f"ggml              {facts['ggml']}")
     click.echo(f"backends          {', '.join(facts['backends'])}")
     click.echo(f"llama.cpp CPU     {' '.join(facts['cpu_features'])}")
     click.echo(f"CPU flags         {' '.join(facts['cpu_flags_relevant']) or '(unknown)'}")

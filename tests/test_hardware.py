@@ -71,6 +71,7 @@ def test_extra_buffers_rule() -> None:
 def test_system_info_live() -> None:
     info = Llama.system_info()
     assert info["llama_cpp_python"] == "0.3.36"
+    assert info["ggml"] != "unknown" and "(" in info["ggml"]  # version (commit)
     assert "CPU" in info["backends"]
     assert any(d["type"] == "cpu" for d in info["devices"])
     assert info["auto_type"] in hardware.FULL_QUALITY_TYPES and info["auto_reason"]

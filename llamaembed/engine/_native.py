@@ -30,6 +30,7 @@ __all__ = [
     "check_gguf_file",
     "devices",
     "extra_buffers",
+    "ggml_version",
     "quantize_file",
     "supports_gpu_offload",
     "system_info_text",
@@ -154,6 +155,19 @@ def _ggml() -> Any:
 
 
 _DEVICE_TYPES = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel"}
+
+
+def ggml_version() -> str:
+    """Return the ggml library's version and commit (llama.cpp's compute core), if exposed."""
+    ggml = _ggml()
+    if ggml is None or not hasattr(ggml, "ggml_version"):
+        return "unknown"
+    ggml.ggml_version.restype = ctypes.c_char_p
+    version = (ggml.ggml_version() or b"?").decode("utf-8", "replace")
+    if hasattr(ggml, "ggml_commit"):
+        ggml.ggml_commit.restype = ctypes.c_char_p
+        version += f" ({(ggml.ggml_commit() or b'?').decode('utf-8', 'replace')})"
+    return version
 
 
 def devices() -> list[dict[str, Any]]:

@@ -162,6 +162,7 @@ def system_info(*, probe_gpu_type: bool = True) -> dict[str, Any]:
     allowed, why = extra_buffers_allowed(info)
     return {
         "llama_cpp_python": binding_version,
+        "ggml": _native.ggml_version(),
         "system_info": text.strip(),
         "backends": sorted(info),
         "cpu_features": {k: v for k, v in info.get("CPU", {}).items() if v == "1"},
