@@ -236,6 +236,12 @@ def test_models_list_builds_nothing(isolated: Path, no_network: None) -> None:
     assert "on disk" not in line
     assert not (isolated / "cache" / "built").exists()  # listing built nothing
     assert "bge-small-en-v1.5" in result.stdout and "not cached" in result.stdout
+    # pulling the packaged default builds it locally (no network), in auto's type
+    pulled = CliRunner().invoke(main, ["models", "pull", "all-MiniLM-L6-v2"])
+    assert pulled.exit_code == 0, pulled.output
+    assert f"all-MiniLM-L6-v2-{auto}.gguf" in pulled.stdout
+    listed = CliRunner().invoke(main, ["models", "list"]).stdout
+    assert f"auto {auto} (built); on disk: {auto}" in listed
 
 
 def test_missing_weights_package_names_pip_command(isolated: Path, no_network: None,

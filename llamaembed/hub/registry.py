@@ -429,12 +429,18 @@ def pull(
 ) -> Path:
     """Download a catalogue model into the Hugging Face cache; verify its sha256.
 
-    ``quant="auto"`` downloads the hardware's best type that the entry has.
+    ``quant="auto"`` downloads the hardware's best type that the entry has. An entry built
+    from an installed weights package (the default model) is built locally instead: no
+    network, any type.
     """
     from huggingface_hub import hf_hub_download
 
     entry = lookup(name)
     quant = choose_quant(entry, quant)
+    if buildable(entry):
+        built = _build_from_package(entry, quant)
+        if built is not None:
+            return built
     filename = entry.file_for(quant)
     try:
         path = Path(
