@@ -38,8 +38,6 @@ EMBEDDERS = [
     "llamaembed-auto", "llamaembed-f32", "llamaembed-f16", "llamaembed-bf16", "llamaembed-q8_0",
     "llamaembed-q4_k_m", "llamaembed-q4_0",
 ]
-RELEVANT_FLAGS = ("avx2", "f16c", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
-                  "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
 
 
 def cpu_class() -> str:
@@ -71,7 +69,12 @@ def write_results(report: str, command: str, key: str) -> None:
 
 def machine_header(threads: int) -> list[str]:
     """Return the lines naming the machine: CPU model, its relevant flags, llama.cpp's view."""
-    from llamaembed.engine.hardware import choose_weight_type, cpu_flags, system_info
+    from llamaembed.engine.hardware import (
+        RELEVANT_CPU_FLAGS,
+        choose_weight_type,
+        cpu_flags,
+        system_info,
+    )
 
     model = platform.processor() or platform.machine()
     try:
@@ -87,7 +90,7 @@ def machine_header(threads: int) -> list[str]:
     return [
         f"Machine: {model}, {threads} threads for every system, Python "
         f"{platform.python_version()}.",
-        f"CPU flags: {' '.join(f for f in RELEVANT_FLAGS if f in flags) or '(none listed)'}.",
+        f"CPU flags: {' '.join(f for f in RELEVANT_CPU_FLAGS if f in flags) or '(none listed)'}.",
         f"llama.cpp: {info['system_info']}",
         f"llamaembed-auto is {choice.type.upper()} here ({choice.reason}).",
     ]

@@ -91,12 +91,11 @@ class LlamaParams:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         if self.n_batch < 8:
             raise ValueError(f"n_batch must be at least 8, got {self.n_batch}")
-        for name in ("n_gpu_layers", "main_gpu"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-                raise ValueError(f"{name} must be an integer >= -1, got {value!r}")
-        if self.main_gpu < 0:
-            raise ValueError(f"main_gpu must be a device index >= 0, got {self.main_gpu}")
+        layers, gpu = self.n_gpu_layers, self.main_gpu
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < -1:
+            raise ValueError(f"n_gpu_layers must be an integer >= -1, got {layers!r}")
+        if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
+            raise ValueError(f"main_gpu must be a device index >= 0, got {gpu!r}")
         if not 1 <= self.n_seq_max <= 256:
             raise ValueError(f"n_seq_max must be between 1 and 256, got {self.n_seq_max}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import threading
@@ -128,8 +129,9 @@ def extra_buffers() -> tuple[bool, str]:
     return _extra_buffers
 
 
+@functools.cache
 def _ggml() -> Any:
-    """Return libggml (already loaded by libllama) for the device-listing calls."""
+    """Return libggml (already loaded by libllama), its signatures declared, or None."""
     lc = lib()
     folder = Path(lc.__file__).parent / "lib"
     for name in ("libggml.so", "libggml.dylib", "ggml.dll"):
@@ -150,6 +152,9 @@ def _ggml() -> Any:
                 ctypes.POINTER(ctypes.c_size_t),
                 ctypes.POINTER(ctypes.c_size_t),
             ]
+            for fn in ("ggml_version", "ggml_commit"):
+                if hasattr(ggml, fn):
+                    getattr(ggml, fn).restype = ctypes.c_char_p
             return ggml
     return None
 
@@ -162,10 +167,8 @@ def ggml_version() -> str:
     ggml = _ggml()
     if ggml is None or not hasattr(ggml, "ggml_version"):
         return "unknown"
-    ggml.ggml_version.restype = ctypes.c_char_p
     version = (ggml.ggml_version() or b"?").decode("utf-8", "replace")
     if hasattr(ggml, "ggml_commit"):
-        ggml.ggml_commit.restype = ctypes.c_char_p
         version += f" ({(ggml.ggml_commit() or b'?').decode('utf-8', 'replace')})"
     return version
 

@@ -93,7 +93,6 @@ class GGUFHeader:
     data_offset: int
     file_size: int
     u64_fields: list[int] = field(default_factory=list)  # byte offsets of counts and lengths
-    header_end: int = 0
 
 
 class _Reader:
@@ -275,10 +274,8 @@ def _parse_with(r: _Reader, file_size: int) -> GGUFHeader:
     alignment = metadata.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise ModelLoadError(f"general.alignment {alignment!r} is not a power of two")
-    header_end = r.pos
-    data_offset = (header_end + alignment - 1) // alignment * alignment
+    data_offset = (r.pos + alignment - 1) // alignment * alignment
     header = GGUFHeader(version, metadata, tensors, data_offset, file_size, r.u64_fields)
-    header.header_end = header_end
     _check_tensors(header, alignment)
     return header
 

@@ -21,6 +21,7 @@ memory-bound deployments.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "FULL_QUALITY_TYPES",
+    "RELEVANT_CPU_FLAGS",
     "WeightChoice",
     "amx_kernels_compiled",
     "choose_weight_type",
@@ -40,7 +42,11 @@ __all__ = [
 ]
 
 FULL_QUALITY_TYPES = ("bf16", "f16", "f32")
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# The CPU flags that decide llama.cpp's speed (and the weight type), in the order shown.
+RELEVANT_CPU_FLAGS = (
+    "avx2", "f16c", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+    "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
+)  # fmt: skip
 EXTRA_BUFFERS_ENV = "LLAMAEMBED_CPU_EXTRA_BUFFERS"
 
 
@@ -52,13 +58,21 @@ class WeightChoice:
     reason: str
 
 
+@functools.cache
+def _machine_cpu_flags() -> frozenset[str]:
+    try:
+        return cpu_flags(Path("/proc/cpuinfo").read_text(errors="replace"))
+    except OSError:
+        return frozenset()
+
+
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
-    """Return the CPU's feature flags (lower case) from /proc/cpuinfo, or an empty set."""
+    """Return the CPU's feature flags (lower case) from /proc/cpuinfo, or an empty set.
+
+    With no text, this machine's flags (read once per process).
+    """
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return frozenset()
+        return _machine_cpu_flags()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):
@@ -143,7 +157,7 @@ def extra_buffers_allowed(
     return True, "llama.cpp's default"
 
 
-def system_info(*, probe_gpu_type: bool = True) -> dict[str, Any]:
+def system_info() -> dict[str, Any]:
     """Return llama.cpp's version, backends, devices, CPU features and the ``auto`` choice."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -159,36 +173,19 @@ def system_info(*, probe_gpu_type: bool = True) -> dict[str, Any]:
     gpu = _native.supports_gpu_offload()
     flags = cpu_flags()
     choice = choose_weight_type(flags, gpu=False)
-    allowed, why = extra_buffers_allowed(info)
+    allowed, why = _native.extra_buffers()  # the rule in effect for this process
     return {
         "llama_cpp_python": binding_version,
         "ggml": _native.ggml_version(),
         "system_info": text.strip(),
         "backends": sorted(info),
         "cpu_features": {k: v for k, v in info.get("CPU", {}).items() if v == "1"},
-        "cpu_flags_relevant": sorted(
-            f
-            for f in flags
-            if f
-            in {
-                "avx2",
-                "f16c",
-                "fma",
-                "avx512f",
-                "avx512_vnni",
-                "avx_vnni",
-                "avx512_bf16",
-                "amx_bf16",
-                "amx_int8",
-                "amx_tile",
-                "avx512_fp16",
-            }
-        ),
+        "cpu_flags_relevant": [f for f in RELEVANT_CPU_FLAGS if f in flags],
         "gpu_offload": gpu,
         "devices": devices,
         "auto_type": choice.type,
         "auto_reason": choice.reason,
-        "auto_type_gpu": choose_weight_type(flags, gpu=True).type if probe_gpu_type else None,
+        "auto_type_gpu": choose_weight_type(flags, gpu=True).type,
         "extra_cpu_buffers": allowed,
         "extra_cpu_buffers_reason": why,
     }
