@@ -11,9 +11,11 @@ the boundary and re-raised as one of these, with what to do next in the message:
     │   └── RerankNotSupportedError rerank() on a bi-encoder (no classification head)
     ├── InputTooLongError           a text is longer than the context and truncate=False
     ├── EmptyInputError             a text gives no tokens at all (a decoder without BOS)
+    ├── InvalidTokenError           a token id outside the model's vocabulary
     ├── InferenceError              llama.cpp failed while encoding a batch
     ├── ConversionError             `convert` could not turn a Hugging Face folder into GGUF
     ├── QuantizationError           `quantize` failed or got an unknown type
+    ├── QueueFullError              the server's batching queue has no room (HTTP 429)
     ├── IndexError_                 an index folder is missing, truncated or tampered with
     │   └── IndexModelMismatchError the index was built with another model
     └── RegistryError               an unknown catalogue name, a bad models.toml, a failed pull
@@ -30,11 +32,13 @@ __all__ = [
     "IndexModelMismatchError",
     "InferenceError",
     "InputTooLongError",
+    "InvalidTokenError",
     "LlamaEmbedError",
     "ModelLoadError",
     "ModelNotCachedError",
     "PoolingError",
     "QuantizationError",
+    "QueueFullError",
     "RegistryError",
     "RerankNotSupportedError",
 ]
@@ -72,6 +76,22 @@ class InputTooLongError(LlamaEmbedError):
 
 class EmptyInputError(LlamaEmbedError, ValueError):
     """A text produced no tokens, so there is nothing to embed."""
+
+
+class InvalidTokenError(LlamaEmbedError, ValueError):
+    """A token id given as input is outside the model's vocabulary."""
+
+    def __init__(self, message: str, *, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class QueueFullError(LlamaEmbedError):
+    """The batching queue is full; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InferenceError(LlamaEmbedError):

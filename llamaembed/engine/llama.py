@@ -18,6 +18,7 @@ from ..errors import (
     EmbeddingsDisabledError,
     EmptyInputError,
     InputTooLongError,
+    InvalidTokenError,
     ModelLoadError,
     PoolingError,
     RerankNotSupportedError,
@@ -373,6 +374,77 @@ class Llama:
             if progress is not None:
                 progress.close()
         return rows if token_level else pooled
+
+    # ----------------------------------------------------------------- prepared inputs
+    # The server packs inputs of many requests into shared batches, so it prepares each
+    # request's inputs first (tokenising, checking lengths) and runs them together later.
+    def prepare_texts(self, texts: Sequence[str], *, truncate: bool = True) -> list[TokenArray]:
+        """Return the token sequences ``forward`` takes for texts (specials added, fitted)."""
+        self._require_embedder()
+        return self._prepare(_check_texts(texts), EmbedOptions(truncate=truncate))
+
+    def prepare_tokens(
+        self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True
+    ) -> list[TokenArray]:
+        """Return token sequences for ``forward`` from token ids, used as given.
+
+        Ids must be the model's vocabulary ids; no special tokens are added (an id list
+        from ``tokenize()`` or a Hugging Face tokenizer already holds them).
+        """
+        self._require_embedder()
+        n_vocab = self._model.vocab.n_tokens
+        prepared = []
+        for i, ids in enumerate(token_lists):
+            try:
+                tokens = np.asarray(ids, dtype=np.int64)
+            except (OverflowError, ValueError, TypeError) as exc:
+                raise InvalidTokenError(
+                    f"token list at index {i} is not a list of token ids: {exc}", index=i
+                ) from exc
+            if tokens.ndim != 1 or len(tokens) == 0:
+                raise EmptyInputError(f"token list at index {i} is empty")
+            bad = (tokens < 0) | (tokens >= n_vocab)
+            if bad.any():
+                position = int(np.argmax(bad))
+                raise InvalidTokenError(
+                    f"token list at index {i} holds id {int(tokens[position])} at position "
+                    f"{position}; this model's ids run from 0 to {n_vocab - 1}",
+                    index=i,
+                )
+            fitted, _ = self._fit(tokens.astype(np.int32), i, truncate)
+            prepared.append(fitted)
+        return prepared
+
+    def prepare_pairs(self, query: str, documents: Sequence[str]) -> list[npt.NDArray[Any]]:
+        """Return the query–document inputs ``forward`` takes to score documents."""
+        if self.pooling is not Pooling.RANK:
+            raise RerankNotSupportedError(
+                f"{self.model_path.name} is opened with {self.pooling.value} pooling: it is "
+                "not a cross-encoder"
+            )
+        if not isinstance(query, str):
+            raise TypeError(f"query is {type(query).__name__}, not str")
+        return self._pairs(query, _check_texts(documents))
+
+    def forward(self, sequences: list[npt.NDArray[Any]]) -> FloatArray:
+        """Return the raw pooled outputs of prepared inputs, one row each, in input order.
+
+        Rows are unnormalised vectors (n_embd wide) or, for a cross-encoder, its class
+        logits (n_cls_out wide). Inputs are packed into micro-batches longest first.
+        """
+        if self.pooling is Pooling.NONE:
+            raise PoolingError("forward() needs pooled outputs; this model has pooling none")
+        width = self.n_cls_out if self.pooling is Pooling.RANK else self.n_embd
+        if not sequences:
+            return np.empty((0, width), dtype=np.float32)
+        result = self._run(sequences, width)
+        assert isinstance(result, np.ndarray)
+        return result
+
+    @property
+    def n_vocab(self) -> int:
+        """Return the number of tokens in the model's vocabulary."""
+        return int(self._model.vocab.n_tokens)
 
     # ----------------------------------------------------------------- embeddings
     def _require_embedder(self) -> None:

@@ -1,0 +1,235 @@
+"""The batching queue: inputs of concurrent requests packed into shared model runs.
+
+A plain class with no HTTP in it. Each request submits its prepared inputs as one
+:class:`Job`; one worker thread takes inputs first come, first served, up to a token
+budget per run (a request's inputs may span several runs), hands them to the model (whose
+engine packs them into micro-batches longest first) and scatters the output rows back to
+their jobs in input order. The queue is bounded in inputs; a job whose client has gone
+is dropped before it costs any inference.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import QueueFullError
+
+__all__ = ["Batcher", "Job"]
+
+logger = logging.getLogger("llamaembed.serve")
+
+RunFunction = Callable[[list[Any]], npt.NDArray[np.float32]]
+BatchObserver = Callable[[int, int, float], None]
+
+
+class Job:
+    """One request's inputs in the queue; ``future`` resolves to their output rows in order."""
+
+    __slots__ = (
+        "_remaining",
+        "cancelled",
+        "enqueued_at",
+        "future",
+        "inference_seconds",
+        "lengths",
+        "rows",
+        "started_at",
+        "tokens",
+    )
+
+    def __init__(self, lengths: Sequence[int]) -> None:
+        self.future: concurrent.futures.Future[npt.NDArray[np.float32]] = (
+            concurrent.futures.Future()
+        )
+        self.lengths = list(lengths)
+        self.tokens = sum(self.lengths)
+        self.rows: npt.NDArray[np.float32] | None = None
+        self._remaining = len(self.lengths)
+        self.cancelled = False
+        self.enqueued_at = time.perf_counter()
+        self.started_at: float | None = None
+        self.inference_seconds = 0.0
+
+    @property
+    def queue_seconds(self) -> float:
+        """Return how long the job waited before its first input ran."""
+        started = self.started_at if self.started_at is not None else time.perf_counter()
+        return started - self.enqueued_at
+
+    def cancel(self) -> None:
+        """Drop the job's inputs that have not run yet (its client has gone)."""
+        self.cancelled = True
+        self.future.cancel()
+
+    @property
+    def finished(self) -> bool:
+        """Return True once the job has its rows, failed, or was cancelled."""
+        return self.cancelled or self.future.done()
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled meanwhile
+                self.future.set_exception(exc)
+
+    def _deliver(self, index: int, row: npt.NDArray[np.float32]) -> None:
+        if self.rows is None:
+            self.rows = np.empty((len(self.lengths), row.shape[0]), dtype=np.float32)
+        self.rows[index] = row
+        self._remaining -= 1
+        if self._remaining == 0 and not self.future.done():
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                self.future.set_result(self.rows)
+
+
+class Batcher:
+    """Queue inputs from many requests and run them through one model in shared batches.
+
+    ``run`` takes a list of prepared inputs and returns one float32 row per input (e.g.
+    ``Llama.forward``). ``max_batch_tokens`` caps the tokens of one run (an input longer
+    than it runs alone); ``max_queue`` caps the inputs waiting, beyond which ``submit``
+    raises :class:`QueueFullError`.
+    """
+
+    def __init__(
+        self,
+        run: RunFunction,
+        *,
+        max_batch_tokens: int = 4096,
+        max_queue: int = 16384,
+        on_batch: BatchObserver | None = None,
+        on_drop: Callable[[int], None] | None = None,
+        name: str = "model",
+    ) -> None:
+        if max_batch_tokens < 1 or max_queue < 1:
+            raise ValueError("max_batch_tokens and max_queue must be at least 1")
+        self._run = run
+        self.max_batch_tokens = max_batch_tokens
+        self.max_queue = max_queue
+        self._on_batch = on_batch
+        self._on_drop = on_drop
+        self.name = name
+        self._items: collections.deque[tuple[Job, int, Any]] = collections.deque()
+        self._queued = 0  # inputs waiting, cancelled ones included until they are skipped
+        self._condition = threading.Condition()
+        self._closing = False
+        self._rate = 0.0  # inputs per second, smoothed, for Retry-After
+        self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_size(self) -> int:
+        """Return the number of inputs waiting to run."""
+        return self._queued
+
+    def retry_after(self) -> float:
+        """Return an estimate in seconds of how long the queue takes to drain (at least 1)."""
+        if self._rate <= 0:
+            return 1.0
+        return max(1.0, self._queued / self._rate)
+
+    def submit(self, inputs: Sequence[Any], lengths: Sequence[int]) -> Job:
+        """Queue one request's inputs and return its Job; raise QueueFullError when full."""
+        if len(inputs) != len(lengths):
+            raise ValueError("inputs and lengths differ in length")
+        job = Job(lengths)
+        if not inputs:
+            job.future.set_result(np.empty((0, 0), dtype=np.float32))
+            return job
+        with self._condition:
+            if self._closing:
+                raise RuntimeError("the batcher is stopped")
+            if self._queued + len(inputs) > self.max_queue:
+                raise QueueFullError(
+                    f"the queue holds {self._queued} inputs and takes at most "
+                    f"{self.max_queue}; retry later",
+                    retry_after=self.retry_after(),
+                )
+            self._items.extend((job, i, item) for i, item in enumerate(inputs))
+            self._queued += len(inputs)
+            self._condition.notify()
+        return job
+
+    def close(self, timeout: float | None = None) -> None:
+        """Run what is queued, then stop the worker thread."""
+        with self._condition:
+            self._closing = True
+            self._condition.notify()
+        self._thread.join(timeout)
+
+    # ----------------------------------------------------------------- worker
+    def _take(self) -> list[tuple[Job, int, Any]] | None:
+        """Return the next run's inputs (first come, first served, within the budget)."""
+        with self._condition:
+            while not self._items:
+                if self._closing:
+                    return None
+                self._condition.wait()
+            batch: list[tuple[Job, int, Any]] = []
+            used = 0
+            dropped = 0
+            while self._items:
+                job, index, item = self._items[0]
+                if job.finished:  # cancelled by its client, or failed in an earlier run
+                    self._items.popleft()
+                    self._queued -= 1
+                    dropped += job.cancelled
+                    continue
+                length = job.lengths[index]
+                if batch and used + length > self.max_batch_tokens:
+                    break
+                self._items.popleft()
+                self._queued -= 1
+                batch.append((job, index, item))
+                used += length
+        if dropped and self._on_drop is not None:
+            self._on_drop(dropped)
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            if not batch:
+                continue
+            now = time.perf_counter()
+            for job, _, _ in batch:
+                if job.started_at is None:
+                    job.started_at = now
+            self._execute(batch)
+
+    def _execute(self, batch: list[tuple[Job, int, Any]]) -> None:
+        start = time.perf_counter()
+        try:
+            rows = self._run([item for _, _, item in batch])
+        except Exception as exc:
+            jobs = list(dict.fromkeys(job for job, _, _ in batch))
+            if len(jobs) == 1:
+                logger.warning("a batch of %d inputs failed: %s", len(batch), exc)
+                jobs[0]._fail(exc)
+                return
+            # Run each request's share alone, so that only the request at fault fails.
+            for job in jobs:
+                self._execute([entry for entry in batch if entry[0] is job])
+            return
+        seconds = time.perf_counter() - start
+        tokens = 0
+        for job in dict.fromkeys(job for job, _, _ in batch):
+            job.inference_seconds += seconds
+        for (job, index, _), row in zip(batch, rows, strict=True):
+            tokens += job.lengths[index]
+            job._deliver(index, row)
+        rate = len(batch) / seconds if seconds > 0 else 0.0
+        self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
+        if self._on_batch is not None:
+            self._on_batch(len(batch), tokens, seconds)

@@ -1,0 +1,195 @@
+"""The batching queue on its own (no HTTP), with a real model where inference matters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from llamaembed import Llama, LlamaParams, QueueFullError
+from llamaembed.serve.app import ModelSpec, ServerConfig, _State, create_app
+from llamaembed.serve.batcher import Batcher
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_encoder_path: Path) -> Iterator[Llama]:
+    with Llama(tiny_encoder_path) as llama:
+        yield llama
+
+
+class Recorder:
+    """A run function over a real model that records the batches it was given."""
+
+    def __init__(self, llama: Llama, delay: float = 0.0) -> None:
+        self.llama = llama
+        self.delay = delay
+        self.batches: list[int] = []
+        self.tokens: list[int] = []
+
+    def __call__(self, inputs: list) -> np.ndarray:
+        time.sleep(self.delay)
+        self.batches.append(len(inputs))
+        self.tokens.append(sum(len(x) for x in inputs))
+        return self.llama.forward(inputs)
+
+
+def test_concurrent_jobs_share_batches_and_keep_their_order(encoder: Llama) -> None:
+    texts = [f"the cat {'runs ' * (i % 7)} fast {i}" for i in range(60)]
+    expected = encoder.embed_texts(texts, normalize=False)
+    run = Recorder(encoder, delay=0.05)
+    batcher = Batcher(run, max_batch_tokens=10_000)
+    try:
+        jobs = []
+        for start in range(0, 60, 6):  # ten requests of six texts, queued together
+            chunk = encoder.prepare_texts(texts[start : start + 6])
+            jobs.append(batcher.submit(chunk, [len(s) for s in chunk]))
+        rows = np.vstack([job.future.result(timeout=30) for job in jobs])
+    finally:
+        batcher.close()
+    # Batch make-up changes float rounding (flash attention keeps K/V in F16), not results.
+    cos = np.sum(rows * expected, axis=1) / (
+        np.linalg.norm(rows, axis=1) * np.linalg.norm(expected, axis=1)
+    )
+    assert cos.min() >= 0.99999
+    assert np.allclose(np.linalg.norm(rows, axis=1), np.linalg.norm(expected, axis=1), rtol=1e-3)
+    assert len(run.batches) < len(jobs)  # requests were packed together
+    assert sum(run.batches) == 60
+
+
+def test_token_budget_splits_one_job_over_several_runs(encoder: Llama) -> None:
+    sequences = encoder.prepare_texts([("the " * 20).strip()] * 10)  # 22 tokens each
+    assert {len(s) for s in sequences} == {22}
+    run = Recorder(encoder)
+    batcher = Batcher(run, max_batch_tokens=50)
+    try:
+        job = batcher.submit(sequences, [len(s) for s in sequences])
+        rows = job.future.result(timeout=30)
+    finally:
+        batcher.close()
+    assert rows.shape == (10, encoder.n_embd)
+    assert max(run.tokens) <= 50 and sum(run.batches) == 10 and len(run.batches) == 5
+    # An input longer than the budget still runs (alone).
+    batcher = Batcher(Recorder(encoder), max_batch_tokens=5)
+    try:
+        assert batcher.submit(sequences[:1], [22]).future.result(timeout=30).shape[0] == 1
+    finally:
+        batcher.close()
+
+
+def test_full_queue_raises_with_retry_after(encoder: Llama) -> None:
+    gate = threading.Event()
+
+    def blocked(inputs: list) -> np.ndarray:
+        gate.wait(30)
+        return encoder.forward(inputs)
+
+    batcher = Batcher(blocked, max_batch_tokens=8, max_queue=4)
+    sequence = encoder.prepare_texts(["cats"])[0]
+    try:
+        first = batcher.submit([sequence], [len(sequence)])
+        time.sleep(0.1)  # the worker holds the first; the queue is empty again
+        waiting = batcher.submit([sequence] * 4, [len(sequence)] * 4)
+        with pytest.raises(QueueFullError) as info:
+            batcher.submit([sequence], [len(sequence)])
+        assert info.value.retry_after >= 1
+        gate.set()
+        assert first.future.result(timeout=30).shape[0] == 1
+        assert waiting.future.result(timeout=30).shape[0] == 4
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_cancelled_job_is_dropped_before_inference(encoder: Llama) -> None:
+    gate = threading.Event()
+    seen: list[int] = []
+    dropped: list[int] = []
+
+    def run(inputs: list) -> np.ndarray:
+        gate.wait(30)
+        seen.append(len(inputs))
+        return encoder.forward(inputs)
+
+    batcher = Batcher(run, max_batch_tokens=4, on_drop=dropped.append)
+    sequence = encoder.prepare_texts(["cats"])[0]  # 3 tokens: one input per run
+    try:
+        first = batcher.submit([sequence], [3])
+        time.sleep(0.1)
+        gone = batcher.submit([sequence] * 5, [3] * 5)
+        gone.cancel()
+        gate.set()
+        first.future.result(timeout=30)
+        last = batcher.submit([sequence], [3])
+        last.future.result(timeout=30)
+    finally:
+        batcher.close()
+    assert sum(seen) == 2 and sum(dropped) == 5
+
+
+def test_a_failing_input_fails_only_its_own_request(encoder: Llama) -> None:
+    poison = np.array([10**6], dtype=np.int32)  # an id past the vocabulary
+    gate = threading.Event()
+
+    def run(inputs: list) -> np.ndarray:
+        gate.wait(30)
+        if any(len(x) == 1 and x[0] == poison[0] for x in inputs):
+            raise ValueError("bad input")
+        return encoder.forward(inputs)
+
+    batcher = Batcher(run, max_batch_tokens=1000)
+    good = encoder.prepare_texts(["cats purr", "dogs bark"])
+    try:
+        blocker = batcher.submit(good[:1], [len(good[0])])
+        time.sleep(0.1)
+        ok = batcher.submit(good, [len(s) for s in good])
+        bad = batcher.submit([poison], [1])
+        gate.set()
+        blocker.future.result(timeout=30)
+        assert ok.future.result(timeout=30).shape == (2, encoder.n_embd)
+        with pytest.raises(ValueError, match="bad input"):
+            bad.future.result(timeout=30)
+        after = batcher.submit(good, [len(s) for s in good])  # the worker is still alive
+        assert after.future.result(timeout=30).shape[0] == 2
+    finally:
+        batcher.close()
+
+
+def test_close_runs_what_is_queued(encoder: Llama) -> None:
+    sequences = encoder.prepare_texts(["a b c"] * 20)
+    batcher = Batcher(Recorder(encoder, delay=0.01), max_batch_tokens=10)
+    job = batcher.submit(sequences, [len(s) for s in sequences])
+    batcher.close()
+    assert job.future.result(timeout=1).shape[0] == 20
+    with pytest.raises(RuntimeError):
+        batcher.submit(sequences, [len(s) for s in sequences])
+
+
+def test_health_is_503_while_loading_then_200(
+    tiny_encoder_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loading = threading.Event()
+    real_open = _State.open_models
+
+    def slow_open(self: _State) -> None:  # wiring: hold the real load until told
+        loading.wait(30)
+        real_open(self)
+
+    monkeypatch.setattr(_State, "open_models", slow_open)
+    spec = ModelSpec("tiny", LlamaParams(str(tiny_encoder_path)))
+    app = create_app(ServerConfig(embedding=spec))
+    with TestClient(app) as client:
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json()["error"]["code"] == "model_loading"
+        early = client.post("/v1/embeddings", json={"input": "cats"})
+        assert early.status_code == 503 and early.headers["retry-after"] == "1"
+        loading.set()
+        deadline = time.monotonic() + 30
+        while client.get("/health").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.get("/health").status_code == 200
+        assert client.post("/v1/embeddings", json={"input": "cats"}).status_code == 200
