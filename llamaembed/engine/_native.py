@@ -129,6 +129,30 @@ def extra_buffers() -> tuple[bool, str]:
     return _extra_buffers
 
 
+_GIL_HOLDING: dict[str, Any] = {}
+# Tokenising more bytes than this takes long enough to let other threads run meanwhile.
+_QUICK_TOKENIZE_BYTES = 4096
+
+
+def quick(name: str) -> Any:
+    """Return llama.cpp's function ``name`` as a ctypes function that keeps the GIL.
+
+    ctypes lets go of the GIL around every foreign call, and taking it back can wait for
+    another busy Python thread (a server's event loop) for up to the interpreter's switch
+    interval (5 ms). For calls of a few microseconds that wait is all the cost, so only
+    long calls (``llama_decode``, long tokenisations) let go.
+    """
+    func = _GIL_HOLDING.get(name)
+    if func is None:
+        llama_cpp = lib()
+        shared = llama_cpp._lib
+        func = getattr(ctypes.PyDLL(shared._name, handle=shared._handle), name)
+        source = getattr(llama_cpp, name)
+        func.argtypes, func.restype = source.argtypes, source.restype
+        _GIL_HOLDING[name] = func
+    return func
+
+
 @functools.cache
 def _ggml() -> Any:
     """Return libggml (already loaded by libllama), its signatures declared, or None."""
@@ -260,6 +284,7 @@ class NativeModel:
         overrides[0].value.val_bool = False
         params.kv_overrides = overrides
         self._lib = llama_cpp
+        self._quick_tokenize = quick("llama_tokenize")
         self._lock = threading.Lock()
         self.path = file
         handle = llama_cpp.llama_model_load_from_file(os.fsencode(file), params)
@@ -333,10 +358,11 @@ class NativeModel:
         # Lone surrogates cannot be UTF-8: they become "?" rather than invalid bytes.
         data = text.encode("utf-8", "replace")
         lc = self._lib
+        tokenize = self._quick_tokenize if len(data) < _QUICK_TOKENIZE_BYTES else lc.llama_tokenize
         capacity = len(data) + 8
         while True:
             out = np.empty(capacity, dtype=np.int32)
-            n = lc.llama_tokenize(
+            n = tokenize(
                 self._vocab_ptr,
                 data,
                 len(data),
@@ -499,6 +525,8 @@ class NativeContext:
         self.pooling_code = int(lc.llama_pooling_type(handle))
         self.batch = NativeBatch(n_ubatch)
         self._memory = lc.llama_get_memory(handle)
+        self._memory_clear = quick("llama_memory_clear")
+        self._embeddings_seq = quick("llama_get_embeddings_seq")
 
     def _run(self, sequences: list[npt.NDArray[Any]]) -> int:
         if self._handle is None:
@@ -507,7 +535,7 @@ class NativeContext:
             raise InferenceError("internal error: too many sequences in one batch")
         n_tokens = self.batch.fill(sequences)
         if self._memory:
-            self._lib.llama_memory_clear(self._memory, True)
+            self._memory_clear(self._memory, True)
         status = self._lib.llama_decode(self._handle, self.batch.struct)
         if status != 0:
             raise InferenceError(
@@ -520,7 +548,7 @@ class NativeContext:
         self._run(sequences)
         out = np.empty((len(sequences), width), dtype=np.float32)
         for seq in range(len(sequences)):
-            ptr = self._lib.llama_get_embeddings_seq(self._handle, seq)
+            ptr = self._embeddings_seq(self._handle, seq)
             if not ptr:
                 raise InferenceError(f"llama.cpp returned no pooled output for sequence {seq}")
             out[seq] = np.ctypeslib.as_array(ptr, shape=(width,))
