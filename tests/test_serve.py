@@ -503,3 +503,15 @@ def test_bad_model_is_a_clear_cli_error(tmp_path: Path, tiny_reranker_path: Path
     )
     assert result.returncode == 1, result.stderr
     assert "Error:" in result.stderr and "--rerank" in result.stderr
+
+
+def test_api_key_file_accepts_each_key(tmp_path: Path, tiny_encoder_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("# one key a line\nfirst-key\n\nsecond-key\n")
+    with ServerProcess(tiny_encoder_path, "--api-key-file", keys) as process:
+        url = f"{process.url}/v1/embeddings"
+        for key in ("first-key", "second-key"):
+            ok = httpx.post(url, json={"input": "cats"}, headers={"Authorization": f"Bearer {key}"})
+            assert ok.status_code == 200
+        assert_error(httpx.post(url, json={"input": "cats"},
+                                headers={"Authorization": "Bearer # one key a line"}), 401)

@@ -385,31 +385,31 @@ async def _client_gone(request: Request) -> None:
 async def _wait(job: Job, request: Request) -> npt.NDArray[np.float32]:
     """Return the job's rows; if the client leaves first, drop the job and raise."""
     future = asyncio.wrap_future(job.future)
-    watcher = asyncio.ensure_future(_client_gone(request))
+    watcher = asyncio.get_running_loop().create_task(_client_gone(request))
+    gone = False
+
+    def on_watch_end(task: asyncio.Task[None]) -> None:
+        nonlocal gone
+        if not task.cancelled() and task.exception() is None and not future.done():
+            gone = True
+            job.cancel()  # its queued inputs are skipped; `future` is cancelled with it
+
+    # A done-callback rather than asyncio.wait: it costs no extra futures per request.
+    watcher.add_done_callback(on_watch_end)
     try:
-        await asyncio.wait((future, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await future
     except asyncio.CancelledError:
+        if gone:
+            raise _ClientGone from None
         job.cancel()
-        watcher.cancel()
         raise
-    if not future.done() and watcher.exception() is not None:
-        # The watch itself failed (not a disconnect): just wait for the answer.
-        logger.warning("could not watch for a disconnect: %r", watcher.exception())
-        await asyncio.wait((future,))
-    if future.done():
+    except Exception as exc:
+        logger.exception("inference failed")
+        raise ApiError(
+            500, f"inference failed: {exc}", type_="server_error", code="inference_failed"
+        ) from exc
+    finally:
         watcher.cancel()
-        try:
-            return future.result()
-        except Exception as exc:
-            logger.exception("inference failed")
-            raise ApiError(
-                500,
-                f"inference failed: {exc}",
-                type_="server_error",
-                code="inference_failed",
-            ) from exc
-    job.cancel()
-    raise _ClientGone
 
 
 async def _prepare(size: int, work: Callable[[], list[Any]]) -> list[Any]:
