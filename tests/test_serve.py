@@ -241,6 +241,10 @@ def test_models_health_metrics(server: ServerProcess, client: httpx.Client) -> N
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     schema = httpx.get(f"{server.url}/openapi.json").json()
     assert {"/v1/embeddings", "/v1/rerank", "/v1/models"} <= set(schema["paths"])
+    embed_body = schema["paths"]["/v1/embeddings"]["post"]["requestBody"]
+    assert "input" in embed_body["content"]["application/json"]["schema"]["properties"]
+    rerank_body = schema["paths"]["/v1/rerank"]["post"]["requestBody"]
+    assert "documents" in rerank_body["content"]["application/json"]["schema"]["properties"]
 
 
 def test_auth(server: ServerProcess) -> None:
