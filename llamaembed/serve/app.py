@@ -518,9 +518,7 @@ def _request_body(model: type[BaseModel]) -> dict[str, Any]:
     """Return the OpenAPI request body of a route that parses its body itself."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("$defs", None)  # the nested models are components of the responses
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
-    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 # ----------------------------------------------------------------------------- the app
