@@ -86,7 +86,7 @@ def main() -> None:
 @click.option("--name", default=None, help="general.name to record in the file.")
 @_errors
 def convert(source: str, output: str, outtype: str, pooling: str | None, name: str | None) -> None:
-    """Convert a Hugging Face BERT folder or hub id (safetensors) to GGUF, without torch."""
+    """Convert a Hugging Face BERT or XLM-RoBERTa folder or hub id to GGUF, without torch."""
     from .convert import convert as run
 
     path = run(source, output, outtype=outtype, pooling=pooling, name=name)

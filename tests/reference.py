@@ -43,8 +43,12 @@ class BertReference:
         for file in sorted(folder.glob("*.safetensors")):
             raw.update(load_file(file))
         self.w = {
-            (k[5:] if k.startswith("bert.") else k): v.astype(np.float64) for k, v in raw.items()
+            k.removeprefix("bert.").removeprefix("roberta."): v.astype(np.float64)
+            for k, v in raw.items()
         }
+        # RoBERTa counts positions from pad_token_id + 1.
+        roberta = self.config.get("model_type") in ("roberta", "xlm-roberta")
+        self.position_offset = int(self.config.get("pad_token_id", 1)) + 1 if roberta else 0
         self.eps = float(self.config.get("layer_norm_eps", 1e-12))
         self.n_heads = int(self.config["num_attention_heads"])
         self.n_layers = int(self.config["num_hidden_layers"])
@@ -61,7 +65,9 @@ class BertReference:
         types = np.zeros_like(ids_arr) if token_types is None else np.asarray(token_types)
         x = (
             self.w["embeddings.word_embeddings.weight"][ids_arr]
-            + self.w["embeddings.position_embeddings.weight"][np.arange(len(ids_arr))]
+            + self.w["embeddings.position_embeddings.weight"][
+                np.arange(len(ids_arr)) + self.position_offset
+            ]
             + self.w["embeddings.token_type_embeddings.weight"][types]
         )
         x = self._ln(x, "embeddings.LayerNorm")
@@ -96,6 +102,8 @@ class BertReference:
     def classify(self, ids: list[int], token_types: list[int] | None = None) -> np.ndarray:
         """Return the classifier logits: classifier(tanh(pooler(h_cls)))."""
         h = self.hidden_states(ids, token_types)[0]
+        if "classifier.dense.weight" in self.w:  # RobertaClassificationHead
+            return self._lin(np.tanh(self._lin(h, "classifier.dense")), "classifier.out_proj")
         pooled = np.tanh(self._lin(h, "pooler.dense"))
         return self._lin(pooled, "classifier")
 

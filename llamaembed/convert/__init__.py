@@ -1,12 +1,73 @@
 """Hugging Face → GGUF conversion (torch-free) and GGUF quantisation.
 
-One module per architecture family (``bert``), plus ``quantize``. Modules here may import
-``llamaembed.errors``, ``llamaembed.params``, ``llamaembed._files`` and, for quantising,
+``convert`` reads the folder's ``config.json`` and hands it to the module of its
+architecture family: ``bert`` (BERT encoders and cross-encoders) or ``xlm_roberta``
+(XLM-RoBERTa: bge-m3, bge-reranker-*), whose SentencePiece tokenizer ``sentencepiece``
+reads; ``quantize`` re-types GGUF files. Modules here may import ``llamaembed.errors``,
+``llamaembed.params``, ``llamaembed._files`` and, for quantising,
 ``llamaembed.engine._native``.
 """
 
 from __future__ import annotations
 
-from .bert import CONVERTER_VERSION, OUTTYPES, SUPPORTED_ARCHITECTURES, convert
+import os
+from pathlib import Path
+
+from ..errors import ConversionError
+from ..params import Pooling
+from .bert import (
+    BERT_ARCHITECTURES,
+    CONVERTER_VERSION,
+    OUTTYPES,
+    _read_json,
+    _resolve_source,
+    check_outtype,
+    convert_bert,
+)
+from .xlm_roberta import XLM_ROBERTA_ARCHITECTURES, convert_xlm_roberta
 
 __all__ = ["CONVERTER_VERSION", "OUTTYPES", "SUPPORTED_ARCHITECTURES", "convert"]
+
+SUPPORTED_ARCHITECTURES = BERT_ARCHITECTURES + XLM_ROBERTA_ARCHITECTURES
+_DEFAULT_ARCHITECTURE = {"bert": "BertModel", "xlm-roberta": "XLMRobertaModel"}
+
+
+def convert(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    outtype: str = "f16",
+    pooling: Pooling | str | None = None,
+    name: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Convert a Hugging Face model folder (or hub id) to a GGUF file; return its path.
+
+    BERT and XLM-RoBERTa encoders and sequence-classification cross-encoders. A hub id
+    is looked up in the Hugging Face cache (``cache_dir``, default the usual one) before
+    anything is downloaded. The file appears only when complete: it is written next to
+    ``output`` under a temporary name and renamed at the end.
+    """
+    check_outtype(outtype)
+    folder = _resolve_source(source, Path(cache_dir) if cache_dir is not None else None)
+    config_file = folder / "config.json"
+    if not config_file.exists():
+        raise ConversionError(f"no config.json in {folder}; is it a Hugging Face model folder?")
+    config = _read_json(config_file)
+    model_type = str(config.get("model_type"))
+    architectures = config.get("architectures") or [
+        _DEFAULT_ARCHITECTURE.get(model_type, model_type)
+    ]
+    arch = architectures[0]
+    target = Path(output).expanduser()
+    if arch in BERT_ARCHITECTURES:
+        return convert_bert(
+            folder, config, arch, target, outtype=outtype, pooling=pooling, name=name
+        )
+    if arch in XLM_ROBERTA_ARCHITECTURES:
+        return convert_xlm_roberta(
+            folder, config, arch, target, outtype=outtype, pooling=pooling, name=name
+        )
+    raise ConversionError(
+        f"unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
+    )

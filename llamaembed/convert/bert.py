@@ -24,10 +24,10 @@ from .._files import atomic_path, output_problem
 from ..errors import ConversionError
 from ..params import Pooling
 
-__all__ = ["CONVERTER_VERSION", "OUTTYPES", "SUPPORTED_ARCHITECTURES", "convert"]
+__all__ = ["BERT_ARCHITECTURES", "CONVERTER_VERSION", "OUTTYPES", "convert_bert"]
 
 CONVERTER_VERSION = "1"
-SUPPORTED_ARCHITECTURES = ("BertModel", "BertForSequenceClassification")
+BERT_ARCHITECTURES = ("BertModel", "BertForSequenceClassification")
 OUTTYPES = ("f32", "f16", "q8_0")
 
 # HF name (after dropping the "bert." prefix) → GGUF name; {i} is the layer number.
@@ -74,7 +74,7 @@ def _resolve_source(source: str | os.PathLike[str], cache_dir: Path | None = Non
         try:
             from huggingface_hub import snapshot_download
 
-            patterns = ["*.json", "*.safetensors", "vocab.txt", "1_Pooling/*"]
+            patterns = ["*.json", "*.safetensors", "vocab.txt", "*.model", "1_Pooling/*"]
             try:
                 return Path(
                     snapshot_download(
@@ -267,54 +267,73 @@ def _tensors_to_write(
         raise ConversionError(f"the weights lack tensors llama.cpp needs: {missing[:5]}")
 
 
-def convert(
-    source: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    outtype: str = "f16",
-    pooling: Pooling | str | None = None,
-    name: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> Path:
-    """Convert a Hugging Face BERT folder (or hub id) to a GGUF file; return its path.
-
-    A hub id is looked up in the Hugging Face cache (``cache_dir``, default the usual
-    one) before anything is downloaded.
-
-    The file appears only when complete: it is written next to ``output`` under a
-    temporary name and renamed at the end.
-    """
-    import gguf
-
+def check_outtype(outtype: str) -> None:
+    """Raise ConversionError for an output type the converter does not write."""
     if outtype not in OUTTYPES:
         raise ConversionError(f"unknown outtype {outtype!r}; choose one of: {', '.join(OUTTYPES)}")
-    folder = _resolve_source(source, Path(cache_dir) if cache_dir is not None else None)
-    config_file = folder / "config.json"
-    if not config_file.exists():
-        raise ConversionError(f"no config.json in {folder}; is it a Hugging Face model folder?")
-    config = _read_json(config_file)
-    architectures = config.get("architectures") or [
-        "BertModel" if config.get("model_type") == "bert" else str(config.get("model_type"))
-    ]
-    arch = architectures[0]
-    if arch not in SUPPORTED_ARCHITECTURES:
-        raise ConversionError(
-            f"unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
-        )
+
+
+def check_encoder_config(config: dict[str, Any]) -> None:
+    """Raise ConversionError for BERT-family settings llama.cpp's graph does not compute."""
     if config.get("position_embedding_type", "absolute") != "absolute":
         raise ConversionError("only absolute position embeddings are supported")
     if str(config.get("hidden_act", "gelu")) not in ("gelu", "gelu_new", "gelu_python"):
         raise ConversionError(f"unsupported activation {config.get('hidden_act')!r} (need gelu)")
-    classifier = arch == "BertForSequenceClassification"
-    if classifier:
-        chosen = Pooling.RANK
-    elif pooling is not None:
-        chosen = Pooling.parse(pooling)
-    else:
-        chosen = _sentence_transformers_pooling(folder) or Pooling.CLS
-    if classifier and pooling is not None and Pooling.parse(pooling) is not Pooling.RANK:
-        raise ConversionError("a sequence-classification model always uses rank pooling")
 
+
+def choose_pooling(folder: Path, classifier: bool, pooling: Pooling | str | None) -> Pooling:
+    """Return the pooling to record: rank for a classifier, else asked, else the ST config."""
+    if classifier:
+        if pooling is not None and Pooling.parse(pooling) is not Pooling.RANK:
+            raise ConversionError("a sequence-classification model always uses rank pooling")
+        return Pooling.RANK
+    if pooling is not None:
+        return Pooling.parse(pooling)
+    return _sentence_transformers_pooling(folder) or Pooling.CLS
+
+
+def write_gguf(
+    target: Path,
+    write_metadata: Any,
+    planned: list[tuple[str, npt.NDArray[Any]]],
+    outtype: str,
+) -> Path:
+    """Write a GGUF atomically: metadata through ``write_metadata(writer)``, then tensors."""
+    import gguf
+
+    problem = output_problem(target)
+    if problem:
+        raise ConversionError(problem)
+    try:
+        with atomic_path(target) as tmp:
+            writer = gguf.GGUFWriter(tmp, "bert")
+            write_metadata(writer)
+            for gguf_name, array in planned:
+                data, qtype = _encode_tensor(gguf_name, array, outtype)
+                writer.add_tensor(gguf_name, data, raw_dtype=qtype)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+            writer.close()
+    except OSError as exc:
+        raise ConversionError(f"cannot write {target}: {exc}") from exc
+    return target
+
+
+def convert_bert(
+    folder: Path,
+    config: dict[str, Any],
+    arch: str,
+    target: Path,
+    *,
+    outtype: str,
+    pooling: Pooling | str | None,
+    name: str | None,
+) -> Path:
+    """Convert a BERT encoder or cross-encoder folder to ``target``; return it."""
+    check_encoder_config(config)
+    classifier = arch == "BertForSequenceClassification"
+    chosen = choose_pooling(folder, classifier, pooling)
     vocab = _read_vocab(folder)
     tensors = _load_tensors(folder)
     n_layers = int(config["num_hidden_layers"])
@@ -329,25 +348,14 @@ def convert(
                 f"the vocabulary has {len(vocab.tokens)} tokens but the embedding matrix "
                 f"only {n_vocab_weights} rows"
             )
-
-    target = Path(output).expanduser()
-    problem = output_problem(target)
-    if problem:
-        raise ConversionError(problem)
-    try:
-        with atomic_path(target) as tmp:
-            writer = gguf.GGUFWriter(tmp, "bert")
-            _write_metadata(writer, config, folder, chosen, vocab, outtype, name, classifier)
-            for gguf_name, array in planned:
-                data, qtype = _encode_tensor(gguf_name, array, outtype)
-                writer.add_tensor(gguf_name, data, raw_dtype=qtype)
-            writer.write_header_to_file()
-            writer.write_kv_data_to_file()
-            writer.write_tensors_to_file()
-            writer.close()
-    except OSError as exc:
-        raise ConversionError(f"cannot write {target}: {exc}") from exc
-    return target
+    return write_gguf(
+        target,
+        lambda writer: _write_metadata(
+            writer, config, folder, chosen, vocab, outtype, name, classifier
+        ),
+        planned,
+        outtype,
+    )
 
 
 def tensors_shape0(planned: list[tuple[str, npt.NDArray[Any]]], name: str) -> int:
@@ -358,21 +366,21 @@ def tensors_shape0(planned: list[tuple[str, npt.NDArray[Any]]], name: str) -> in
     raise ConversionError(f"missing tensor {name}")
 
 
-def _write_metadata(
+def write_model_metadata(
     writer: Any,
     config: dict[str, Any],
-    folder: Path,
+    name: str,
+    context_length: int,
     pooling: Pooling,
-    vocab: _Vocab,
     outtype: str,
-    name: str | None,
     classifier: bool,
 ) -> None:
+    """Write the architecture keys llama.cpp's BERT graph reads."""
     import gguf
 
     file_types = {"f32": 0, "f16": 1, "q8_0": 7}
-    writer.add_name(name or folder.name)
-    writer.add_context_length(int(config["max_position_embeddings"]))
+    writer.add_name(name)
+    writer.add_context_length(context_length)
     writer.add_embedding_length(int(config["hidden_size"]))
     writer.add_feed_forward_length(int(config["intermediate_size"]))
     writer.add_block_count(int(config["num_hidden_layers"]))
@@ -387,6 +395,28 @@ def _write_metadata(
         labels = [str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0]))]
         writer.add_classifier_output_labels(labels)
 
+
+def _write_metadata(
+    writer: Any,
+    config: dict[str, Any],
+    folder: Path,
+    pooling: Pooling,
+    vocab: _Vocab,
+    outtype: str,
+    name: str | None,
+    classifier: bool,
+) -> None:
+    import gguf
+
+    write_model_metadata(
+        writer,
+        config,
+        name or folder.name,
+        int(config["max_position_embeddings"]),
+        pooling,
+        outtype,
+        classifier,
+    )
     tokens = [_phantom(t, vocab.special) for t in vocab.tokens]
     token_types = [
         gguf.TokenType.CONTROL

@@ -94,6 +94,18 @@ GPU_BUILD_HINT = (
 )
 
 
+def _has_cls_head(path: Path) -> bool:
+    """Return True when the file holds a classification head (``cls.output.weight``).
+
+    llama.cpp's converter writes cross-encoders with their labels (an array, which
+    llama.cpp's metadata API does not expose) and no pooling type, so the tensor itself
+    is the sign.
+    """
+    from .gguf_check import scan
+
+    return "cls.output.weight" in scan(path).tensors
+
+
 def _warn_no_gpu_once() -> None:
     global _gpu_warned
     if not _gpu_warned:
@@ -180,8 +192,12 @@ class Llama:
         self._has_rank_head = (
             self.gguf_pooling is Pooling.RANK
             or f"{self.architecture}.classifier.output_labels" in meta
+            or (self.gguf_pooling is None and not self._is_decoder and _has_cls_head(model.path))
         )
-        default = self.gguf_pooling or (Pooling.LAST if self._is_decoder else Pooling.MEAN)
+        if self._has_rank_head and self.gguf_pooling is None:
+            default = Pooling.RANK  # a cross-encoder from llama.cpp's converter: no pooling key
+        else:
+            default = self.gguf_pooling or (Pooling.LAST if self._is_decoder else Pooling.MEAN)
         pooling = params.pooling or default
         if params.pooling is not None and self.gguf_pooling not in (None, params.pooling):
             logger.warning(
