@@ -7,7 +7,8 @@ it with our converter (F16), quantises it to Q8_0, then, each in a fresh process
 the Q8_0 file at several contexts and reports peak RSS after loading, after embedding
 a short text, and after embedding one input of the full context, with its time.
 
-    python benchmarks/long_context.py [--work DIR] [--keep]      # about 10 minutes, 8 GB disk
+    python benchmarks/long_context.py [--work DIR] [--keep]   # about 8 minutes, 4 GB of disk
+    python benchmarks/long_context.py --model FILE.gguf       # the memory table of a file
 """
 
 from __future__ import annotations
@@ -52,12 +53,20 @@ def build(folder: Path) -> Path:
     return folder
 
 
+def peak_rss_mb() -> float:
+    """Return this process's peak RSS (VmHWM: unlike ru_maxrss, not inherited over exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(path: str, n_ctx: int) -> None:
     """Run in a fresh process: load, embed short, embed one full-context input."""
     from llamaembed import Llama
 
     def peak_mb() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return peak_rss_mb()
 
     report: dict[str, float] = {}
     started = time.perf_counter()
@@ -77,14 +86,35 @@ def child(path: str, n_ctx: int) -> None:
     print(json.dumps(report))
 
 
+def memory_table(q8: Path) -> None:
+    """Print peak RSS and time by context, each measured in a fresh process."""
+    print("| n_ctx | load s | RSS loaded MB | RSS after a short text MB "
+          "| RSS after a full-context input MB | full-context input s |")
+    print("|---|---|---|---|---|---|")
+    for n_ctx in (512, 2048, 4096, 0):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(q8), str(n_ctx)],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]
+        r = json.loads(out)
+        label = f"{r['n_ctx']:.0f}" + (" (default)" if n_ctx == 0 else "")
+        print(f"| {label} | {r['load_s']:.2f} | {r['rss_loaded_mb']:.0f} | "
+              f"{r['rss_short_mb']:.0f} | {r['rss_full_mb']:.0f} | {r['full_s']:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("PATH", "N_CTX"))
+    parser.add_argument("--model", type=Path, help="measure this Q8_0 file; build nothing")
+    parser.add_argument("--model", type=Path, help="measure this Q8_0 file; build nothing")
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]))
+        return
+    if args.model:
+        memory_table(args.model)
         return
     from llamaembed import quantize
 
@@ -99,9 +129,9 @@ def main() -> None:
         started = time.perf_counter()
         convert_peak = subprocess.run(
             [sys.executable, "-c",
-             "import resource, sys; from llamaembed import convert; "
-             f"convert({str(folder)!r}, {str(f16)!r}, outtype='f16'); "
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
+             "import sys; sys.path.insert(0, 'benchmarks'); from long_context import peak_rss_mb; "
+             "from llamaembed import convert; "
+             f"convert({str(folder)!r}, {str(f16)!r}, outtype='f16'); print(peak_rss_mb())"],
             check=True, capture_output=True, text=True,
         ).stdout.split()[-1]
         convert_s = time.perf_counter() - started
@@ -114,18 +144,7 @@ def main() -> None:
               f"{f16.stat().st_size / 1e9:.2f} GB")
         print(f"quantise to Q8_0: {quantize_s:.1f} s, {q8.stat().st_size / 1e9:.2f} GB")
         print()
-        print("| n_ctx | load s | RSS loaded MB | RSS after a short text MB "
-              "| RSS after a full-context input MB | full-context input s |")
-        print("|---|---|---|---|---|---|")
-        for n_ctx in (512, 2048, 4096, 0):
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", str(q8), str(n_ctx)],
-                check=True, capture_output=True, text=True,
-            ).stdout.strip().splitlines()[-1]
-            r = json.loads(out)
-            label = f"{r['n_ctx']:.0f}" + (" (default)" if n_ctx == 0 else "")
-            print(f"| {label} | {r['load_s']:.2f} | {r['rss_loaded_mb']:.0f} | "
-                  f"{r['rss_short_mb']:.0f} | {r['rss_full_mb']:.0f} | {r['full_s']:.2f} |")
+        memory_table(q8)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

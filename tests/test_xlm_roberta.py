@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sentencepiece
 from reference import BertReference, cosine
 from texts import HARD_CASES, stdlib_sentences
 from tiny_xlmr import build_tiny_xlmr, hf_ids, train_sentencepiece
@@ -20,8 +21,6 @@ from tiny_xlmr import build_tiny_xlmr, hf_ids, train_sentencepiece
 from llamaembed import ConversionError, Llama, convert, quantize
 from llamaembed.convert.sentencepiece import read_model
 from llamaembed.engine.pooling import sigmoid
-
-sentencepiece = pytest.importorskip("sentencepiece")
 
 SAMPLE = [
     *[t for t in HARD_CASES if t.strip()],
@@ -120,6 +119,14 @@ def test_gguf_metadata_is_what_llama_cpp_expects(encoder_path: Path, processor) 
     assert tensors["position_embd.weight"].shape.tolist() == [64, 128]
     assert tensors["token_types.weight"].shape.tolist() == [64, 1]
     assert not any(name.startswith(("cls", "pooler")) for name in tensors)
+
+
+def test_opens_with_its_full_context_and_cls_pooling(encoder: Llama) -> None:
+    assert encoder.n_ctx == encoder.max_tokens == 128  # the trained context, not capped
+    assert encoder.pooling.value == "cls" and not encoder.is_reranker
+    long_text = " ".join(["memory"] * 400)
+    assert len(encoder.tokenize(long_text)) > 128
+    assert encoder.embed(long_text).shape == (64,)  # truncated to the context, with a warning
 
 
 def test_token_ids_equal_sentencepiece_in_hugging_face_order(encoder: Llama, processor) -> None:  # type: ignore[no-untyped-def]
