@@ -188,8 +188,8 @@ def test_rerank_equals_the_reference(reranker: Llama, reranker_folder: Path, pro
         # Hugging Face's pair: <s> query </s></s> document </s>
         ids = [*hf_ids(processor, query), 2, *hf_ids(processor, doc)[1:]]
         expected = float(reference.classify(ids)[0])
-        # Relevance scores (sigmoid) within 1e-3; raw logits within 5e-3 (flash attention
-        # keeps K and V in F16, about 4e-4 relative on logits of size 3).
+        # Relevance scores (sigmoid) within 1e-3; raw logits (about 2-3 in size here) within
+        # 5e-3: measured up to 1.4e-3, with flash attention on or off, i.e. 5e-4 relative.
         assert abs(sigmoid(np.float32(score)) - sigmoid(np.float32(expected))) < 1e-3, doc
         assert abs(float(score) - expected) < 5e-3, doc
 
