@@ -64,6 +64,27 @@ def _write_tokenizer(folder: Path, vocab: list[str]) -> None:
     )
 
 
+def encoder_layers(normal, prefix: str, layers: int, hidden: int, intermediate: int) -> dict:  # type: ignore[no-untyped-def]
+    """Return random weights of BERT-style encoder layers (shared by BERT and XLM-R)."""
+    w: dict[str, np.ndarray] = {}
+    for i in range(layers):
+        p = f"{prefix}encoder.layer.{i}."
+        for name, shape in (
+            ("attention.self.query", (hidden, hidden)),
+            ("attention.self.key", (hidden, hidden)),
+            ("attention.self.value", (hidden, hidden)),
+            ("attention.output.dense", (hidden, hidden)),
+            ("intermediate.dense", (intermediate, hidden)),
+            ("output.dense", (hidden, intermediate)),
+        ):
+            w[p + name + ".weight"] = normal(*shape, scale=0.15)
+            w[p + name + ".bias"] = normal(shape[0], scale=0.05)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[p + name + ".weight"] = 1 + normal(hidden, scale=0.05)
+            w[p + name + ".bias"] = normal(hidden, scale=0.05)
+    return w
+
+
 def build_tiny_bert(
     folder: Path,
     *,
@@ -93,21 +114,7 @@ def build_tiny_bert(
         f"{prefix}embeddings.LayerNorm.bias": normal(hidden, scale=0.05),
         f"{prefix}embeddings.position_ids": np.arange(max_positions, dtype=np.int64)[None],
     }
-    for i in range(layers):
-        p = f"{prefix}encoder.layer.{i}."
-        for name, shape in (
-            ("attention.self.query", (hidden, hidden)),
-            ("attention.self.key", (hidden, hidden)),
-            ("attention.self.value", (hidden, hidden)),
-            ("attention.output.dense", (hidden, hidden)),
-            ("intermediate.dense", (intermediate, hidden)),
-            ("output.dense", (hidden, intermediate)),
-        ):
-            w[p + name + ".weight"] = normal(*shape, scale=0.15)
-            w[p + name + ".bias"] = normal(shape[0], scale=0.05)
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            w[p + name + ".weight"] = 1 + normal(hidden, scale=0.05)
-            w[p + name + ".bias"] = normal(hidden, scale=0.05)
+    w.update(encoder_layers(normal, prefix, layers, hidden, intermediate))
     config = {
         "architectures": ["BertForSequenceClassification" if classifier else "BertModel"],
         "model_type": "bert",

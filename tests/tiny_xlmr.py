@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 from texts import HARD_CASES, stdlib_sentences
+from tiny_models import encoder_layers
 
 PAD_ID = 1
 
@@ -133,21 +134,7 @@ def build_tiny_xlmr(
         f"{prefix}embeddings.LayerNorm.weight": 1 + normal(hidden, scale=0.05),
         f"{prefix}embeddings.LayerNorm.bias": normal(hidden, scale=0.05),
     }
-    for i in range(layers):
-        p = f"{prefix}encoder.layer.{i}."
-        for name, shape in (
-            ("attention.self.query", (hidden, hidden)),
-            ("attention.self.key", (hidden, hidden)),
-            ("attention.self.value", (hidden, hidden)),
-            ("attention.output.dense", (hidden, hidden)),
-            ("intermediate.dense", (intermediate, hidden)),
-            ("output.dense", (hidden, intermediate)),
-        ):
-            w[p + name + ".weight"] = normal(*shape, scale=0.15)
-            w[p + name + ".bias"] = normal(shape[0], scale=0.05)
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            w[p + name + ".weight"] = 1 + normal(hidden, scale=0.05)
-            w[p + name + ".bias"] = normal(hidden, scale=0.05)
+    w.update(encoder_layers(normal, prefix, layers, hidden, intermediate))
     config = {
         "architectures": [
             "XLMRobertaForSequenceClassification" if classifier else "XLMRobertaModel"
