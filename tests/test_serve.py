@@ -519,3 +519,16 @@ def test_api_key_file_accepts_each_key(tmp_path: Path, tiny_encoder_path: Path) 
             assert ok.status_code == 200
         assert_error(httpx.post(url, json={"input": "cats"},
                                 headers={"Authorization": "Bearer # one key a line"}), 401)
+
+
+def test_n_ctx_bounds_the_input_length(tiny_encoder_path: Path, encoder: Llama) -> None:
+    with ServerProcess(tiny_encoder_path, "--n-ctx", "32") as process:
+        url = f"{process.url}/v1/embeddings"
+        long_text = " ".join(["rust"] * 100)
+        cut = httpx.post(url, json={"input": long_text}).json()
+        assert cut["usage"]["prompt_tokens"] == 32
+        refused = httpx.post(url, json={"input": long_text, "truncate": False})
+        assert "at most 32" in assert_error(refused, 400)["message"]
+        with Llama(tiny_encoder_path, n_ctx=32) as capped:
+            expected = capped.embed_texts([long_text])
+        assert cosines(np.array([cut["data"][0]["embedding"]]), expected)[0] > 0.99999

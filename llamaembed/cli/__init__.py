@@ -1,4 +1,8 @@
-"""The ``llamaembed`` command line: a thin click layer over the library."""
+"""The ``llamaembed`` command line: a thin click layer over the library.
+
+The command groups live here, except ``serve`` (``cli/serve.py``), which registers
+itself on ``main`` when this package is imported.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .errors import LlamaEmbedError
+from .. import __version__
+from ..errors import LlamaEmbedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = ".llamaembed"
@@ -33,8 +37,8 @@ def _errors(func: F) -> F:
 
 
 def _open_model(spec: str | None, quant: str | None, **options: Any) -> Any:
-    from .engine.llama import Llama
-    from .hub.registry import resolve_params
+    from ..engine.llama import Llama
+    from ..hub.registry import resolve_params
 
     return Llama.load(resolve_params(spec, quant=quant, **options))
 
@@ -87,7 +91,7 @@ def main() -> None:
 @_errors
 def convert(source: str, output: str, outtype: str, pooling: str | None, name: str | None) -> None:
     """Convert a Hugging Face BERT or XLM-RoBERTa folder or hub id to GGUF, without torch."""
-    from .convert import convert as run
+    from ..convert import convert as run
 
     path = run(source, output, outtype=outtype, pooling=pooling, name=name)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -101,7 +105,7 @@ def convert(source: str, output: str, outtype: str, pooling: str | None, name: s
 @_errors
 def quantize(source: str, output: str, qtype: str, threads: int) -> None:
     """Quantise a GGUF model: QTYPE is f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, …."""
-    from .convert.quantize import quantize as run
+    from ..convert.quantize import quantize as run
 
     path = run(source, output, qtype, n_threads=threads)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -219,8 +223,8 @@ def index_command(
     n_gpu_layers: int,
 ) -> None:
     """Index text files under PATHS; unchanged files are skipped on later runs."""
-    from .store.index import Index
-    from .store.ingest import collect_files, ingest_files
+    from ..store.index import Index
+    from ..store.ingest import collect_files, ingest_files
 
     folder = Path(db)
     files = collect_files(paths, exclude=folder)
@@ -268,9 +272,9 @@ def search(
     n_gpu_layers: int,
 ) -> None:
     """Search an index built by `llamaembed index`."""
-    from .engine.llama import Llama
-    from .params import LlamaParams
-    from .store.index import Index
+    from ..engine.llama import Llama
+    from ..params import LlamaParams
+    from ..store.index import Index
 
     folder = Path(db)
     manifest_file = folder / "manifest.json"
@@ -307,140 +311,13 @@ def search(
         click.echo(f"{rank:2d}. {hit.score:.4f}  {where}\n    {snippet}")
 
 
-# ----------------------------------------------------------------------------- serve
-@main.command()
-@click.argument("model", required=False)
-@click.option("--rerank", "rerank_model", default=None, help="Cross-encoder to serve too.")
-@click.option("--quant", default=None, help="Type of catalogue models (default: auto).")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option(
-    "--port",
-    default=8080,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="0 = any free port (printed at start).",
-)
-@click.option(
-    "--api-key",
-    default=None,
-    envvar="LLAMAEMBED_API_KEY",
-    help="Require 'Authorization: Bearer KEY' (env LLAMAEMBED_API_KEY).",
-)
-@click.option(
-    "--api-key-file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="File of accepted keys, one a line.",
-)
-@click.option(
-    "--max-batch-tokens",
-    default=4096,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Tokens per model run, shared by concurrent requests.",
-)
-@click.option(
-    "--max-client-batch",
-    default=2048,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Inputs one request may send.",
-)
-@click.option(
-    "--max-queue",
-    default=16384,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Inputs waiting before requests get 429.",
-)
-@click.option(
-    "--max-body-mb",
-    default=64,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Largest request body (413 above).",
-)
-@click.option(
-    "--threads",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0),
-    help="llama.cpp threads per model (0 = the CPU count, at most 8).",
-)
-@click.option("--query-prefix", default=None, help="Prefix of input_type=query texts.")
-@click.option("--document-prefix", default=None, help="Prefix of input_type=document texts.")
-@click.option("--access-log", is_flag=True, help="Log every request.")
-@_gpu_layers_option
-@_errors
-def serve(
-    model: str | None,
-    rerank_model: str | None,
-    quant: str | None,
-    host: str,
-    port: int,
-    api_key: str | None,
-    api_key_file: str | None,
-    max_batch_tokens: int,
-    max_client_batch: int,
-    max_queue: int,
-    max_body_mb: int,
-    threads: int,
-    query_prefix: str | None,
-    document_prefix: str | None,
-    access_log: bool,
-    n_gpu_layers: int,
-) -> None:
-    """Serve MODEL over HTTP: OpenAI /v1/embeddings, Cohere-style /v1/rerank, /metrics."""
-    try:
-        from .serve.app import ServerConfig, resolve_model
-        from .serve.runner import serve as run
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the server needs the [server] extra ({exc.name} is missing): "
-            "pip install 'llamaembed[server]'"
-        ) from exc
-    if api_key and api_key_file:
-        raise click.UsageError("give --api-key or --api-key-file, not both")
-    keys = [api_key] if api_key else []
-    if api_key_file:
-        lines = Path(api_key_file).read_text(encoding="utf-8").splitlines()
-        keys = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-        if not keys:
-            raise click.ClickException(f"{api_key_file} holds no key")
-    options: dict[str, Any] = {"n_gpu_layers": n_gpu_layers, "n_threads": threads}
-    prefixes = {"query_prefix": query_prefix, "document_prefix": document_prefix}
-    embedding = resolve_model(
-        model, quant=quant, **options, **{k: v for k, v in prefixes.items() if v is not None}
-    )
-    reranker = resolve_model(rerank_model, quant=quant, **options) if rerank_model else None
-    config = ServerConfig(
-        embedding=embedding,
-        rerank=reranker,
-        api_keys=tuple(keys),
-        max_batch_tokens=max_batch_tokens,
-        max_client_batch=max_client_batch,
-        max_queue=max_queue,
-        max_body_bytes=max_body_mb * 2**20,
-    )
-    try:
-        run(
-            config,
-            host=host,
-            port=port,
-            access_log=access_log,
-            announce=lambda line: click.echo(line, err=True),
-        )
-    except OSError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
 # ----------------------------------------------------------------------------- info
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_errors
 def info(as_json: bool) -> None:
     """Show llama.cpp's version and backends, CPU features, GPUs and the auto weight type."""
-    from .engine.hardware import system_info
+    from ..engine.hardware import system_info
 
     facts = system_info()
     if as_json:
@@ -474,7 +351,7 @@ def models() -> None:
 @_errors
 def models_list() -> None:
     """List catalogue models, what is on this machine and what auto picks (builds nothing)."""
-    from .hub.registry import buildable, catalogue, choose_quant, local_files
+    from ..hub.registry import buildable, catalogue, choose_quant, local_files
 
     entries, default = catalogue()
     for name, entry in sorted(entries.items()):
@@ -507,8 +384,8 @@ def models_list() -> None:
 @_errors
 def models_pull(name: str, quant: str, set_default: bool) -> None:
     """Download a catalogue model (with a progress bar) and verify it."""
-    from .hub.registry import pull
-    from .hub.registry import set_default as make_default
+    from ..hub.registry import pull
+    from ..hub.registry import set_default as make_default
 
     path = pull(name, quant)
     if set_default:
@@ -521,7 +398,7 @@ def models_pull(name: str, quant: str, set_default: bool) -> None:
 @_errors
 def models_show(name: str) -> None:
     """Show a catalogue entry."""
-    from .hub.registry import lookup
+    from ..hub.registry import lookup
 
     entry = lookup(name)
     for key, value in vars(entry).items():
@@ -531,7 +408,7 @@ def models_show(name: str) -> None:
 @models.command("paths")
 def models_paths() -> None:
     """Show where models, settings and the user's models.toml live."""
-    from .hub.registry import cache_dir, user_catalogue_path
+    from ..hub.registry import cache_dir, user_catalogue_path
 
     click.echo(f"cache        {cache_dir()}")
     click.echo(f"user catalog {user_catalogue_path()}")
@@ -539,3 +416,6 @@ def models_paths() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+from . import serve as _serve  # noqa: E402, F401  (registers `llamaembed serve`)

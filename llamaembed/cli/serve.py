@@ -1,0 +1,145 @@
+"""``llamaembed serve``: the HTTP server's command (options, keys, then the runner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import _errors, _gpu_layers_option, main
+
+
+# ----------------------------------------------------------------------------- serve
+@main.command()
+@click.argument("model", required=False)
+@click.option("--rerank", "rerank_model", default=None, help="Cross-encoder to serve too.")
+@click.option("--quant", default=None, help="Type of catalogue models (default: auto).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="0 = any free port (printed at start).",
+)
+@click.option(
+    "--api-key",
+    default=None,
+    envvar="LLAMAEMBED_API_KEY",
+    help="Require 'Authorization: Bearer KEY' (env LLAMAEMBED_API_KEY).",
+)
+@click.option(
+    "--api-key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="File of accepted keys, one a line.",
+)
+@click.option(
+    "--max-batch-tokens",
+    default=4096,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Tokens per model run, shared by concurrent requests.",
+)
+@click.option(
+    "--max-client-batch",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Inputs one request may send.",
+)
+@click.option(
+    "--max-queue",
+    default=16384,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Inputs waiting before requests get 429.",
+)
+@click.option(
+    "--max-body-mb",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest request body (413 above).",
+)
+@click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="llama.cpp threads per model (0 = the CPU count, at most 8).",
+)
+@click.option(
+    "--n-ctx",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Tokens per input (0 = the model's own; lower it to bound memory).",
+)
+@click.option("--query-prefix", default=None, help="Prefix of input_type=query texts.")
+@click.option("--document-prefix", default=None, help="Prefix of input_type=document texts.")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+@_gpu_layers_option
+@_errors
+def serve(
+    model: str | None,
+    rerank_model: str | None,
+    quant: str | None,
+    host: str,
+    port: int,
+    api_key: str | None,
+    api_key_file: str | None,
+    max_batch_tokens: int,
+    max_client_batch: int,
+    max_queue: int,
+    max_body_mb: int,
+    threads: int,
+    n_ctx: int,
+    query_prefix: str | None,
+    document_prefix: str | None,
+    access_log: bool,
+    n_gpu_layers: int,
+) -> None:
+    """Serve MODEL over HTTP: OpenAI /v1/embeddings, Cohere-style /v1/rerank, /metrics."""
+    try:
+        from ..serve.app import ServerConfig, resolve_model
+        from ..serve.runner import serve as run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the server needs the [server] extra ({exc.name} is missing): "
+            "pip install 'llamaembed[server]'"
+        ) from exc
+    if api_key and api_key_file:
+        raise click.UsageError("give --api-key or --api-key-file, not both")
+    keys = [api_key] if api_key else []
+    if api_key_file:
+        lines = Path(api_key_file).read_text(encoding="utf-8").splitlines()
+        keys = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        if not keys:
+            raise click.ClickException(f"{api_key_file} holds no key")
+    options: dict[str, Any] = {"n_gpu_layers": n_gpu_layers, "n_threads": threads, "n_ctx": n_ctx}
+    prefixes = {"query_prefix": query_prefix, "document_prefix": document_prefix}
+    embedding = resolve_model(
+        model, quant=quant, **options, **{k: v for k, v in prefixes.items() if v is not None}
+    )
+    reranker = resolve_model(rerank_model, quant=quant, **options) if rerank_model else None
+    config = ServerConfig(
+        embedding=embedding,
+        rerank=reranker,
+        api_keys=tuple(keys),
+        max_batch_tokens=max_batch_tokens,
+        max_client_batch=max_client_batch,
+        max_queue=max_queue,
+        max_body_bytes=max_body_mb * 2**20,
+    )
+    try:
+        run(
+            config,
+            host=host,
+            port=port,
+            access_log=access_log,
+            announce=lambda line: click.echo(line, err=True),
+        )
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from exc
