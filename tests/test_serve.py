@@ -163,6 +163,9 @@ def test_long_input_is_truncated_by_default_and_refused_without(
     expected = encoder.embed_texts(["cats", long_text])
     got = np.array([d["embedding"] for d in ok.json()["data"]])
     assert cosines(got, expected).min() > 0.99999
+    truncated = r"llamaembed_inputs_truncated_total\{[^}]*\} (\S+)"
+    counted = re.search(truncated, client.get("/metrics").text)
+    assert counted and float(counted.group(1)) >= 1
     refused = post(client, "/v1/embeddings", {"input": ["cats", long_text], "truncate": False})
     error = assert_error(refused, 400, "input")
     assert "index 1" in error["message"] and "502 tokens" in error["message"]

@@ -303,7 +303,12 @@ class Llama:
             return np.concatenate([tokens[: limit - 1], tokens[-1:]]), True
         return tokens[:limit], True
 
-    def _prepare(self, texts: list[str], options: EmbedOptions) -> list[TokenArray]:
+    def _prepare(
+        self,
+        texts: list[str],
+        options: EmbedOptions,
+        on_truncate: Callable[[int], None] | None = None,
+    ) -> list[TokenArray]:
         vocab = self._model.vocab
         prepared = []
         n_truncated = 0
@@ -319,7 +324,9 @@ class Llama:
             tokens, cut = self._fit(tokens, i, options.truncate)
             n_truncated += cut
             prepared.append(tokens)
-        if n_truncated:
+        if n_truncated and on_truncate is not None:
+            on_truncate(n_truncated)
+        elif n_truncated:
             logger.warning(
                 "%d of %d texts were longer than %d tokens and were truncated",
                 n_truncated,
@@ -394,10 +401,20 @@ class Llama:
     # ----------------------------------------------------------------- prepared inputs
     # The server packs inputs of many requests into shared batches, so it prepares each
     # request's inputs first (tokenising, checking lengths) and runs them together later.
-    def prepare_texts(self, texts: Sequence[str], *, truncate: bool = True) -> list[TokenArray]:
-        """Return the token sequences ``forward`` takes for texts (specials added, fitted)."""
+    def prepare_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        truncate: bool = True,
+        on_truncate: Callable[[int], None] | None = None,
+    ) -> list[TokenArray]:
+        """Return the token sequences ``forward`` takes for texts (specials added, fitted).
+
+        Truncated texts are logged as a warning, or counted by ``on_truncate(n)`` instead
+        (a server counts them in a metric rather than logging every request).
+        """
         self._require_embedder()
-        return self._prepare(_check_texts(texts), EmbedOptions(truncate=truncate))
+        return self._prepare(_check_texts(texts), EmbedOptions(truncate=truncate), on_truncate)
 
     def prepare_tokens(
         self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True

@@ -625,11 +625,14 @@ def create_app(
                 code="invalid_dimensions",
             )
         prefix = _prefix(body, llama, texts is not None)
+        truncated = metrics.truncated.labels(served.spec.name)
         if texts is not None:
             prefixed = [prefix + t for t in texts] if prefix else texts
             sequences = await _prepare(
                 sum(map(len, prefixed)),
-                lambda: llama.prepare_texts(prefixed, truncate=body.truncate),
+                lambda: llama.prepare_texts(
+                    prefixed, truncate=body.truncate, on_truncate=truncated.inc
+                ),
             )
         else:
             assert token_lists is not None

@@ -87,6 +87,12 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.truncated = Counter(
+            "llamaembed_inputs_truncated",
+            "Inputs longer than the context, cut to it (truncate=true)",
+            ["model"],
+            registry=r,
+        )
         self.dropped = Counter(
             "llamaembed_inputs_dropped",
             "Queued inputs dropped because their client disconnected",
