@@ -32,6 +32,12 @@ SAMPLE = [
 ]
 
 
+def copy_folder(source: Path, target: Path) -> Path:
+    """Copy a model folder without its converted GGUFs (to spoil the copy)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.gguf"))
+    return target
+
+
 @pytest.fixture(scope="module")
 def spm_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_sentencepiece(tmp_path_factory.mktemp("spm"))
@@ -156,8 +162,7 @@ def test_token_ids_equal_the_tokenizers_library(encoder: Llama, encoder_folder: 
 def test_tokenizer_json_alone_converts_to_the_same_vocabulary(
     encoder_folder: Path, encoder: Llama, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "json-only"
-    shutil.copytree(encoder_folder, folder, ignore=shutil.ignore_patterns("*.gguf"))
+    folder = copy_folder(encoder_folder, tmp_path / "json-only")
     (folder / "sentencepiece.bpe.model").unlink()
     path = convert(folder, tmp_path / "json-only.gguf", outtype="f32")
     with Llama(path) as from_json:
@@ -248,8 +253,7 @@ def _copy_without(source: Path, target: Path, key: str) -> None:
 # ----------------------------------------------------------------------------- bad input
 def test_bpe_sentencepiece_model_is_refused(encoder_folder: Path, tmp_path: Path) -> None:
     bpe = train_sentencepiece(tmp_path, model_type="bpe")
-    folder = tmp_path / "bpe"
-    shutil.copytree(encoder_folder, folder, ignore=shutil.ignore_patterns("*.gguf"))
+    folder = copy_folder(encoder_folder, tmp_path / "bpe")
     shutil.copy(bpe, folder / "sentencepiece.bpe.model")
     out = tmp_path / "out.gguf"
     with pytest.raises(ConversionError, match=r"sentencepiece\.bpe\.model.*bpe model"):
@@ -261,8 +265,7 @@ def test_bpe_sentencepiece_model_is_refused(encoder_folder: Path, tmp_path: Path
 def test_truncated_sentencepiece_model_is_refused(
     encoder_folder: Path, tmp_path: Path, cut: float
 ) -> None:
-    folder = tmp_path / "cut"
-    shutil.copytree(encoder_folder, folder, ignore=shutil.ignore_patterns("*.gguf"))
+    folder = copy_folder(encoder_folder, tmp_path / "cut")
     model = folder / "sentencepiece.bpe.model"
     data = model.read_bytes()
     model.write_bytes(data[: int(len(data) * cut)])
@@ -273,8 +276,7 @@ def test_truncated_sentencepiece_model_is_refused(
 
 
 def test_not_a_sentencepiece_file_is_refused(encoder_folder: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "junk"
-    shutil.copytree(encoder_folder, folder, ignore=shutil.ignore_patterns("*.gguf"))
+    folder = copy_folder(encoder_folder, tmp_path / "junk")
     (folder / "sentencepiece.bpe.model").write_bytes(b"\xff" * 100)
     with pytest.raises(ConversionError, match=r"sentencepiece\.bpe\.model"):
         convert(folder, tmp_path / "out.gguf")
@@ -283,8 +285,7 @@ def test_not_a_sentencepiece_file_is_refused(encoder_folder: Path, tmp_path: Pat
 def test_tokenizer_json_of_another_type_is_refused(
     encoder_folder: Path, tiny_encoder_folder: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "wordpiece"
-    shutil.copytree(encoder_folder, folder, ignore=shutil.ignore_patterns("*.gguf"))
+    folder = copy_folder(encoder_folder, tmp_path / "wordpiece")
     (folder / "sentencepiece.bpe.model").unlink()
     shutil.copy(tiny_encoder_folder / "tokenizer.json", folder / "tokenizer.json")
     out = tmp_path / "out.gguf"

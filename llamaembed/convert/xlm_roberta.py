@@ -119,7 +119,7 @@ def _from_tokenizer_json(path: Path, folder: Path, vocab_size: int) -> _Tokenize
     except (TypeError, ValueError) as exc:
         raise ConversionError(f"{path}: a vocabulary entry is not [piece, score]") from exc
     added = data.get("added_tokens") or []
-    unk_id = int(model.get("unk_id", 3) if model.get("unk_id") is not None else 3)
+    unk_id = 3 if model.get("unk_id") is None else int(model["unk_id"])
     for token in added:
         index = int(token["id"])
         if 0 <= index < len(tokens):

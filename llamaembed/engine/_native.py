@@ -129,11 +129,11 @@ def extra_buffers() -> tuple[bool, str]:
     return _extra_buffers
 
 
-_GIL_HOLDING: dict[str, Any] = {}
 # Tokenising more bytes than this takes long enough to let other threads run meanwhile.
 _QUICK_TOKENIZE_BYTES = 4096
 
 
+@functools.cache
 def quick(name: str) -> Any:
     """Return llama.cpp's function ``name`` as a ctypes function that keeps the GIL.
 
@@ -142,14 +142,11 @@ def quick(name: str) -> Any:
     interval (5 ms). For calls of a few microseconds that wait is all the cost, so only
     long calls (``llama_decode``, long tokenisations) let go.
     """
-    func = _GIL_HOLDING.get(name)
-    if func is None:
-        llama_cpp = lib()
-        shared = llama_cpp._lib
-        func = getattr(ctypes.PyDLL(shared._name, handle=shared._handle), name)
-        source = getattr(llama_cpp, name)
-        func.argtypes, func.restype = source.argtypes, source.restype
-        _GIL_HOLDING[name] = func
+    llama_cpp = lib()
+    shared = llama_cpp._lib
+    func = getattr(ctypes.PyDLL(shared._name, handle=shared._handle), name)
+    source = getattr(llama_cpp, name)
+    func.argtypes, func.restype = source.argtypes, source.restype
     return func
 
 

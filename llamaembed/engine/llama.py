@@ -425,7 +425,7 @@ class Llama:
         from ``tokenize()`` or a Hugging Face tokenizer already holds them).
         """
         self._require_embedder()
-        n_vocab = self._model.vocab.n_tokens
+        n_vocab = self.n_vocab
         prepared = []
         for i, ids in enumerate(token_lists):
             try:
@@ -450,11 +450,7 @@ class Llama:
 
     def prepare_pairs(self, query: str, documents: Sequence[str]) -> list[npt.NDArray[Any]]:
         """Return the query–document inputs ``forward`` takes to score documents."""
-        if self.pooling is not Pooling.RANK:
-            raise RerankNotSupportedError(
-                f"{self.model_path.name} is opened with {self.pooling.value} pooling: it is "
-                "not a cross-encoder"
-            )
+        self._require_reranker()
         if not isinstance(query, str):
             raise TypeError(f"query is {type(query).__name__}, not str")
         return self._pairs(query, _check_texts(documents))
@@ -480,6 +476,14 @@ class Llama:
         return int(self._model.vocab.n_tokens)
 
     # ----------------------------------------------------------------- embeddings
+    def _require_reranker(self) -> None:
+        if self.pooling is not Pooling.RANK:
+            raise RerankNotSupportedError(
+                f"{self.model_path.name} is opened with {self.pooling.value} pooling: it is a "
+                "bi-encoder, not a cross-encoder. Rerank with a cross-encoder GGUF (rank "
+                "pooling), or compare embeddings with cosine similarity."
+            )
+
     def _require_embedder(self) -> None:
         if self.pooling is Pooling.RANK:
             raise PoolingError(
@@ -634,12 +638,7 @@ class Llama:
         if not isinstance(query, str):
             raise TypeError(f"query is {type(query).__name__}, not str")
         docs = _check_texts(documents)
-        if self.pooling is not Pooling.RANK:
-            raise RerankNotSupportedError(
-                f"{self.model_path.name} is opened with {self.pooling.value} pooling: it is a "
-                "bi-encoder, not a cross-encoder. Rerank with a cross-encoder GGUF (rank "
-                "pooling), or compare embeddings with cosine similarity."
-            )
+        self._require_reranker()
         if top_n is not None and top_n < 0:
             raise ValueError("top_n must be non-negative")
         self._context_or_raise()

@@ -262,16 +262,18 @@ def _route_label(path: str) -> str:
     return _ROUTES.get(path, "other")
 
 
-async def _send_error(send: Send, error: ApiError) -> None:
-    response = error.response()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": response.raw_headers,
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body})
+def _replay(body: bytes, upstream: Receive) -> Receive:
+    """Return a receive that gives the body already read, then what the server sends next."""
+    replayed = False
+
+    async def receive() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await upstream()  # what follows is the disconnect
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 class _Guard:
@@ -304,50 +306,25 @@ class _Guard:
             # The body is JSON whatever the client says (`curl -d` sends a form type).
             headers[b"content-type"] = b"application/json"
             scope = {**scope, "headers": list(headers.items())}
-        limit = state.config.max_body_bytes
         try:
             if state.config.api_keys and scope["path"] not in OPEN_PATHS:
                 self._authorize(headers.get(b"authorization", b""))
             declared = headers.get(b"content-length")
+            limit = state.config.max_body_bytes
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise self._too_large()
+            if route in ("embeddings", "rerank") and scope["method"] == "POST":
+                # Read the body here, so that an over-long one is a 413 before any parsing
+                # (FastAPI would turn an error while it reads into a 400).
+                body = await self._read_body(receive)
+                if body is None:
+                    return  # the client left while sending
+                receive = _replay(body, receive)
         except ApiError as error:
             metrics.failures.labels(route, error.code).inc()
-            await _send_error(send_counted, error)
+            await error.response()(scope, receive, send_counted)
             metrics.requests.labels(route, str(status)).inc()
             return
-        if route in ("embeddings", "rerank") and scope["method"] == "POST":
-            # Read the body here, so that an over-long one is a 413 before any parsing
-            # (FastAPI would turn an error while it reads into a 400).
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return  # the client left while sending
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    too_large = self._too_large()
-                    metrics.failures.labels(route, too_large.code).inc()
-                    await _send_error(send_counted, too_large)
-                    metrics.requests.labels(route, str(status)).inc()
-                    return
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-            body = b"".join(chunks)
-            replayed = False
-            upstream = receive
-
-            async def replay() -> Message:
-                nonlocal replayed
-                if replayed:
-                    return await upstream()  # what follows is the disconnect
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            receive = replay
         try:
             fast = state.fast_routes.get(scope["path"]) if scope["method"] == "POST" else None
             if fast is None:
@@ -365,6 +342,22 @@ class _Guard:
             metrics.requests.labels(route, str(status)).inc()
             if route in ("embeddings", "rerank"):
                 metrics.request_duration.labels(route).observe(time.perf_counter() - started)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """Return the whole body (None if the client left); raise a 413 past the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.state.config.max_body_bytes:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _authorize(self, header: bytes) -> None:
         scheme, _, token = header.decode("latin-1").partition(" ")
