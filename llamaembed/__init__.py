@@ -35,6 +35,8 @@ if TYPE_CHECKING:
         RerankNotSupportedError,
     )
     from .params import EmbedOptions, LlamaParams, Pooling
+    from .static.distill import distill
+    from .static.model import StaticModel
     from .store.chunking import Chunk, chunk_text
     from .store.index import Embedder, Hit, Index
 
@@ -67,9 +69,11 @@ _LAZY = {
     "RegistryError": "errors",
     "RerankNotSupportedError": "errors",
     "RerankResult": "engine.llama",
+    "StaticModel": "static.model",
     "chunk_text": "store.chunking",
     "convert": "convert",
     "cosine_similarity": "engine.pooling",
+    "distill": "static.distill",
     "l2_normalize": "engine.pooling",
     "quantize": "convert.quantize",
     "reciprocal_rank_fusion": "engine.pooling",
@@ -104,9 +108,11 @@ __all__ = [
     "RegistryError",
     "RerankNotSupportedError",
     "RerankResult",
+    "StaticModel",
     "chunk_text",
     "convert",
     "cosine_similarity",
+    "distill",
     "l2_normalize",
     "quantize",
     "reciprocal_rank_fusion",

@@ -14,6 +14,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
+from .._files import sample_file
 from ..errors import (
     EmbeddingsDisabledError,
     EmptyInputError,
@@ -60,13 +61,7 @@ def _check_texts(texts: Sequence[Any]) -> list[str]:
 def _file_fingerprint(path: Path, pooling: Pooling) -> str:
     """Return a short hash of the file's size and sampled contents, plus the pooling."""
     digest = hashlib.sha256()
-    size = path.stat().st_size
-    digest.update(str(size).encode())
-    chunk = 1 << 16
-    with path.open("rb") as handle:
-        for position in np.linspace(0, max(size - chunk, 0), num=16, dtype=np.int64):
-            handle.seek(int(position))
-            digest.update(handle.read(chunk))
+    sample_file(digest, path)
     digest.update(pooling.value.encode())
     return digest.hexdigest()[:32]
 

@@ -1,0 +1,367 @@
+"""Distil a static model from a GGUF embedding model, with llama.cpp as the teacher.
+
+Model2Vec's recipe, in numpy and without torch: encode every normal token of the
+teacher's vocabulary alone (``[CLS] token [SEP]``), mean-pool, reduce with PCA, and
+scale each row by a SIF weight ``sif / (sif + p)``, ``p`` being the token's probability:
+Zipf's law over the vocabulary order (Model2Vec's estimate) or, given a corpus, the
+token's share of that corpus with add-one smoothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._files import atomic_path
+from ..errors import ConversionError
+from ..params import LlamaParams, Pooling
+
+__all__ = [
+    "TeacherVocabulary",
+    "build_wordpiece_tokenizer",
+    "corpus_probabilities",
+    "distill",
+    "pca",
+    "sif_weights",
+    "teacher_vocabulary",
+    "zipf_probabilities",
+]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+
+_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED = 1, 2, 3, 4
+_UNUSED = re.compile(r"\[unused\d+\]")
+_CHUNK = 2048  # tokens per teacher call (one progress step)
+_ST = "sentence_transformers.models"  # modules.json names, as Model2Vec writes them
+# Real sentences that every check of the rebuilt tokenizer runs through both tokenizers.
+_CHECK_TEXTS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Rust is memory-safe; C is not. Or is it? 3.14159 and $9.99!",
+    "café naïve résumé — «quotes» “curly” ‘single’",
+    "snake_case camelCase kebab-case https://example.com/path?q=1",
+    "東京は日本の首都です。 Москва — столица России. 서울",
+    "tabs\tand\nnewlines\r\n  spaces, emoji 🦙 and ligatures ﬁne",
+)
+
+
+@dataclass(frozen=True)
+class TeacherVocabulary:
+    """The teacher tokens a static model keeps: their ids and their WordPiece spellings."""
+
+    ids: npt.NDArray[np.int64]  # teacher token ids, ascending
+    tokens: list[str]  # WordPiece form ("##ing" for a continuation), one per id
+    unknown: str
+    lowercase: bool
+
+
+def teacher_vocabulary(path: str | os.PathLike[str]) -> TeacherVocabulary:
+    """Return the tokens to distil from a BERT-family GGUF (WordPiece vocabulary).
+
+    Kept: every normal token in id order, plus the unknown and padding tokens; dropped:
+    ``[unused…]`` and the other control tokens (``[CLS]``, ``[SEP]``, ``[MASK]``).
+    """
+    from ..engine.gguf_check import scan
+
+    meta = scan(path).metadata
+    kind = meta.get("tokenizer.ggml.model")
+    if kind != "bert":
+        raise ConversionError(
+            f"{Path(path).name} has a {kind!r} tokenizer; distillation supports WordPiece "
+            "(BERT-family: MiniLM, BGE, e5, gte, nomic) teachers"
+        )
+    raw = meta["tokenizer.ggml.tokens"]
+    stored = meta.get("tokenizer.ggml.token_type")
+    types = stored.values() if stored is not None else [_NORMAL] * len(raw)
+    unknown_id = int(meta.get("tokenizer.ggml.unknown_token_id", -1))
+    padding_id = int(meta.get("tokenizer.ggml.padding_token_id", -1))
+    if not 0 <= unknown_id < len(raw):
+        raise ConversionError(f"{Path(path).name} names no unknown token")
+    ids: list[int] = []
+    tokens: list[str] = []
+    for i, (data, kind_code) in enumerate(zip(raw, types, strict=True)):
+        text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
+        special = i in (unknown_id, padding_id)
+        if not special and (kind_code not in (_NORMAL, _USER_DEFINED)):
+            continue
+        word = _wordpiece_form(text, special or kind_code in (_UNKNOWN, _CONTROL))
+        if not special and _UNUSED.fullmatch(word):
+            continue
+        ids.append(i)
+        tokens.append(word)
+    if len(set(tokens)) != len(tokens):
+        raise ConversionError(f"{Path(path).name}: its vocabulary maps two ids to one token")
+    unknown = tokens[ids.index(unknown_id)]
+    lowercase = meta.get("tokenizer.ggml.normalizer.lowercase", True) not in (False, "false")
+    return TeacherVocabulary(np.asarray(ids, dtype=np.int64), tokens, unknown, lowercase)
+
+
+def _wordpiece_form(token: str, special: bool) -> str:
+    """Undo llama.cpp's spelling: "▁word" starts a word, a bare piece continues one."""
+    if token.startswith("\u2581"):
+        return token[1:]
+    if special or (token.startswith("[") and token.endswith("]")):
+        return token  # llama.cpp's converter keeps bracketed tokens as they are
+    return "##" + token
+
+
+def build_wordpiece_tokenizer(tokens: Sequence[str], unknown: str, *, lowercase: bool) -> Any:
+    """Return a Hugging Face BERT tokenizer over ``tokens`` (id = position), as llama.cpp's."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    vocab = {token: i for i, token in enumerate(tokens)}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token=unknown, max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return tokenizer
+
+
+# ----------------------------------------------------------------------------- numpy steps
+def pca(matrix: npt.ArrayLike, dims: int | None) -> FloatArray:
+    """Return rows projected on their ``dims`` main axes (mean-centred, not whitened).
+
+    Model2Vec's convention: components by falling variance, each signed so that its
+    largest score is positive; ``dims`` above the width rotates without reducing, and
+    None (or more dims than rows) leaves the rows as they are.
+    """
+    data = np.asarray(matrix, dtype=np.float64)
+    if dims is None or dims >= data.shape[0]:
+        return data.astype(np.float32)
+    if dims < 1:
+        raise ValueError(f"dims must be at least 1, got {dims}")
+    dims = min(dims, data.shape[1])
+    centred = data - data.mean(axis=0)
+    covariance = centred.T @ centred / max(data.shape[0] - 1, 1)
+    _, vectors = np.linalg.eigh(covariance)
+    components = vectors[:, ::-1][:, :dims]
+    scores = centred @ components
+    largest = np.argmax(np.abs(scores), axis=0)
+    signs = np.sign(scores[largest, np.arange(dims)])
+    signs[signs == 0] = 1
+    return (scores * signs).astype(np.float32)
+
+
+def zipf_probabilities(n: int) -> npt.NDArray[np.float64]:
+    """Return Model2Vec's token probabilities from rank alone: p ∝ 1 / (rank + 1)."""
+    inverse_rank = 1.0 / np.arange(2, n + 2, dtype=np.float64)
+    return inverse_rank / inverse_rank.sum()
+
+
+def corpus_probabilities(counts: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Return token probabilities from corpus counts with add-one smoothing."""
+    smoothed = np.asarray(counts, dtype=np.float64) + 1.0
+    return smoothed / smoothed.sum()
+
+
+def sif_weights(probabilities: npt.ArrayLike, sif_coefficient: float) -> npt.NDArray[np.float64]:
+    """Return SIF weights ``sif / (sif + p)``: frequent tokens count less."""
+    if not 0 < sif_coefficient < 1:
+        raise ValueError(f"sif_coefficient must be between 0 and 1, got {sif_coefficient}")
+    p = np.asarray(probabilities, dtype=np.float64)
+    return sif_coefficient / (sif_coefficient + p)
+
+
+# ----------------------------------------------------------------------------- the teacher
+def _open_teacher(teacher: Any) -> Any:
+    """Return the teacher opened with mean pooling over all positions (a ``Llama``)."""
+    from ..engine.llama import Llama
+    from ..hub.registry import resolve_params
+
+    if isinstance(teacher, Llama):
+        params = teacher.params
+    elif isinstance(teacher, LlamaParams):
+        params = teacher
+    else:
+        params = resolve_params(os.fspath(teacher))
+    trained = _quiet_pooling_warning()
+    try:
+        llama = Llama.load(params.with_pooling(Pooling.MEAN))
+    finally:
+        logging.getLogger("llamaembed.engine.llama").removeFilter(trained)
+    if llama._has_rank_head:
+        llama.close()
+        raise ConversionError(
+            f"{llama.model_path.name} is a cross-encoder; distil an embedding model"
+        )
+    return llama
+
+
+def _quiet_pooling_warning() -> logging.Filter:
+    # Distillation means over every position whatever pooling the teacher was trained with
+    # (Model2Vec's recipe); the "opened with another pooling" warning is expected here.
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "pooling but is opened with" not in record.getMessage()
+
+    quiet = _Filter()
+    logging.getLogger("llamaembed.engine.llama").addFilter(quiet)
+    return quiet
+
+
+def _token_vectors(llama: Any, ids: npt.NDArray[np.int64], show_progress: bool) -> FloatArray:
+    """Return the teacher's mean-pooled output for each token alone, between its specials."""
+    frame = llama.tokenize("")  # the model's own start and end tokens, e.g. [CLS] [SEP]
+    head, tail = frame[:1], frame[1:]
+    sequences = [np.concatenate([head, [i], tail]).astype(np.int32) for i in ids.tolist()]
+    out = np.empty((len(sequences), llama.n_embd), dtype=np.float32)
+    from tqdm import tqdm
+
+    with tqdm(
+        total=len(sequences), desc="teacher", unit=" tokens", disable=not show_progress
+    ) as bar:
+        for start in range(0, len(sequences), _CHUNK):
+            batch = sequences[start : start + _CHUNK]
+            out[start : start + len(batch)] = llama.forward(batch)
+            bar.update(len(batch))
+    return np.nan_to_num(out)
+
+
+def _check_tokenizer(llama: Any, tokenizer: Any, ids: npt.NDArray[np.int64]) -> None:
+    """Raise ConversionError unless the rebuilt tokenizer gives llama.cpp's tokens."""
+    position = np.full(llama.n_vocab, -1, dtype=np.int64)
+    position[ids] = np.arange(len(ids))
+    for text in _CHECK_TEXTS:
+        theirs = position[llama.tokenize(text, add_special=False)].tolist()
+        ours = tokenizer.encode(text, add_special_tokens=False).ids
+        if ours != theirs:
+            raise ConversionError(
+                f"the rebuilt tokenizer splits {text!r} unlike llama.cpp ({ours} vs "
+                f"{theirs}); this teacher's tokenizer is not a plain BERT WordPiece one"
+            )
+
+
+def _read_corpus(corpus: str | os.PathLike[str] | Iterable[str]) -> Iterable[str]:
+    if isinstance(corpus, (str, os.PathLike)):
+        path = Path(corpus)
+        if not path.is_file():
+            raise ConversionError(f"corpus {path} is not a file")
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            yield from handle
+    else:
+        yield from corpus
+
+
+def _corpus_counts(model: Any, corpus: Any) -> tuple[npt.NDArray[np.int64], int]:
+    """Return how often each token of the static model occurs in the corpus, and its lines."""
+    counts = np.zeros(model.n_vocab, dtype=np.int64)
+    lines = 0
+    batch: list[str] = []
+    for line in _read_corpus(corpus):
+        batch.append(line)
+        if len(batch) == 8192:
+            counts += np.bincount(model._encode(batch, None)[0], minlength=model.n_vocab)
+            lines += len(batch)
+            batch = []
+    if batch:
+        counts += np.bincount(model._encode(batch, None)[0], minlength=model.n_vocab)
+        lines += len(batch)
+    return counts, lines
+
+
+# ----------------------------------------------------------------------------- distil
+def distill(
+    teacher: Any,
+    output_dir: str | os.PathLike[str],
+    *,
+    dims: int | None = 256,
+    sif_coefficient: float = 1e-4,
+    corpus: str | os.PathLike[str] | Iterable[str] | None = None,
+    show_progress: bool = False,
+) -> Path:
+    """Write a Model2Vec folder distilled from ``teacher`` into ``output_dir``; return it.
+
+    ``teacher``: a GGUF path, a catalogue name, ``LlamaParams`` or an open ``Llama``.
+    ``dims``: PCA width (None keeps the teacher's). ``corpus``: a text file or texts whose
+    token counts replace Zipf's estimate in the SIF weights.
+    """
+    from .model import StaticModel
+
+    if dims is not None and dims < 1:
+        raise ValueError(f"dims must be at least 1, got {dims}")
+    sif_weights(np.zeros(1), sif_coefficient)  # checks the coefficient before the long pass
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ConversionError(f"{folder} exists and is not a folder")
+    llama = _open_teacher(teacher)
+    try:
+        vocabulary = teacher_vocabulary(llama.model_path)
+        tokenizer = build_wordpiece_tokenizer(
+            vocabulary.tokens, vocabulary.unknown, lowercase=vocabulary.lowercase
+        )
+        _check_tokenizer(llama, tokenizer, vocabulary.ids)
+        vectors = _token_vectors(llama, vocabulary.ids, show_progress)
+        teacher_name = str(llama.metadata.get("general.name") or llama.model_path.stem)
+        teacher_fingerprint = llama.fingerprint
+    finally:
+        llama.close()
+    reduced = pca(vectors, dims)
+    folder.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "model_type": "model2vec",
+        "architectures": ["StaticModel"],
+        "tokenizer_name": teacher_name,
+        "apply_pca": dims,
+        "sif_coefficient": sif_coefficient,
+        "hidden_dim": int(reduced.shape[1]),
+        "seq_length": 1000000,
+        "normalize": True,
+        "pooling": "mean",
+        "max_length": 512,
+        "embedding_dtype": "float32",
+        "teacher_name": teacher_name,
+        "teacher_fingerprint": teacher_fingerprint,
+        "sif_weights": "zipf",
+    }
+    # Token counts need the static tokenizer, so write it first and count with it.
+    _write_json(folder / "config.json", config)
+    _write_tokenizer(folder / "tokenizer.json", tokenizer)
+    if corpus is None:
+        probabilities = zipf_probabilities(len(reduced))
+    else:
+        _write_tensors(folder / "model.safetensors", reduced)
+        counts, lines = _corpus_counts(StaticModel(folder, max_length=None), corpus)
+        if lines == 0:
+            raise ConversionError("the corpus holds no text")
+        probabilities = corpus_probabilities(counts)
+        config["sif_weights"] = "corpus"
+        config["corpus_lines"] = lines
+        config["corpus_tokens"] = int(counts.sum())
+    weighted = reduced * sif_weights(probabilities, sif_coefficient).astype(np.float32)[:, None]
+    _write_tensors(folder / "model.safetensors", weighted)
+    _write_json(folder / "config.json", config)
+    modules = [
+        {"idx": 0, "name": "0", "path": ".", "type": f"{_ST}.StaticEmbedding"},
+        {"idx": 1, "name": "1", "path": "1_Normalize", "type": f"{_ST}.Normalize"},
+    ]
+    _write_json(folder / "modules.json", modules)
+    return folder
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_tokenizer(path: Path, tokenizer: Any) -> None:
+    with atomic_path(path) as tmp:
+        tokenizer.save(str(tmp), pretty=False)
+
+
+def _write_tensors(path: Path, vectors: FloatArray) -> None:
+    from safetensors.numpy import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({"embeddings": np.ascontiguousarray(vectors, dtype=np.float32)}, str(tmp))
