@@ -37,6 +37,11 @@ def _errors(func: F) -> F:
 
 
 def _open_model(spec: str | None, quant: str | None, **options: Any) -> Any:
+    """Open a static-model folder, a GGUF path or a catalogue name."""
+    from ..static.model import StaticModel, is_static_folder
+
+    if spec is not None and is_static_folder(spec):
+        return StaticModel(spec)
     from ..engine.llama import Llama
     from ..hub.registry import resolve_params
 
@@ -64,7 +69,8 @@ def _model_options(func: F) -> F:
         "--model",
         "-m",
         default=None,
-        help="GGUF path or catalogue name (default: all-MiniLM-L6-v2, built offline).",
+        help="GGUF path, catalogue name or static-model folder "
+        "(default: all-MiniLM-L6-v2, built offline).",
     )(func)
 
 
@@ -109,6 +115,63 @@ def quantize(source: str, output: str, qtype: str, threads: int) -> None:
 
     path = run(source, output, qtype, n_threads=threads)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command()
+@click.argument("teacher")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder to write."
+)
+@click.option(
+    "--dims",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="PCA width of the vectors.",
+)
+@click.option("--no-pca", is_flag=True, help="Keep the teacher's width (no PCA).")
+@click.option(
+    "--sif",
+    "sif_coefficient",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="SIF coefficient a of the weights a / (a + p).",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Text file whose token counts give p (instead of Zipf's law).",
+)
+@click.option("--quant", default=None, help="Type of a catalogue teacher (default: auto).")
+@_errors
+def distill(
+    teacher: str,
+    output: str,
+    dims: int,
+    no_pca: bool,
+    sif_coefficient: float,
+    corpus: str | None,
+    quant: str | None,
+) -> None:
+    """Distil a static (Model2Vec-format) model from TEACHER, a GGUF path or catalogue name."""
+    import time
+
+    from ..hub.registry import resolve_params
+    from ..static.distill import distill as run
+
+    params = resolve_params(teacher, quant=quant)
+    started = time.perf_counter()
+    folder = run(
+        params,
+        output,
+        dims=None if no_pca else dims,
+        sif_coefficient=sif_coefficient,
+        corpus=corpus,
+        show_progress=sys.stderr.isatty(),
+    )
+    click.echo(f"wrote {folder} in {time.perf_counter() - started:.1f} s")
 
 
 # ----------------------------------------------------------------------------- embed / rerank
@@ -283,6 +346,10 @@ def search(
     record = json.loads(manifest_file.read_text()).get("model", {})
     if model is not None:
         llama = _open_model(model, None, n_gpu_layers=n_gpu_layers)
+    elif "static_folder" in record:
+        from ..static.model import StaticModel
+
+        llama = StaticModel(record["static_folder"])
     elif "params" in record:
         llama = Llama.load(LlamaParams(**record["params"]).with_n_gpu_layers(n_gpu_layers))
     else:

@@ -254,6 +254,16 @@ class Llama:
         return Path(self._params.model_path)
 
     @property
+    def query_prefix(self) -> str:
+        """Return the prefix ``embed_query`` puts before a query (the catalogue's)."""
+        return self._params.query_prefix
+
+    @property
+    def document_prefix(self) -> str:
+        """Return the prefix ``embed_documents`` puts before a document."""
+        return self._params.document_prefix
+
+    @property
     def is_reranker(self) -> bool:
         """Return True when the model is opened with rank pooling (a cross-encoder)."""
         return self.pooling is Pooling.RANK

@@ -41,6 +41,7 @@ from ..errors import (
     QueueFullError,
 )
 from ..params import LlamaParams
+from ..static.model import StaticModel, is_static_folder
 from .batcher import Batcher, Job
 from .metrics import CONTENT_TYPE, Metrics
 from .schemas import (
@@ -86,8 +87,22 @@ class ModelSpec:
     """A model to serve: the name clients use, other names they may use, how to open it."""
 
     name: str
-    params: LlamaParams
+    params: LlamaParams | None  # None for a static model
     aliases: tuple[str, ...] = ()
+    static_folder: str | None = None  # a Model2Vec-format folder instead of a GGUF
+    query_prefix: str = ""  # for a static model (a GGUF's are in params)
+    document_prefix: str = ""
+
+    def open(self) -> Llama | StaticModel:
+        """Return the model opened."""
+        if self.static_folder is not None:
+            return StaticModel(
+                self.static_folder,
+                query_prefix=self.query_prefix,
+                document_prefix=self.document_prefix,
+            )
+        assert self.params is not None
+        return Llama.load(self.params)
 
 
 @dataclass(frozen=True)
@@ -115,8 +130,24 @@ class ServerConfig:
 
 
 def resolve_model(spec: str | None, *, quant: str | None = None, **options: Any) -> ModelSpec:
-    """Return a ModelSpec for a GGUF path or catalogue name (None = the default model)."""
+    """Return a ModelSpec for a GGUF path, catalogue name or static-model folder.
+
+    None is the default model.
+    """
     from ..hub.registry import default_model, resolve_params
+
+    if spec is not None and is_static_folder(spec):
+        folder = Path(spec)
+        name = folder.resolve().name
+        aliases = tuple(dict.fromkeys(a for a in (spec, folder.name) if a and a != name))
+        return ModelSpec(
+            name=name,
+            params=None,
+            aliases=aliases,
+            static_folder=spec,
+            query_prefix=options.get("query_prefix") or "",
+            document_prefix=options.get("document_prefix") or "",
+        )
 
     params = resolve_params(spec, quant=quant, **options)
     path = Path(params.model_path)
@@ -163,7 +194,7 @@ class _ClientGone(Exception):
 class _Served:
     kind: str
     spec: ModelSpec
-    llama: Llama
+    llama: Llama | StaticModel
     batcher: Batcher
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -189,7 +220,7 @@ class _State:
         for kind, spec in (("embedding", config.embedding), ("rerank", config.rerank)):
             if spec is None:
                 continue
-            llama = Llama.load(spec.params)
+            llama = spec.open()
             if kind == "rerank" and not llama.is_reranker:
                 llama.close()
                 raise ValueError(f"{spec.name} is not a cross-encoder (rank pooling)")
@@ -199,7 +230,7 @@ class _State:
             self.models[kind] = self._start(kind, spec, llama)
         self.ready = True
 
-    def _start(self, kind: str, spec: ModelSpec, llama: Llama) -> _Served:
+    def _start(self, kind: str, spec: ModelSpec, llama: Llama | StaticModel) -> _Served:
         name = spec.name
         metrics = self.metrics
 
@@ -788,7 +819,7 @@ def create_app(
     return app
 
 
-def _prefix(body: EmbeddingRequest, llama: Llama, is_text: bool) -> str:
+def _prefix(body: EmbeddingRequest, llama: Llama | StaticModel, is_text: bool) -> str:
     kinds = {k for k in (body.input_type, body.prompt_name) if k is not None}
     if not kinds:
         return ""
@@ -814,5 +845,4 @@ def _prefix(body: EmbeddingRequest, llama: Llama, is_text: bool) -> str:
             param="input_type",
             code="invalid_input_type",
         )
-    params = llama.params
-    return params.query_prefix if kind == "query" else params.document_prefix
+    return llama.query_prefix if kind == "query" else llama.document_prefix

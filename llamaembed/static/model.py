@@ -22,7 +22,12 @@ import numpy as np
 import numpy.typing as npt
 
 from .._files import sample_file
-from ..errors import EmptyInputError, InvalidTokenError, ModelLoadError
+from ..errors import (
+    EmptyInputError,
+    InvalidTokenError,
+    ModelLoadError,
+    RerankNotSupportedError,
+)
 from ._words import WordCache
 
 __all__ = ["StaticModel", "find_layout", "is_static_folder", "mean_rows"]
@@ -182,8 +187,16 @@ class StaticModel:
         return f"StaticModel({str(self.folder)!r}, n_embd={self.n_embd}, n_vocab={self.n_vocab})"
 
     # ----------------------------------------------------------------- tokens
-    def _encode(self, texts: list[str], limit: int | None) -> tuple[IdArray, npt.NDArray[np.int64]]:
-        """Return every text's token ids back to back and each text's count."""
+    def _encode(
+        self,
+        texts: list[str],
+        limit: int | None,
+        on_truncate: Callable[[int], None] | None = None,
+    ) -> tuple[IdArray, npt.NDArray[np.int64]]:
+        """Return every text's token ids back to back and each text's count.
+
+        ``on_truncate(n)`` hears how many texts had more than ``limit`` tokens.
+        """
         if limit is not None:
             cut = limit * self._chars_per_token
             texts = [t[:cut] if len(t) > cut else t for t in texts]
@@ -198,6 +211,8 @@ class StaticModel:
         counts = lengths
         keep = None
         if limit is not None and int(counts.max(initial=0)) > limit:
+            if on_truncate is not None:
+                on_truncate(int((counts > limit).sum()))
             starts = np.cumsum(counts) - counts
             keep = np.arange(len(flat)) - np.repeat(starts, counts) < limit
         if self._unk_id is not None:
@@ -227,7 +242,8 @@ class StaticModel:
     ) -> list[IdArray]:
         """Return each text's token ids, as ``forward`` takes them."""
         checked = _check_texts(texts)
-        flat, lengths = self._encode(checked, self.max_length if truncate else None)
+        limit = self.max_length if truncate else None
+        flat, lengths = self._encode(checked, limit, on_truncate)
         return np.split(flat, np.cumsum(lengths)[:-1]) if len(checked) else []
 
     def prepare_tokens(
@@ -313,6 +329,17 @@ class StaticModel:
         checked = _check_texts(texts)
         prefixed = [chosen + t for t in checked] if chosen else checked
         return self.embed_texts(prefixed, show_progress=show_progress, normalize=True)
+
+    def rerank(self, query: str, documents: Sequence[str], **_options: Any) -> Any:
+        """Raise RerankNotSupportedError: a static model embeds, it does not score pairs."""
+        raise RerankNotSupportedError(
+            f"{self.folder.name} is a static embedding model; rerank with a cross-encoder "
+            "GGUF, or compare embeddings with cosine similarity"
+        )
+
+    def prepare_pairs(self, query: str, documents: Sequence[str]) -> list[IdArray]:
+        """Raise RerankNotSupportedError, as ``rerank`` does."""
+        return self.rerank(query, documents)
 
     async def aembed_texts(self, texts: Sequence[str], **kwargs: Any) -> FloatArray:
         """Return ``embed_texts`` run in a worker thread."""

@@ -112,6 +112,10 @@ class Index:
         if embedder is None:
             return {}
         record: dict[str, Any] = {"fingerprint": embedder.fingerprint}
+        folder = getattr(embedder, "folder", None)
+        if isinstance(folder, Path):  # a StaticModel: its folder reopens it
+            record["static_folder"] = str(folder.resolve())
+            record["path"] = str(folder)
         params = getattr(embedder, "params", None)
         if dataclasses.is_dataclass(params) and not isinstance(params, type):
             # Enough to reopen the same model later (the CLI's `search` does).
