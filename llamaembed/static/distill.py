@@ -292,6 +292,8 @@ def distill(
     if dims is not None and dims < 1:
         raise ValueError(f"dims must be at least 1, got {dims}")
     sif_weights(np.zeros(1), sif_coefficient)  # checks the coefficient before the long pass
+    if isinstance(corpus, (str, os.PathLike)) and not Path(corpus).is_file():
+        raise ConversionError(f"corpus {corpus} is not a file")
     folder = Path(output_dir)
     if folder.exists() and not folder.is_dir():
         raise ConversionError(f"{folder} exists and is not a folder")
