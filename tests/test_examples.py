@@ -50,3 +50,16 @@ def test_rag(env: dict[str, str]) -> None:
     assert "XK-42" in passages
     answer = out.split("answer:")[1].strip()
     assert len(answer) > 10
+
+
+def test_static_ingest(env: dict[str, str], tiny_reranker_path: Path) -> None:
+    out = run(env, "static_ingest.py", "how do I compress a file")
+    assert "distilled" in out.splitlines()[0]
+    static_top = out.split("top candidates:")[1].splitlines()[1]
+    assert "compress" in static_top  # gzip.compress / zlib.compress
+    rescored = out.split("after rescoring with the teacher:")[1].splitlines()[1:6]
+    assert len(rescored) == 5 and "compress" in rescored[0]
+    folder = Path(env["LLAMAEMBED_CACHE"]) / "static" / "default"
+    out = run(env, "static_ingest.py", "--static", str(folder), "--reranker",
+              str(tiny_reranker_path), "compress")
+    assert "distilled" not in out and "after reranking with the cross-encoder:" in out
