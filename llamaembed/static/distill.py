@@ -275,10 +275,10 @@ def _corpus_counts(model: Any, corpus: Any) -> tuple[npt.NDArray[np.int64], int]
 def distill(
     teacher: Any,
     output_dir: str | os.PathLike[str],
-    *,
     dims: int | None = 256,
     sif_coefficient: float = 1e-4,
     corpus: str | os.PathLike[str] | Iterable[str] | None = None,
+    *,
     show_progress: bool = False,
 ) -> Path:
     """Write a Model2Vec folder distilled from ``teacher`` into ``output_dir``; return it.
