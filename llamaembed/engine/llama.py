@@ -19,12 +19,12 @@ from ..errors import (
     EmbeddingsDisabledError,
     EmptyInputError,
     InputTooLongError,
-    InvalidTokenError,
     ModelLoadError,
     PoolingError,
     RerankNotSupportedError,
 )
 from ..params import EmbedOptions, LlamaParams, Pooling
+from .inputs import check_texts, check_token_ids
 from .pooling import l2_normalize, sigmoid
 
 __all__ = ["Llama", "RerankResult"]
@@ -46,16 +46,6 @@ class RerankResult:
     index: int
     score: float
     text: str
-
-
-def _check_texts(texts: Sequence[Any]) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise TypeError("expected a list of strings, got a single string")
-    checked = list(texts)
-    for i, text in enumerate(checked):
-        if not isinstance(text, str):
-            raise TypeError(f"text at index {i} is {type(text).__name__}, not str")
-    return checked
 
 
 def _file_fingerprint(path: Path, pooling: Pooling) -> str:
@@ -419,7 +409,7 @@ class Llama:
         (a server counts them in a metric rather than logging every request).
         """
         self._require_embedder()
-        return self._prepare(_check_texts(texts), EmbedOptions(truncate=truncate), on_truncate)
+        return self._prepare(check_texts(texts), EmbedOptions(truncate=truncate), on_truncate)
 
     def prepare_tokens(
         self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True
@@ -433,22 +423,7 @@ class Llama:
         n_vocab = self.n_vocab
         prepared = []
         for i, ids in enumerate(token_lists):
-            try:
-                tokens = np.asarray(ids, dtype=np.int64)
-            except (OverflowError, ValueError, TypeError) as exc:
-                raise InvalidTokenError(
-                    f"token list at index {i} is not a list of token ids: {exc}", index=i
-                ) from exc
-            if tokens.ndim != 1 or len(tokens) == 0:
-                raise EmptyInputError(f"token list at index {i} is empty")
-            bad = (tokens < 0) | (tokens >= n_vocab)
-            if bad.any():
-                position = int(np.argmax(bad))
-                raise InvalidTokenError(
-                    f"token list at index {i} holds id {int(tokens[position])} at position "
-                    f"{position}; this model's ids run from 0 to {n_vocab - 1}",
-                    index=i,
-                )
+            tokens = check_token_ids(ids, i, n_vocab)
             fitted, _ = self._fit(tokens.astype(np.int32), i, truncate)
             prepared.append(fitted)
         return prepared
@@ -458,7 +433,7 @@ class Llama:
         self._require_reranker()
         if not isinstance(query, str):
             raise TypeError(f"query is {type(query).__name__}, not str")
-        return self._pairs(query, _check_texts(documents))
+        return self._pairs(query, check_texts(documents))
 
     def forward(self, sequences: list[npt.NDArray[Any]]) -> FloatArray:
         """Return the raw pooled outputs of prepared inputs, one row each, in input order.
@@ -508,7 +483,7 @@ class Llama:
     ) -> Any:
         """Return a float32 (len(texts), n_embd) array; pooling NONE gives a list of matrices."""
         options = EmbedOptions(normalize=normalize, truncate=truncate)
-        return self._embed_many(_check_texts(texts), options, batch_size, show_progress)
+        return self._embed_many(check_texts(texts), options, batch_size, show_progress)
 
     def _embed_many(
         self,
@@ -549,7 +524,7 @@ class Llama:
         """Return embeddings with explicit options: 1-D for a string, 2-D for a list."""
         if isinstance(text_or_texts, str):
             return self._embed_many([text_or_texts], options)[0]
-        return self._embed_many(_check_texts(text_or_texts), options)
+        return self._embed_many(check_texts(text_or_texts), options)
 
     def embed_query(self, text: str, *, prefix: str | None = None) -> FloatArray:
         """Return the normalised vector of a search query, with the model's query prefix."""
@@ -561,7 +536,7 @@ class Llama:
     ) -> FloatArray:
         """Return normalised vectors of documents, with the model's document prefix."""
         chosen = self._params.document_prefix if prefix is None else prefix
-        checked = _check_texts(texts)
+        checked = check_texts(texts)
         return self.embed_texts([chosen + t for t in checked], show_progress=show_progress)
 
     # ----------------------------------------------------------------- rerank
@@ -642,7 +617,7 @@ class Llama:
         """
         if not isinstance(query, str):
             raise TypeError(f"query is {type(query).__name__}, not str")
-        docs = _check_texts(documents)
+        docs = check_texts(documents)
         self._require_reranker()
         if top_n is not None and top_n < 0:
             raise ValueError("top_n must be non-negative")

@@ -22,12 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._files import sample_file
-from ..errors import (
-    EmptyInputError,
-    InvalidTokenError,
-    ModelLoadError,
-    RerankNotSupportedError,
-)
+from ..engine.inputs import check_texts, check_token_ids
+from ..errors import ModelLoadError, RerankNotSupportedError
 from ._words import WordCache
 
 __all__ = ["StaticModel", "find_layout", "is_static_folder", "mean_rows"]
@@ -241,7 +237,7 @@ class StaticModel:
         on_truncate: Callable[[int], None] | None = None,
     ) -> list[IdArray]:
         """Return each text's token ids, as ``forward`` takes them."""
-        checked = _check_texts(texts)
+        checked = check_texts(texts)
         limit = self.max_length if truncate else None
         flat, lengths = self._encode(checked, limit, on_truncate)
         return np.split(flat, np.cumsum(lengths)[:-1]) if len(checked) else []
@@ -252,22 +248,7 @@ class StaticModel:
         """Return token id lists checked against the vocabulary (the tokenizer's ids)."""
         prepared = []
         for i, ids in enumerate(token_lists):
-            try:
-                tokens = np.asarray(ids, dtype=np.int64)
-            except (OverflowError, ValueError, TypeError) as exc:
-                raise InvalidTokenError(
-                    f"token list at index {i} is not a list of token ids: {exc}", index=i
-                ) from exc
-            if tokens.ndim != 1 or len(tokens) == 0:
-                raise EmptyInputError(f"token list at index {i} is empty")
-            bad = (tokens < 0) | (tokens >= self.n_vocab)
-            if bad.any():
-                position = int(np.argmax(bad))
-                raise InvalidTokenError(
-                    f"token list at index {i} holds id {int(tokens[position])} at position "
-                    f"{position}; this model's ids run from 0 to {self.n_vocab - 1}",
-                    index=i,
-                )
+            tokens = check_token_ids(ids, i, self.n_vocab)
             if truncate and self.max_length is not None:
                 tokens = tokens[: self.max_length]
             prepared.append(tokens)
@@ -292,7 +273,7 @@ class StaticModel:
         truncate: bool = True,
     ) -> FloatArray:
         """Return a float32 (len(texts), n_embd) array, unit length unless normalize=False."""
-        checked = _check_texts(texts)
+        checked = check_texts(texts)
         step = batch_size or _CHUNK
         limit = self.max_length if truncate else None
         out = np.empty((len(checked), self.n_embd), dtype=np.float32)
@@ -326,7 +307,7 @@ class StaticModel:
     ) -> FloatArray:
         """Return normalised vectors of documents (with ``document_prefix``)."""
         chosen = self.document_prefix if prefix is None else prefix
-        checked = _check_texts(texts)
+        checked = check_texts(texts)
         prefixed = [chosen + t for t in checked] if chosen else checked
         return self.embed_texts(prefixed, show_progress=show_progress, normalize=True)
 
@@ -355,16 +336,6 @@ class StaticModel:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-def _check_texts(texts: Sequence[Any]) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise TypeError("expected a list of strings, got a single string")
-    checked = list(texts)
-    for i, text in enumerate(checked):
-        if not isinstance(text, str):
-            raise TypeError(f"text at index {i} is {type(text).__name__}, not str")
-    return checked
 
 
 def _read_json(path: Path) -> dict[str, Any]:
