@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["WordCache"]
+__all__ = ["WordCache", "encode_ids"]
 
 # Printable ASCII plus tab, newline, carriage return: the texts the fast path takes.
 _OTHER = re.compile(r"[^\t\n\r\x20-\x7e]")
@@ -88,3 +88,10 @@ class WordCache:
             for i, encoding in zip(others, encodings, strict=True):
                 out[i] = encoding.ids
         return out
+
+
+def encode_ids(tokenizer: Any, cache: WordCache | None, texts: list[str]) -> list[list[int]]:
+    """Return each text's token ids (no special tokens), through ``cache`` where there is one."""
+    if cache is not None:
+        return cache.encode(texts)
+    return [e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]

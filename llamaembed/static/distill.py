@@ -9,11 +9,13 @@ token's share of that corpus with add-one smoothing.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import numpy.typing as npt
 from .._files import atomic_path
 from ..errors import ConversionError
 from ..params import LlamaParams, Pooling
+from ._words import WordCache, encode_ids
 
 __all__ = [
     "TeacherVocabulary",
@@ -186,11 +189,8 @@ def _open_teacher(teacher: Any) -> Any:
         params = teacher
     else:
         params = resolve_params(os.fspath(teacher))
-    trained = _quiet_pooling_warning()
-    try:
+    with _quiet_pooling_warning():
         llama = Llama.load(params.with_pooling(Pooling.MEAN))
-    finally:
-        logging.getLogger("llamaembed.engine.llama").removeFilter(trained)
     if llama._has_rank_head:
         llama.close()
         raise ConversionError(
@@ -199,16 +199,25 @@ def _open_teacher(teacher: Any) -> Any:
     return llama
 
 
-def _quiet_pooling_warning() -> logging.Filter:
-    # Distillation means over every position whatever pooling the teacher was trained with
-    # (Model2Vec's recipe); the "opened with another pooling" warning is expected here.
+@contextlib.contextmanager
+def _quiet_pooling_warning() -> Iterator[None]:
+    """Hide the "opened with another pooling" warning while the teacher opens.
+
+    Distillation means over every position whatever pooling the teacher was trained with
+    (Model2Vec's recipe), so the warning is expected here.
+    """
+
     class _Filter(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
             return "pooling but is opened with" not in record.getMessage()
 
     quiet = _Filter()
-    logging.getLogger("llamaembed.engine.llama").addFilter(quiet)
-    return quiet
+    engine_logger = logging.getLogger("llamaembed.engine.llama")
+    engine_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        engine_logger.removeFilter(quiet)
 
 
 def _token_vectors(llama: Any, ids: npt.NDArray[np.int64], show_progress: bool) -> FloatArray:
@@ -243,32 +252,37 @@ def _check_tokenizer(llama: Any, tokenizer: Any, ids: npt.NDArray[np.int64]) -> 
             )
 
 
-def _read_corpus(corpus: str | os.PathLike[str] | Iterable[str]) -> Iterable[str]:
+def _read_corpus(corpus: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
     if isinstance(corpus, (str, os.PathLike)):
-        path = Path(corpus)
-        if not path.is_file():
-            raise ConversionError(f"corpus {path} is not a file")
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        with Path(corpus).open(encoding="utf-8", errors="replace") as handle:
             yield from handle
     else:
         yield from corpus
 
 
-def _corpus_counts(model: Any, corpus: Any) -> tuple[npt.NDArray[np.int64], int]:
-    """Return how often each token of the static model occurs in the corpus, and its lines."""
-    counts = np.zeros(model.n_vocab, dtype=np.int64)
+def _corpus_counts(
+    tokenizer: Any, unknown_id: int, corpus: str | os.PathLike[str] | Iterable[str]
+) -> tuple[npt.NDArray[np.int64], int]:
+    """Return how often each static-model token occurs in the corpus, and its line count.
+
+    The unknown token is not counted: a static model drops it from every text.
+    """
+    n_vocab = tokenizer.get_vocab_size()
+    words = WordCache.for_tokenizer(tokenizer)
+    counts = np.zeros(n_vocab, dtype=np.int64)
     lines = 0
-    batch: list[str] = []
-    for line in _read_corpus(corpus):
-        batch.append(line)
-        if len(batch) == 8192:
-            counts += np.bincount(model._encode(batch, None)[0], minlength=model.n_vocab)
-            lines += len(batch)
-            batch = []
-    if batch:
-        counts += np.bincount(model._encode(batch, None)[0], minlength=model.n_vocab)
+    for batch in _batches(_read_corpus(corpus), 8192):
+        ids = itertools.chain.from_iterable(encode_ids(tokenizer, words, batch))
+        counts += np.bincount(np.fromiter(ids, dtype=np.int64), minlength=n_vocab)
         lines += len(batch)
+    counts[unknown_id] = 0
     return counts, lines
+
+
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 # ----------------------------------------------------------------------------- distil
@@ -287,8 +301,6 @@ def distill(
     ``dims``: PCA width (None keeps the teacher's). ``corpus``: a text file or texts whose
     token counts replace Zipf's estimate in the SIF weights.
     """
-    from .model import StaticModel
-
     if dims is not None and dims < 1:
         raise ValueError(f"dims must be at least 1, got {dims}")
     sif_weights(np.zeros(1), sif_coefficient)  # checks the coefficient before the long pass
@@ -310,7 +322,6 @@ def distill(
     finally:
         llama.close()
     reduced = pca(vectors, dims)
-    folder.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "model_type": "model2vec",
         "architectures": ["StaticModel"],
@@ -327,14 +338,11 @@ def distill(
         "teacher_fingerprint": teacher_fingerprint,
         "sif_weights": "zipf",
     }
-    # Token counts need the static tokenizer, so write it first and count with it.
-    _write_json(folder / "config.json", config)
-    _write_tokenizer(folder / "tokenizer.json", tokenizer)
     if corpus is None:
         probabilities = zipf_probabilities(len(reduced))
     else:
-        _write_tensors(folder / "model.safetensors", reduced)
-        counts, lines = _corpus_counts(StaticModel(folder, max_length=None), corpus)
+        unknown_id = vocabulary.tokens.index(vocabulary.unknown)
+        counts, lines = _corpus_counts(tokenizer, unknown_id, corpus)
         if lines == 0:
             raise ConversionError("the corpus holds no text")
         probabilities = corpus_probabilities(counts)
@@ -342,6 +350,8 @@ def distill(
         config["corpus_lines"] = lines
         config["corpus_tokens"] = int(counts.sum())
     weighted = reduced * sif_weights(probabilities, sif_coefficient).astype(np.float32)[:, None]
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_tokenizer(folder / "tokenizer.json", tokenizer)
     _write_tensors(folder / "model.safetensors", weighted)
     _write_json(folder / "config.json", config)
     modules = [

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from .._files import sample_file
 from ..engine.inputs import check_texts, check_token_ids
 from ..errors import ModelLoadError, RerankNotSupportedError
-from ._words import WordCache
+from ._words import WordCache, encode_ids
 
 __all__ = ["StaticModel", "find_layout", "is_static_folder", "mean_rows"]
 
@@ -196,11 +196,7 @@ class StaticModel:
         if limit is not None:
             cut = limit * self._chars_per_token
             texts = [t[:cut] if len(t) > cut else t for t in texts]
-        if self._words is not None:
-            id_lists = self._words.encode(texts)
-        else:
-            encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-            id_lists = [e.ids for e in encodings]
+        id_lists = encode_ids(self._tokenizer, self._words, texts)
         lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
         chained = itertools.chain.from_iterable(id_lists)
         flat = np.fromiter(chained, dtype=np.int64, count=int(lengths.sum()))
