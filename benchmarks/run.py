@@ -51,8 +51,12 @@ def cpu_class() -> str:
     return name + "-amx" if "amx_tile" in flags else name
 
 
-def write_results(report: str, command: str, key: str) -> None:
-    """Replace (or add) this CPU class's block of benchmarks/README.md."""
+def write_results(report: str, command: str, key: str, heading: str | None = None) -> None:
+    """Replace (or add) the results block ``key`` of benchmarks/README.md.
+
+    A new block goes under ``heading`` at the end of the file, or, without one, into the
+    embedders' results section as a new CPU class.
+    """
     readme = HERE / "README.md"
     text = readme.read_text()
     start, end = f"<!-- results-{key}:start -->", f"<!-- results-{key}:end -->"
@@ -62,6 +66,8 @@ def write_results(report: str, command: str, key: str) -> None:
         head, rest = text.split(start)
         _, tail = rest.split(end)
         readme.write_text(f"{head}{block}{tail}")
+    elif heading is not None:
+        readme.write_text(f"{text.rstrip()}\n\n{heading}\n\n{block}\n")
     else:
         anchor = "<!-- results:classes -->"
         readme.write_text(text.replace(anchor, f"{anchor}\n\n### CPU class `{key}`\n\n{block}"))

@@ -34,7 +34,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.prepare import gguf_paths, text_sets
-from benchmarks.run import cpu_class, machine_header
+from benchmarks.run import cpu_class, machine_header, write_results
 
 HERE = Path(__file__).resolve().parent
 THREADS = os.cpu_count() or 2
@@ -283,22 +283,12 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if args.write:
-        readme = HERE / "README.md"
-        text = readme.read_text()
-        key = f"server-{cpu_class()}"
-        start, end = f"<!-- results-{key}:start -->", f"<!-- results-{key}:end -->"
-        block = (
-            f"{start}\nMeasured {time.strftime('%Y-%m-%d')} with "
-            f"`python benchmarks/server.py --write`.\n\n{report}\n{end}"
+        write_results(
+            report,
+            "python benchmarks/server.py " + " ".join(sys.argv[1:]),
+            f"server-{cpu_class()}",
+            heading=f"### CPU class `{cpu_class()}` (server)",
         )
-        if start in text:
-            head, rest = text.split(start)
-            _, tail = rest.split(end)
-            text = f"{head}{block}{tail}"
-        else:
-            text += f"\n### CPU class `{cpu_class()}` (server)\n\n{block}\n"
-        readme.write_text(text)
-
 
 if __name__ == "__main__":
     main()

@@ -33,7 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from benchmarks.prepare import CACHE, _sentences, minilm_folder, text_sets  # noqa: E402
-from benchmarks.run import cpu_class, machine_header  # noqa: E402
+from benchmarks.run import cpu_class, machine_header, write_results  # noqa: E402
 
 OUT = CACHE / "static"
 N_PAIRS = 3000
@@ -234,21 +234,12 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if args.write:
-        write_readme(report, "python benchmarks/static.py " + " ".join(sys.argv[1:]))
-
-
-def write_readme(report: str, command: str) -> None:
-    readme = HERE / "README.md"
-    text = readme.read_text()
-    key = f"static-{cpu_class()}"
-    start, end = f"<!-- results-{key}:start -->", f"<!-- results-{key}:end -->"
-    block = f"{start}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}`.\n\n{report}\n{end}"
-    if start in text:
-        head, rest = text.split(start)
-        _, tail = rest.split(end)
-        readme.write_text(head + block + tail)
-    else:
-        readme.write_text(text.rstrip("\n") + "\n\n## Static tier\n\n" + block + "\n")
+        write_results(
+            report,
+            "python benchmarks/static.py " + " ".join(sys.argv[1:]),
+            f"static-{cpu_class()}",
+            heading=f"### CPU class `{cpu_class()}` (static tier)",
+        )
 
 
 if __name__ == "__main__":
