@@ -3,6 +3,7 @@
 ``model.py`` holds :class:`StaticModel`, which opens a Model2Vec folder (ours or any
 other) and embeds with the ``tokenizers`` library, numpy and scipy only; ``distill.py``
 makes such a folder from a GGUF teacher run in llama.cpp. ``model.py`` may import
-``llamaembed.errors``, ``llamaembed._files`` and ``llamaembed.engine.inputs`` (pure
-checks); only ``distill.py`` opens llama.cpp (through ``llamaembed.engine``).
+``llamaembed.errors``, ``llamaembed._files``, ``llamaembed.engine.inputs`` and
+``llamaembed.engine.pooling`` (pure functions); only ``distill.py`` opens llama.cpp
+(through ``llamaembed.engine``).
 """

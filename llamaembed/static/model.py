@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from .._files import sample_file
 from ..engine.inputs import check_texts, check_token_ids
+from ..engine.pooling import l2_normalize
 from ..errors import ModelLoadError, RerankNotSupportedError
 from ._words import WordCache, encode_ids
 
@@ -281,10 +282,8 @@ class StaticModel:
         for start in starts:
             flat, lengths = self._encode(checked[start : start + step], limit)
             rows = mean_rows(self._table, flat, lengths, self._weights, self._mapping)
-            if normalize:  # per chunk and in place: no whole-size temporaries
-                norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-                rows /= np.maximum(norms, 1e-12)[:, None]
-            out[start : start + step] = rows
+            # per chunk: a whole-size temporary would cost page faults on large inputs
+            out[start : start + step] = l2_normalize(rows) if normalize else rows
         return out
 
     def embed(self, text: str, *, normalize: bool = True, truncate: bool = True) -> FloatArray:
@@ -361,7 +360,7 @@ def _read_tokenizer(path: Path) -> Any:
     except Exception as exc:  # tokenizers raises a bare Exception on a bad file
         raise ModelLoadError(f"{path} is not a Hugging Face tokenizer file: {exc}") from exc
     tokenizer.no_padding()
-    tokenizer.no_truncation()  # _encode truncates after dropping nothing but the tail
+    tokenizer.no_truncation()  # _encode truncates per call (``max_length`` or none)
     return tokenizer
 
 
