@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import model2vec
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -45,7 +46,6 @@ from llamaembed.static.distill import (
 )
 from llamaembed.static.model import mean_rows
 
-model2vec = pytest.importorskip("model2vec")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Model2Vec's distill asks the hub for a card
 
 
@@ -240,8 +240,9 @@ def test_tiny_teacher_both_ways(
 def test_sentence_transformers_loads_our_folder(
     minilm_static: Path, minilm_model: StaticModel
 ) -> None:
-    sentence_transformers = pytest.importorskip("sentence_transformers")
-    model = sentence_transformers.SentenceTransformer(str(minilm_static), device="cpu")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_static), device="cpu")
     texts = stdlib_sentences(100)  # English: no unknown token (ST would average it in)
     theirs = model.encode(texts)
     assert cosines(minilm_model.embed_texts(texts), theirs).min() >= 0.9999
