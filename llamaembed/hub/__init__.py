@@ -1,5 +1,9 @@
-"""The model catalogue (models.toml) and model files: cache, downloads, the offline default.
+"""Models: the catalogue (models.toml), model files and picklable model descriptions.
+
+``registry`` resolves names to files (cache, downloads, the offline default); ``spec``
+holds ``ModelSpec``, which the server and the Ray actors open.
 
 May import ``llamaembed.errors``, ``llamaembed.params``, ``llamaembed._files`` and, to build
-the packaged default model, ``llamaembed.convert``.
+the packaged default model, ``llamaembed.convert``; ``ModelSpec.open`` imports the engine
+and the static tier when called.
 """

@@ -12,13 +12,11 @@ import base64
 import hmac
 import logging
 import math
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -37,11 +35,10 @@ from ..errors import (
     EmptyInputError,
     InputTooLongError,
     InvalidTokenError,
-    ModelLoadError,
     QueueFullError,
 )
-from ..params import LlamaParams
-from ..static.model import StaticModel, is_static_folder
+from ..hub.spec import ModelSpec, resolve_model
+from ..static.model import StaticModel
 from .batcher import Batcher, Job
 from .metrics import CONTENT_TYPE, Metrics
 from .schemas import (
@@ -83,29 +80,6 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A model to serve: the name clients use, other names they may use, how to open it."""
-
-    name: str
-    params: LlamaParams | None  # None for a static model
-    aliases: tuple[str, ...] = ()
-    static_folder: str | None = None  # a Model2Vec-format folder instead of a GGUF
-    query_prefix: str = ""  # for a static model (a GGUF's are in params)
-    document_prefix: str = ""
-
-    def open(self) -> Llama | StaticModel:
-        """Return the model opened."""
-        if self.static_folder is not None:
-            return StaticModel(
-                self.static_folder,
-                query_prefix=self.query_prefix,
-                document_prefix=self.document_prefix,
-            )
-        assert self.params is not None
-        return Llama.load(self.params)
-
-
-@dataclass(frozen=True)
 class ServerConfig:
     """What the server serves and its limits."""
 
@@ -127,36 +101,6 @@ class ServerConfig:
                 f"max_queue ({self.max_queue}) must hold at least one full request "
                 f"(max_client_batch {self.max_client_batch})"
             )
-
-
-def resolve_model(spec: str | None, *, quant: str | None = None, **options: Any) -> ModelSpec:
-    """Return a ModelSpec for a GGUF path, catalogue name or static-model folder.
-
-    None is the default model.
-    """
-    from ..hub.registry import default_model, resolve_params
-
-    if spec is not None and is_static_folder(spec):
-        folder = Path(spec)
-        name = folder.resolve().name
-        aliases = tuple(dict.fromkeys(a for a in (spec, folder.name) if a and a != name))
-        return ModelSpec(
-            name=name,
-            params=None,
-            aliases=aliases,
-            static_folder=spec,
-            query_prefix=options.get("query_prefix") or "",
-            document_prefix=options.get("document_prefix") or "",
-        )
-
-    params = resolve_params(spec, quant=quant, **options)
-    path = Path(params.model_path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path} does not exist or is not a file")
-    is_path = spec is not None and (spec.endswith(".gguf") or os.path.sep in spec)
-    name = path.stem if is_path else (spec or default_model()[0])
-    aliases = tuple(dict.fromkeys(a for a in (spec, path.name, path.stem) if a and a != name))
-    return ModelSpec(name=name, params=params, aliases=aliases)
 
 
 class ApiError(Exception):
