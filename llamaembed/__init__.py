@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .convert import convert
     from .convert.quantize import QUANT_TYPES, quantize
+    from .distributed.ray import embed_dataset
     from .engine.llama import Llama, RerankResult
     from .engine.pooling import cosine_similarity, l2_normalize, reciprocal_rank_fusion
     from .errors import (
         ConversionError,
+        DatasetError,
         EmbeddingsDisabledError,
         EmptyInputError,
         IndexError_,
@@ -39,12 +41,14 @@ if TYPE_CHECKING:
     from .static.model import StaticModel
     from .store.chunking import Chunk, chunk_text
     from .store.index import Embedder, Hit, Index
+    from .store.sharded import ShardedIndex
 
 # Names load on first use (PEP 562), so `import llamaembed` and the CLI's start-up only
 # pay for the modules they touch.
 _LAZY = {
     "Chunk": "store.chunking",
     "ConversionError": "errors",
+    "DatasetError": "errors",
     "EmbedOptions": "params",
     "Embedder": "store.index",
     "EmbeddingsDisabledError": "errors",
@@ -69,11 +73,13 @@ _LAZY = {
     "RegistryError": "errors",
     "RerankNotSupportedError": "errors",
     "RerankResult": "engine.llama",
+    "ShardedIndex": "store.sharded",
     "StaticModel": "static.model",
     "chunk_text": "store.chunking",
     "convert": "convert",
     "cosine_similarity": "engine.pooling",
     "distill": "static.distill",
+    "embed_dataset": "distributed.ray",
     "l2_normalize": "engine.pooling",
     "quantize": "convert.quantize",
     "reciprocal_rank_fusion": "engine.pooling",
@@ -85,6 +91,7 @@ __all__ = [
     "QUANT_TYPES",
     "Chunk",
     "ConversionError",
+    "DatasetError",
     "EmbedOptions",
     "Embedder",
     "EmbeddingsDisabledError",
@@ -108,11 +115,13 @@ __all__ = [
     "RegistryError",
     "RerankNotSupportedError",
     "RerankResult",
+    "ShardedIndex",
     "StaticModel",
     "chunk_text",
     "convert",
     "cosine_similarity",
     "distill",
+    "embed_dataset",
     "l2_normalize",
     "quantize",
     "reciprocal_rank_fusion",

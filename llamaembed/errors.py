@@ -17,7 +17,8 @@ the boundary and re-raised as one of these, with what to do next in the message:
     ├── QuantizationError           `quantize` failed or got an unknown type
     ├── QueueFullError              the server's batching queue has no room (HTTP 429)
     ├── IndexError_                 an index folder is missing, truncated or tampered with
-    │   └── IndexModelMismatchError the index was built with another model
+    │   └── IndexModelMismatchError the index (or embedded Parquet) is from another model
+    ├── DatasetError                a dataset to embed or an embedded Parquet file is unusable
     └── RegistryError               an unknown catalogue name, a bad models.toml, a failed pull
         └── ModelNotCachedError     the model is not cached and the hub may not be asked
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConversionError",
+    "DatasetError",
     "EmbeddingsDisabledError",
     "EmptyInputError",
     "IndexError_",
@@ -111,7 +113,11 @@ class IndexError_(LlamaEmbedError):
 
 
 class IndexModelMismatchError(IndexError_):
-    """An index was opened with a model other than the one that built it."""
+    """An index (or embedded Parquet) is used with a model other than the one that made it."""
+
+
+class DatasetError(LlamaEmbedError, ValueError):
+    """A dataset to embed, or an embedded Parquet file, is missing, malformed or not ours."""
 
 
 class RegistryError(LlamaEmbedError):

@@ -33,7 +33,7 @@ from ..engine.pooling import l2_normalize, reciprocal_rank_fusion
 from ..errors import IndexError_, IndexModelMismatchError
 from .keywords import fts_query, salient_words
 
-__all__ = ["FORMAT_VERSION", "Embedder", "Hit", "Index"]
+__all__ = ["FORMAT_VERSION", "Embedder", "Hit", "Index", "model_record", "rerank_hits"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -64,6 +64,33 @@ class Hit:
 def _metadata(stored: str) -> dict[str, Any]:
     """Decode a metadata column; most documents have none, so skip json for those."""
     return {} if stored == "{}" else dict(json.loads(stored))
+
+
+def model_record(embedder: Embedder | None) -> dict[str, Any]:
+    """Return what reopens an embedder later: its fingerprint, parameters or folder."""
+    if embedder is None:
+        return {}
+    record: dict[str, Any] = {"fingerprint": embedder.fingerprint}
+    folder = getattr(embedder, "folder", None)
+    if isinstance(folder, Path):  # a StaticModel: its folder reopens it
+        record["static_folder"] = str(folder.resolve())
+        record["path"] = str(folder)
+    params = getattr(embedder, "params", None)
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        # Enough to reopen the same model later (the CLI's `search` does).
+        values = dataclasses.asdict(params)
+        record["params"] = {k: getattr(v, "value", v) for k, v in values.items()}
+        record["path"] = values.get("model_path")
+    return record
+
+
+def rerank_hits(hits: list[Hit], text: str, reranker: Any) -> list[Hit]:
+    """Return hits rescored by a cross-encoder, best first; its scores become the scores."""
+    if not hits:
+        return hits
+    scored = reranker.rerank(text, [h.text for h in hits])
+    order = np.argsort(-np.asarray(scored), kind="stable")
+    return [Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order]
 
 
 class Index:
@@ -99,7 +126,7 @@ class Index:
         # graph walk at this size); above it, hnswlib's approximate search.
         self.exact_threshold = exact_threshold
         self._exact: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
-        self.model: dict[str, Any] = self._model_record(embedder)
+        self.model: dict[str, Any] = model_record(embedder)
         self._lock = threading.RLock()
         self._generation = 0
         self._db = self._new_db()
@@ -107,23 +134,6 @@ class Index:
         self._size = 0  # rows in docs, kept here: SQLite's count(*) scans the table
 
     # ----------------------------------------------------------------- setup
-    @staticmethod
-    def _model_record(embedder: Embedder | None) -> dict[str, Any]:
-        if embedder is None:
-            return {}
-        record: dict[str, Any] = {"fingerprint": embedder.fingerprint}
-        folder = getattr(embedder, "folder", None)
-        if isinstance(folder, Path):  # a StaticModel: its folder reopens it
-            record["static_folder"] = str(folder.resolve())
-            record["path"] = str(folder)
-        params = getattr(embedder, "params", None)
-        if dataclasses.is_dataclass(params) and not isinstance(params, type):
-            # Enough to reopen the same model later (the CLI's `search` does).
-            values = dataclasses.asdict(params)
-            record["params"] = {k: getattr(v, "value", v) for k, v in values.items()}
-            record["path"] = values.get("model_path")
-        return record
-
     @staticmethod
     def _new_db() -> sqlite3.Connection:
         db = sqlite3.connect(":memory:", check_same_thread=False)
@@ -229,6 +239,44 @@ class Index:
             )
             self._db.commit()
         return ids
+
+    @classmethod
+    def from_parquet(
+        cls,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        embedder: Embedder,
+        *,
+        shard: int | None = None,
+        num_shards: int | None = None,
+        **options: Any,
+    ) -> Index:
+        """Return a new index of embedded Parquet files (from ``embed_dataset``).
+
+        Files whose recorded model is not ``embedder`` are refused. With ``shard`` and
+        ``num_shards`` only the ids in that stable hash partition are kept (see
+        ``store.sharded.shard_of``). ``options`` go to ``Index(...)``.
+        """
+        index = cls(embedder, **options)
+        index.add_parquet(paths, shard=shard, num_shards=num_shards)
+        return index
+
+    def add_parquet(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        shard: int | None = None,
+        num_shards: int | None = None,
+        batch_rows: int = 65_536,
+    ) -> int:
+        """Add the rows of embedded Parquet files (an existing id is replaced); return the count.
+
+        Every file is checked before any row is added. Columns other than the id, text and
+        embedding become each document's metadata. A later row with an id already seen
+        replaces the earlier one, as ``add`` does.
+        """
+        from .parquet import add_parquet
+
+        return add_parquet(self, paths, shard=shard, num_shards=num_shards, batch_rows=batch_rows)
 
     def _next_label(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'next_label'").fetchone()
@@ -347,17 +395,70 @@ class Index:
                 k = max(1, k // 2)
         return [(int(lab), 1.0 - float(d)) for lab, d in zip(labels[0], distances[0], strict=True)]
 
-    def _keyword_search(self, text: str, k: int, allowed: set[int] | None) -> list[int]:
+    def _keyword_search(
+        self, text: str, k: int, allowed: set[int] | None
+    ) -> list[tuple[int, float]]:
+        """Return (label, BM25 relevance) pairs, best first (relevance = -FTS5's bm25)."""
         tokenize = getattr(self.embedder, "tokenize", None)
         query = fts_query(salient_words(text, tokenize))
         if not query:
             return []
         rows = self._db.execute(
-            "SELECT rowid FROM docs_fts WHERE docs_fts MATCH ? ORDER BY bm25(docs_fts) LIMIT ?",
+            "SELECT rowid, bm25(docs_fts) FROM docs_fts WHERE docs_fts MATCH ? "
+            "ORDER BY bm25(docs_fts) LIMIT ?",
             (query, k * 4 if allowed is not None else k),
         ).fetchall()
-        labels = [int(r[0]) for r in rows]
-        return [lab for lab in labels if allowed is None or lab in allowed][:k]
+        found = [(int(r[0]), -float(r[1])) for r in rows]
+        return [pair for pair in found if allowed is None or pair[0] in allowed][:k]
+
+    def query_vector(
+        self, query: str | npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.float32], str | None]:
+        """Return a query's vector and its text (None when the query is a vector)."""
+        if isinstance(query, str):
+            return self._embed([query], query=True)[0], query
+        vector = np.asarray(query, dtype=np.float32).reshape(-1)
+        if vector.shape != (self.dim,):
+            raise ValueError(f"query vector must have {self.dim} values")
+        return vector, None
+
+    def candidates(
+        self,
+        vector: npt.NDArray[np.float32],
+        text: str | None,
+        pool: int,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        hybrid: bool = True,
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]] | None]:
+        """Return the dense and keyword candidate lists, each (label, score) best first.
+
+        The keyword list is None when keywords take no part (no text, or ``hybrid`` off).
+        Scores are comparable across indexes of one model, so shards can be merged.
+        """
+        with self._lock:
+            allowed = None
+            if filter:
+                sql, args = self._where(filter)
+                allowed = {r[0] for r in self._db.execute(f"SELECT label FROM docs {sql}", args)}
+            dense = self._vector_search(vector, pool, allowed)
+            keyword = (
+                self._keyword_search(text, pool, allowed) if hybrid and text is not None else None
+            )
+        return dense, keyword
+
+    def hits_by_label(self, ranked: Sequence[tuple[int, float]]) -> dict[int, Hit]:
+        """Return the stored documents of (label, score) pairs as Hits, keyed by label.
+
+        A label deleted since it was ranked is left out.
+        """
+        with self._lock:
+            rows = self._rows([lab for lab, _ in ranked])
+        return {
+            lab: Hit(rows[lab][0], float(score), rows[lab][1], _metadata(rows[lab][2]))
+            for lab, score in ranked
+            if lab in rows
+        }
 
     def search(
         self,
@@ -378,41 +479,21 @@ class Index:
         """
         if k <= 0:
             return []
-        with self._lock:
-            allowed = None
-            if filter:
-                sql, args = self._where(filter)
-                allowed = {r[0] for r in self._db.execute(f"SELECT label FROM docs {sql}", args)}
-            pool = candidates or (max(k * 4, 40) if (hybrid or rerank_with) else k)
-            if isinstance(query, str):
-                vector = self._embed([query], query=True)[0]
-                text: str | None = query
-            else:
-                vector = np.asarray(query, dtype=np.float32).reshape(-1)
-                text = None
-                if vector.shape != (self.dim,):
-                    raise ValueError(f"query vector must have {self.dim} values")
-            dense = self._vector_search(vector, pool, allowed)
-            if hybrid and text is not None:
-                keyword = self._keyword_search(text, pool, allowed)
-                # Keyword list first: an exact match on a rare word wins a tie.
-                fused = reciprocal_rank_fusion([keyword, [lab for lab, _ in dense]])
-                ranked = fused
-            else:
-                ranked = dense
-            ranked = ranked[: max(pool, k)]
-            rows = self._rows([lab for lab, _ in ranked])
-        hits = [
-            Hit(rows[lab][0], float(score), rows[lab][1], _metadata(rows[lab][2]))
-            for lab, score in ranked
-            if lab in rows
-        ]
-        if rerank_with is not None and text is not None and hits:
-            scored = rerank_with.rerank(text, [h.text for h in hits])
-            order = np.argsort(-np.asarray(scored), kind="stable")
-            hits = [
-                Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order
-            ]
+        pool = candidates or (max(k * 4, 40) if (hybrid or rerank_with) else k)
+        vector, text = self.query_vector(query)
+        dense, keyword = self.candidates(vector, text, pool, filter=filter, hybrid=hybrid)
+        if keyword is not None:
+            # Keyword list first: an exact match on a rare word wins a tie.
+            ranked = reciprocal_rank_fusion(
+                [[lab for lab, _ in keyword], [lab for lab, _ in dense]]
+            )
+        else:
+            ranked = dense
+        ranked = ranked[: max(pool, k)]
+        found = self.hits_by_label(ranked)
+        hits = [found[lab] for lab, _ in ranked if lab in found]
+        if rerank_with is not None and text is not None:
+            hits = rerank_hits(hits, text, rerank_with)
         return hits[:k]
 
     # ----------------------------------------------------------------- persistence
