@@ -1,7 +1,8 @@
 """The ``llamaembed`` command line: a thin click layer over the library.
 
-The command groups live here, except ``serve`` (``cli/serve.py``), which registers
-itself on ``main`` when this package is imported.
+The shared options and most commands live here; ``index``/``search`` (``cli/store.py``),
+``embed-dataset`` (``cli/dataset.py``) and ``serve`` (``cli/serve.py``) register themselves
+on ``main`` when this package is imported.
 """
 
 from __future__ import annotations
@@ -255,129 +256,6 @@ def rerank(
         click.echo(f"{r.score:9.4f}  [{r.index}] {r.text}")
 
 
-# ----------------------------------------------------------------------------- index / search
-@main.command("index")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@_model_options
-@click.option(
-    "--db",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Index folder.",
-)
-@click.option(
-    "--max-tokens", type=int, default=None, help="Tokens per chunk (default: 256 or the context)."
-)
-@click.option(
-    "--overlap",
-    type=int,
-    default=None,
-    help="Tokens shared by consecutive chunks (default: min(32, max-tokens/4)).",
-)
-@_errors
-def index_command(
-    paths: tuple[str, ...],
-    model: str | None,
-    quant: str | None,
-    db: str,
-    max_tokens: int | None,
-    overlap: int,
-    n_gpu_layers: int,
-) -> None:
-    """Index text files under PATHS; unchanged files are skipped on later runs."""
-    from ..store.index import Index
-    from ..store.ingest import collect_files, ingest_files
-
-    folder = Path(db)
-    files = collect_files(paths, exclude=folder)
-    with _open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
-        index = Index.load(folder, llama) if (folder / "manifest.json").exists() else Index(llama)
-        report = ingest_files(
-            index,
-            llama,
-            files,
-            max_tokens=max_tokens,
-            overlap=overlap,
-            show_progress=sys.stderr.isatty(),
-        )
-        index.save(folder)
-    click.echo(
-        f"indexed {report.indexed_files} files ({report.chunks} chunks), "
-        f"{report.unchanged_files} unchanged, {report.removed_files} removed, "
-        f"{len(report.skipped_files)} binary skipped; {len(index)} chunks in {folder}"
-    )
-
-
-@main.command()
-@click.argument("query")
-@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
-@click.option("-k", "k", default=10, show_default=True, help="Number of results.")
-@click.option("--rerank", "rerank_model", default=None, help="Cross-encoder to rerank with.")
-@click.option(
-    "--hybrid/--no-hybrid",
-    default=True,
-    show_default=True,
-    help="Fuse keyword (BM25) and vector results.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--model", "-m", default=None, help="Embedding model (default: the index's).")
-@_gpu_layers_option
-@_errors
-def search(
-    query: str,
-    db: str,
-    k: int,
-    rerank_model: str | None,
-    hybrid: bool,
-    as_json: bool,
-    model: str | None,
-    n_gpu_layers: int,
-) -> None:
-    """Search an index built by `llamaembed index`."""
-    from ..engine.llama import Llama
-    from ..params import LlamaParams
-    from ..store.index import Index
-
-    folder = Path(db)
-    manifest_file = folder / "manifest.json"
-    if not manifest_file.exists():
-        raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
-    record = json.loads(manifest_file.read_text()).get("model", {})
-    if model is not None:
-        llama = _open_model(model, None, n_gpu_layers=n_gpu_layers)
-    elif "static_folder" in record:
-        from ..static.model import StaticModel
-
-        llama = StaticModel(record["static_folder"])
-    elif "params" in record:
-        llama = Llama.load(LlamaParams(**record["params"]).with_n_gpu_layers(n_gpu_layers))
-    else:
-        raise click.ClickException("the index does not record its model; pass --model")
-    reranker = _open_model(rerank_model, None, n_gpu_layers=n_gpu_layers) if rerank_model else None
-    try:
-        hits = Index.load(folder, llama).search(query, k, hybrid=hybrid, rerank_with=reranker)
-    finally:
-        llama.close()
-        if reranker is not None:
-            reranker.close()
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
-                    for h in hits
-                ],
-                ensure_ascii=False,
-            )
-        )
-        return
-    for rank, hit in enumerate(hits, start=1):
-        where = hit.metadata.get("source", hit.id)
-        snippet = " ".join(hit.text.split())[:160]
-        click.echo(f"{rank:2d}. {hit.score:.4f}  {where}\n    {snippet}")
-
-
 # ----------------------------------------------------------------------------- info
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -485,4 +363,6 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
+from . import dataset as _dataset  # noqa: E402, F401  (registers `llamaembed embed-dataset`)
 from . import serve as _serve  # noqa: E402, F401  (registers `llamaembed serve`)
+from . import store as _store  # noqa: E402, F401  (registers `llamaembed index` and `search`)

@@ -1,0 +1,218 @@
+"""``llamaembed index`` and ``search``: build an index (text files or embedded Parquet)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import DEFAULT_DB, _errors, _gpu_layers_option, _model_options, _open_model, main
+
+
+def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Any:
+    """Reopen the model an index or embedded Parquet file records."""
+    from ..engine.llama import Llama
+    from ..params import LlamaParams
+
+    if "static_folder" in record:
+        from ..static.model import StaticModel
+
+        return StaticModel(record["static_folder"])
+    if "params" in record:
+        return Llama.load(LlamaParams(**record["params"]).with_n_gpu_layers(n_gpu_layers))
+    raise click.ClickException("the index does not record its model; pass --model")
+
+
+@main.command("index")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@_model_options
+@click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Index folder.",
+)
+@click.option(
+    "--max-tokens", type=int, default=None, help="Tokens per chunk (default: 256 or the context)."
+)
+@click.option(
+    "--overlap",
+    type=int,
+    default=None,
+    help="Tokens shared by consecutive chunks (default: min(32, max-tokens/4)).",
+)
+@click.option(
+    "--from-parquet",
+    "from_parquet",
+    type=click.Path(exists=True),
+    default=None,
+    help="Index embedded Parquet (from embed-dataset) instead of text files.",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --from-parquet: split the index into S shards by id hash.",
+)
+@click.option(
+    "--shard",
+    "only_shard",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --shards: build only this shard (one machine per shard).",
+)
+@_errors
+def index_command(
+    paths: tuple[str, ...],
+    model: str | None,
+    quant: str | None,
+    db: str,
+    max_tokens: int | None,
+    overlap: int,
+    n_gpu_layers: int,
+    from_parquet: str | None,
+    shards: int | None,
+    only_shard: int | None,
+) -> None:
+    """Index text files under PATHS (unchanged files are skipped later), or --from-parquet."""
+    from ..store.index import Index
+    from ..store.ingest import collect_files, ingest_files
+
+    if from_parquet is not None:
+        if paths:
+            raise click.UsageError("give PATHS or --from-parquet, not both")
+        _index_parquet(from_parquet, model, quant, db, n_gpu_layers, shards, only_shard)
+        return
+    if not paths:
+        raise click.UsageError("give PATHS to index, or --from-parquet")
+    if shards is not None or only_shard is not None:
+        raise click.UsageError("--shards and --shard go with --from-parquet")
+    folder = Path(db)
+    files = collect_files(paths, exclude=folder)
+    with _open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
+        index = Index.load(folder, llama) if (folder / "manifest.json").exists() else Index(llama)
+        report = ingest_files(
+            index,
+            llama,
+            files,
+            max_tokens=max_tokens,
+            overlap=overlap,
+            show_progress=sys.stderr.isatty(),
+        )
+        index.save(folder)
+    click.echo(
+        f"indexed {report.indexed_files} files ({report.chunks} chunks), "
+        f"{report.unchanged_files} unchanged, {report.removed_files} removed, "
+        f"{len(report.skipped_files)} binary skipped; {len(index)} chunks in {folder}"
+    )
+
+
+def _index_parquet(
+    source: str,
+    model: str | None,
+    quant: str | None,
+    db: str,
+    n_gpu_layers: int,
+    shards: int | None,
+    only_shard: int | None,
+) -> None:
+    from ..distributed.parquet import parquet_files, read_info
+    from ..store.index import Index
+    from ..store.sharded import ShardedIndex
+
+    if only_shard is not None and shards is None:
+        raise click.UsageError("--shard needs --shards")
+    files = parquet_files(source)
+    if model is not None:
+        embedder = _open_model(model, quant, n_gpu_layers=n_gpu_layers)
+    else:
+        embedder = _open_recorded(read_info(files[0]).model_record, n_gpu_layers)
+    folder = Path(db)
+    with embedder:
+        if shards is not None:
+            wanted = None if only_shard is None else [only_shard]
+            added = ShardedIndex.build_from_parquet(files, embedder, folder, shards, shards=wanted)
+            built = ", ".join(f"shard {i}: {n}" for i, n in added.items())
+            click.echo(
+                f"indexed {sum(added.values())} rows into {shards} shards ({built}) in {folder}"
+            )
+            return
+        if ShardedIndex.is_sharded(folder):
+            raise click.ClickException(f"{folder} holds a sharded index; pass --shards")
+        exists = (folder / "manifest.json").exists()
+        index = Index.load(folder, embedder) if exists else Index(embedder)
+        added_rows = index.add_parquet(files)
+        index.save(folder)
+    click.echo(
+        f"indexed {added_rows} rows from {len(files)} Parquet files; {len(index)} in {folder}"
+    )
+
+
+@main.command()
+@click.argument("query")
+@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
+@click.option("-k", "k", default=10, show_default=True, help="Number of results.")
+@click.option("--rerank", "rerank_model", default=None, help="Cross-encoder to rerank with.")
+@click.option(
+    "--hybrid/--no-hybrid",
+    default=True,
+    show_default=True,
+    help="Fuse keyword (BM25) and vector results.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--model", "-m", default=None, help="Embedding model (default: the index's).")
+@_gpu_layers_option
+@_errors
+def search(
+    query: str,
+    db: str,
+    k: int,
+    rerank_model: str | None,
+    hybrid: bool,
+    as_json: bool,
+    model: str | None,
+    n_gpu_layers: int,
+) -> None:
+    """Search an index built by `llamaembed index` (one index or its shards)."""
+    from ..store.index import Index
+    from ..store.sharded import ShardedIndex
+
+    folder = Path(db)
+    sharded = ShardedIndex.is_sharded(folder)
+    manifest_file = folder / "manifest.json"
+    if sharded:
+        manifest_file = min(folder.glob("shard-*/manifest.json"), default=manifest_file)
+    if not manifest_file.exists():
+        raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
+    record = json.loads(manifest_file.read_text()).get("model", {})
+    if model is not None:
+        llama = _open_model(model, None, n_gpu_layers=n_gpu_layers)
+    else:
+        llama = _open_recorded(record, n_gpu_layers)
+    reranker = _open_model(rerank_model, None, n_gpu_layers=n_gpu_layers) if rerank_model else None
+    try:
+        index = ShardedIndex.load(folder, llama) if sharded else Index.load(folder, llama)
+        hits = index.search(query, k, hybrid=hybrid, rerank_with=reranker)
+    finally:
+        llama.close()
+        if reranker is not None:
+            reranker.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
+                    for h in hits
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    for rank, hit in enumerate(hits, start=1):
+        where = hit.metadata.get("source", hit.id)
+        snippet = " ".join(hit.text.split())[:160]
+        click.echo(f"{rank:2d}. {hit.score:.4f}  {where}\n    {snippet}")
