@@ -303,6 +303,7 @@ def write_embeddings(
 
 
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+_TEXT_BLOCK_ROWS = 1024
 
 
 def read_dataset(
@@ -349,7 +350,11 @@ def read_dataset(
                 texts.append(line)
     if not texts:
         raise DatasetError("the text inputs hold no non-blank lines")
-    return ray.data.from_arrow(pa.table({"id": ids, text_column: texts}))
+    table = pa.table({"id": ids, text_column: texts})
+    # One block per _TEXT_BLOCK_ROWS rows: each block goes to one actor, so a single block
+    # would leave every other actor idle.
+    blocks = [table.slice(i, _TEXT_BLOCK_ROWS) for i in range(0, len(table), _TEXT_BLOCK_ROWS)]
+    return ray.data.from_arrow(blocks)
 
 
 def connect(address: str | None = None) -> bool:
