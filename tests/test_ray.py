@@ -265,6 +265,14 @@ def test_cli_errors_are_clear(tmp_path: Path, tiny_encoder_path: Path) -> None:
     assert result.exit_code == 2 and "not both" in result.output
 
 
+def test_text_inputs_are_split_so_every_actor_gets_work(tmp_path: Path) -> None:
+    lines = [f"line number {i}" for i in range(3000)]
+    (tmp_path / "big.txt").write_text("\n".join(lines), encoding="utf-8")
+    ds = read_dataset(tmp_path / "big.txt").materialize()
+    assert ds.num_blocks() == 3  # 1,024-row blocks: one actor each
+    assert sorted(collect(ds).column("text").to_pylist()) == sorted(lines)
+
+
 def test_read_dataset_reads_json_lines(tmp_path: Path) -> None:
     (tmp_path / "rows.jsonl").write_text('{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n')
     table = collect(read_dataset(tmp_path / "rows.jsonl"))
