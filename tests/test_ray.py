@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -230,6 +232,39 @@ def test_cli_embeds_files_and_builds_a_sharded_index(
         assert result.exit_code == 0, result.output
         answers.append([h["id"] for h in json.loads(result.output)])
     assert answers[0] == answers[1] and answers[0][0] == f"{notes}:43"
+
+
+def test_cli_joins_a_running_cluster_with_address_auto(
+    tiny_encoder_path: Path, tmp_path: Path
+) -> None:
+    # A separate process joins this module's cluster, as a driver joins `ray start --head`.
+    (tmp_path / "rows.jsonl").write_text('{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n')
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llamaembed",
+            "embed-dataset",
+            str(tmp_path / "rows.jsonl"),
+            "-o",
+            str(out),
+            "-m",
+            str(tiny_encoder_path),
+            "--address",
+            "auto",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "embedded 2 rows" in result.stdout
+    assert ray.is_initialized()  # the module's cluster outlived the other driver
+    table = pq.read_table(out)
+    assert sorted(table.column("id").to_pylist()) == ["a", "b"]
 
 
 def test_cli_errors_are_clear(tmp_path: Path, tiny_encoder_path: Path) -> None:
