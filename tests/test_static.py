@@ -38,6 +38,7 @@ from llamaembed import (
 from llamaembed.cli import main
 from llamaembed.static._words import WordCache
 from llamaembed.static.distill import (
+    build_tokenizer,
     corpus_probabilities,
     pca,
     sif_weights,
@@ -254,7 +255,11 @@ def test_distilled_folder_format(minilm_static: Path, minilm_f16_path: Path) -> 
     with Llama(minilm_f16_path, pooling="mean") as teacher:
         fingerprint = teacher.fingerprint
     assert config["model_type"] == "model2vec" and config["normalize"] is True
-    assert (config["hidden_dim"], config["apply_pca"], config["sif_coefficient"]) == (256, 256, 1e-4)
+    assert (config["hidden_dim"], config["apply_pca"], config["sif_coefficient"]) == (
+        256,
+        256,
+        1e-4,
+    )
     assert config["teacher_name"] == "all-MiniLM-L6-v2"
     assert config["teacher_fingerprint"] == fingerprint
     modules = json.loads((minilm_static / "modules.json").read_text())
@@ -340,8 +345,10 @@ def test_bad_folders_give_our_error(minilm_static: Path, tmp_path: Path) -> None
 
 def test_token_inputs_and_rerank_refusal(minilm_model: StaticModel) -> None:
     ids = minilm_model.tokenize("hello world")
-    assert np.array_equal(minilm_model.forward(minilm_model.prepare_tokens([ids]))[0],
-                          minilm_model.embed("hello world", normalize=False))
+    assert np.array_equal(
+        minilm_model.forward(minilm_model.prepare_tokens([ids]))[0],
+        minilm_model.embed("hello world", normalize=False),
+    )
     with pytest.raises(InvalidTokenError, match="29525"):
         minilm_model.prepare_tokens([[1, 29525]])
     with pytest.raises(RerankNotSupportedError):
@@ -355,8 +362,9 @@ def test_corpus_weights(minilm_f16_path: Path, minilm_static: Path, tmp_path: Pa
     config = json.loads((folder / "config.json").read_text())
     assert config["sif_weights"] == "corpus" and config["corpus_lines"] == 300
     model, plain = StaticModel(folder), StaticModel(minilm_static)
-    counts = np.bincount(model._encode(corpus.read_text().splitlines(), None)[0],
-                         minlength=model.n_vocab)
+    counts = np.bincount(
+        model._encode(corpus.read_text().splitlines(), None)[0], minlength=model.n_vocab
+    )
     assert counts.sum() == config["corpus_tokens"]
     # Same PCA rows, reweighted: corpus weights over Zipf weights, token by token.
     ratio = sif_weights(corpus_probabilities(counts), 1e-4) / sif_weights(
@@ -381,13 +389,47 @@ def test_distill_refuses_what_it_cannot_do(
     assert not (tmp_path / "a").exists()
 
 
-def test_distill_refuses_a_sentencepiece_teacher(tmp_path: Path) -> None:
+def test_sentencepiece_teacher(tmp_path: Path) -> None:
+    """An XLM-RoBERTa teacher: a Unigram tokenizer rebuilt from the GGUF, checked 3 ways."""
+    import sentencepiece as spm
     from tiny_xlmr import build_tiny_xlmr, train_sentencepiece
 
-    folder = build_tiny_xlmr(tmp_path / "xlmr", train_sentencepiece(tmp_path), seed=5)
+    model_file = train_sentencepiece(tmp_path)
+    folder = build_tiny_xlmr(tmp_path / "xlmr", model_file, seed=5)
     gguf = convert(folder, tmp_path / "xlmr.gguf", outtype="f32")
-    with pytest.raises(ConversionError, match="WordPiece"):
-        distill(gguf, tmp_path / "out")
+    vocabulary = teacher_vocabulary(gguf)
+    assert vocabulary.kind == "unigram" and vocabulary.charsmap
+    assert "<s>" not in vocabulary.tokens and "<unk>" in vocabulary.tokens
+    tokenizer = build_tokenizer(vocabulary)
+    texts = varied_texts()
+    processor = spm.SentencePieceProcessor(model_file=str(model_file))
+    compared = 0
+    with Llama(gguf) as teacher:
+        for text in texts:
+            ours = [vocabulary.ids[i] for i in tokenizer.encode(text, add_special_tokens=False).ids]
+            assert ours == teacher.tokenize(text, add_special=False).tolist(), text
+            # SentencePiece itself, the independent reference: the same pieces. A word over
+            # 100 characters is the exception: SentencePiece splits it otherwise (llama.cpp
+            # and the tokenizers library agree with each other there).
+            if max(map(len, text.split()), default=0) <= 100:
+                pieces = [vocabulary.tokens[i] for i in tokenizer.encode(text).ids]
+                reference = [processor.id_to_piece(i) for i in processor.encode(text)]
+                assert pieces == reference, text
+                compared += 1
+    assert compared >= len(texts) - 3
+    out = distill(gguf, tmp_path / "static", dims=16)
+    ours = StaticModel(out).embed_texts(texts)
+    theirs = model2vec.StaticModel.from_pretrained(out).encode(texts)
+    known = np.linalg.norm(theirs, axis=1) > 0
+    assert known.sum() > len(texts) - 5
+    assert cosines(ours[known], theirs[known]).min() >= 0.9999
+    assert json.loads((out / "config.json").read_text())["teacher_fingerprint"]
+
+
+def test_distill_refuses_a_bpe_teacher(smollm2_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConversionError, match="SentencePiece Unigram"):
+        distill(smollm2_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 # ----------------------------------------------------------------------------- index, CLI, server
@@ -399,7 +441,9 @@ def test_index_and_cli_take_a_static_folder(minilm_static: Path, tmp_path: Path)
     (docs / "bread.txt").write_text("Bake the bread in a hot oven until the crust is brown.")
     db = tmp_path / "db"
     runner = CliRunner()
-    result = runner.invoke(main, ["index", str(docs), "--db", str(db), "--model", str(minilm_static)])
+    result = runner.invoke(
+        main, ["index", str(docs), "--db", str(db), "--model", str(minilm_static)]
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["search", "memory safe language", "--db", str(db), "--json"])
     assert result.exit_code == 0, result.output

@@ -30,6 +30,8 @@ from ._words import WordCache, encode_ids
 
 __all__ = [
     "TeacherVocabulary",
+    "build_tokenizer",
+    "build_unigram_tokenizer",
     "build_wordpiece_tokenizer",
     "corpus_probabilities",
     "distill",
@@ -60,32 +62,46 @@ _CHECK_TEXTS = (
 
 @dataclass(frozen=True)
 class TeacherVocabulary:
-    """The teacher tokens a static model keeps: their ids and their WordPiece spellings."""
+    """The teacher tokens a static model keeps: their ids and their spellings.
+
+    ``kind`` is ``"wordpiece"`` (BERT family: tokens spelled "##ing" for a continuation)
+    or ``"unigram"`` (SentencePiece, XLM-RoBERTa family: pieces as stored, with scores and
+    the normaliser's precompiled character map).
+    """
 
     ids: npt.NDArray[np.int64]  # teacher token ids, ascending
-    tokens: list[str]  # WordPiece form ("##ing" for a continuation), one per id
+    tokens: list[str]  # one per id
     unknown: str
     lowercase: bool
+    kind: str = "wordpiece"
+    scores: tuple[float, ...] = ()
+    charsmap: bytes = b""
 
 
 def teacher_vocabulary(path: str | os.PathLike[str]) -> TeacherVocabulary:
-    """Return the tokens to distil from a BERT-family GGUF (WordPiece vocabulary).
+    """Return the tokens to distil from a GGUF's WordPiece or SentencePiece vocabulary.
 
-    Kept: every normal token in id order, plus the unknown and padding tokens; dropped:
-    ``[unused…]`` and the other control tokens (``[CLS]``, ``[SEP]``, ``[MASK]``).
+    Kept: every normal (and user-defined) token in id order, plus the unknown and padding
+    tokens; dropped: ``[unused…]`` and the other control tokens (``[CLS]``, ``<s>``, …).
     """
     from ..engine.gguf_check import scan
 
     meta = scan(path).metadata
     kind = meta.get("tokenizer.ggml.model")
-    if kind != "bert":
+    if kind not in ("bert", "t5"):
         raise ConversionError(
             f"{Path(path).name} has a {kind!r} tokenizer; distillation supports WordPiece "
-            "(BERT-family: MiniLM, BGE, e5, gte, nomic) teachers"
+            "(BERT family: MiniLM, BGE, e5, gte, nomic) and SentencePiece Unigram "
+            "(XLM-RoBERTa family: bge-m3, multilingual-e5) teachers"
         )
+    unigram = kind == "t5"
     raw = meta["tokenizer.ggml.tokens"]
     stored = meta.get("tokenizer.ggml.token_type")
     types = stored.values() if stored is not None else [_NORMAL] * len(raw)
+    stored_scores = meta.get("tokenizer.ggml.scores")
+    all_scores = list(stored_scores.values()) if stored_scores is not None else []
+    if unigram and len(all_scores) != len(raw):
+        raise ConversionError(f"{Path(path).name}: its SentencePiece vocabulary has no scores")
     unknown_id = int(meta.get("tokenizer.ggml.unknown_token_id", -1))
     padding_id = int(meta.get("tokenizer.ggml.padding_token_id", -1))
     if not 0 <= unknown_id < len(raw):
@@ -97,16 +113,68 @@ def teacher_vocabulary(path: str | os.PathLike[str]) -> TeacherVocabulary:
         special = i in (unknown_id, padding_id)
         if not special and (kind_code not in (_NORMAL, _USER_DEFINED)):
             continue
-        word = _wordpiece_form(text, special or kind_code in (_UNKNOWN, _CONTROL))
-        if not special and _UNUSED.fullmatch(word):
-            continue
+        if unigram:
+            word = text
+        else:
+            word = _wordpiece_form(text, special or kind_code in (_UNKNOWN, _CONTROL))
+            if not special and _UNUSED.fullmatch(word):
+                continue
         ids.append(i)
         tokens.append(word)
     if len(set(tokens)) != len(tokens):
         raise ConversionError(f"{Path(path).name}: its vocabulary maps two ids to one token")
     unknown = tokens[ids.index(unknown_id)]
     lowercase = meta.get("tokenizer.ggml.normalizer.lowercase", True) not in (False, "false")
-    return TeacherVocabulary(np.asarray(ids, dtype=np.int64), tokens, unknown, lowercase)
+    if not unigram:
+        return TeacherVocabulary(np.asarray(ids, dtype=np.int64), tokens, unknown, lowercase)
+    charsmap = meta.get("tokenizer.ggml.precompiled_charsmap")
+    return TeacherVocabulary(
+        np.asarray(ids, dtype=np.int64),
+        tokens,
+        unknown,
+        lowercase=False,
+        kind="unigram",
+        scores=tuple(float(all_scores[i]) for i in ids),
+        charsmap=bytes(charsmap.values()) if charsmap is not None else b"",
+    )
+
+
+def build_tokenizer(vocabulary: TeacherVocabulary) -> Any:
+    """Return the Hugging Face tokenizer that splits text as the teacher's llama.cpp does."""
+    if vocabulary.kind == "unigram":
+        return build_unigram_tokenizer(
+            vocabulary.tokens, vocabulary.scores, vocabulary.unknown, vocabulary.charsmap
+        )
+    return build_wordpiece_tokenizer(
+        vocabulary.tokens, vocabulary.unknown, lowercase=vocabulary.lowercase
+    )
+
+
+def build_unigram_tokenizer(
+    tokens: Sequence[str], scores: Sequence[float], unknown: str, charsmap: bytes
+) -> Any:
+    """Return a Hugging Face SentencePiece-Unigram tokenizer over ``tokens`` (id = position).
+
+    Built as transformers builds XLM-RoBERTa's (the precompiled character map, runs of
+    spaces collapsed, "▁" marking each word's start), and, as SentencePiece does, without
+    leading or trailing spaces.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    model = models.Unigram(
+        list(zip(tokens, scores, strict=True)), unk_id=tokens.index(unknown), byte_fallback=False
+    )
+    tokenizer = Tokenizer(model)
+    steps: list[Any] = [normalizers.Precompiled(charsmap)] if charsmap else []
+    # SentencePiece (and llama.cpp's port of it) drops leading and trailing spaces, which
+    # transformers' XLM-R tokenizer keeps as a lone "▁"; follow the teacher.
+    steps += [normalizers.Strip(), normalizers.Replace(Regex(" {2,}"), " ")]
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="\u2581", prepend_scheme="always"
+    )
+    tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    return tokenizer
 
 
 def _wordpiece_form(token: str, special: bool) -> str:
@@ -248,7 +316,8 @@ def _check_tokenizer(llama: Any, tokenizer: Any, ids: npt.NDArray[np.int64]) -> 
         if ours != theirs:
             raise ConversionError(
                 f"the rebuilt tokenizer splits {text!r} unlike llama.cpp ({ours} vs "
-                f"{theirs}); this teacher's tokenizer is not a plain BERT WordPiece one"
+                f"{theirs}); this teacher's tokenizer is not a plain WordPiece or "
+                "SentencePiece Unigram one"
             )
 
 
@@ -312,9 +381,7 @@ def distill(
     llama = _open_teacher(teacher)
     try:
         vocabulary = teacher_vocabulary(llama.model_path)
-        tokenizer = build_wordpiece_tokenizer(
-            vocabulary.tokens, vocabulary.unknown, lowercase=vocabulary.lowercase
-        )
+        tokenizer = build_tokenizer(vocabulary)
         _check_tokenizer(llama, tokenizer, vocabulary.ids)
         vectors = _token_vectors(llama, vocabulary.ids, show_progress)
         teacher_name = str(llama.metadata.get("general.name") or llama.model_path.stem)
