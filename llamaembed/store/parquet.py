@@ -46,8 +46,7 @@ def add_parquet(
     import pyarrow.parquet as pq
 
     infos = [read_info(f) for f in parquet_files(paths)]
-    fingerprint = index.embedder.fingerprint if index.embedder is not None else None
-    fingerprint = fingerprint or index.model.get("fingerprint")
+    fingerprint = index.model.get("fingerprint")  # the embedder's, or the loaded index's
     for info in infos:
         if fingerprint is not None and info.fingerprint != fingerprint:
             raise IndexModelMismatchError(
