@@ -258,6 +258,24 @@ def test_sharded_index_matches_one_index(embedded, tiny: Llama, tmp_path: Path) 
         assert len(hybrid) == 10 and len({h.id for h in hybrid}) == 10
 
 
+def test_sharded_index_embeds_queries_with_its_own_model(  # type: ignore[no-untyped-def]
+    embedded, tiny: Llama, other_encoder_path: Path, tmp_path: Path
+) -> None:
+    folder, _ = embedded
+    parts = [Index.from_parquet(folder, tiny, shard=i, num_shards=2) for i in range(2)]
+    ShardedIndex(parts).save(tmp_path / "db")
+    bare = [Index.load(shard_folder(tmp_path / "db", i, 2)) for i in range(2)]
+    with pytest.raises(IndexError_, match="has no model"):
+        ShardedIndex(bare).search("river house", 5)
+    expected = [h.id for h in ShardedIndex(parts).search("river house", 5, hybrid=False)]
+    assert [h.id for h in ShardedIndex(bare, tiny).search("river house", 5, hybrid=False)] == (
+        expected
+    )
+    assert all(shard.embedder is None for shard in bare)  # the shards are left as they were
+    with Llama(other_encoder_path) as other, pytest.raises(IndexModelMismatchError):
+        ShardedIndex(bare, other)
+
+
 def test_sharded_index_refuses_incomplete_or_foreign_shards(  # type: ignore[no-untyped-def]
     embedded, tiny: Llama, other_encoder_path: Path, tmp_path: Path
 ) -> None:

@@ -93,6 +93,31 @@ def rerank_hits(hits: list[Hit], text: str, reranker: Any) -> list[Hit]:
     return [Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order]
 
 
+def embed_with(
+    embedder: Embedder | None, texts: list[str], *, query: bool
+) -> npt.NDArray[np.float32]:
+    """Embed texts with an index's model: its query or document side where it has one."""
+    if embedder is None:
+        raise IndexError_("this index has no model: pass vectors or open it with one")
+    if query and hasattr(embedder, "embed_query"):
+        return np.asarray([embedder.embed_query(t) for t in texts], dtype=np.float32)
+    if not query and hasattr(embedder, "embed_documents"):
+        return np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    return np.asarray(embedder.embed_texts(texts), dtype=np.float32)
+
+
+def query_vector(
+    embedder: Embedder | None, dim: int, query: str | npt.ArrayLike
+) -> tuple[npt.NDArray[np.float32], str | None]:
+    """Return a query's vector and its text (None when the query is a vector)."""
+    if isinstance(query, str):
+        return embed_with(embedder, [query], query=True)[0], query
+    vector = np.asarray(query, dtype=np.float32).reshape(-1)
+    if vector.shape != (dim,):
+        raise ValueError(f"query vector must have {dim} values")
+    return vector, None
+
+
 class Index:
     """Texts, metadata and vectors, searchable by meaning (and by keywords with hybrid)."""
 
@@ -174,13 +199,7 @@ class Index:
 
     # ----------------------------------------------------------------- writing
     def _embed(self, texts: list[str], *, query: bool) -> npt.NDArray[np.float32]:
-        if self.embedder is None:
-            raise IndexError_("this index has no model: pass vectors or open it with one")
-        if query and hasattr(self.embedder, "embed_query"):
-            return np.asarray([self.embedder.embed_query(t) for t in texts], dtype=np.float32)
-        if not query and hasattr(self.embedder, "embed_documents"):
-            return np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
-        return np.asarray(self.embedder.embed_texts(texts), dtype=np.float32)
+        return embed_with(self.embedder, texts, query=query)
 
     def add(
         self,
@@ -415,12 +434,7 @@ class Index:
         self, query: str | npt.ArrayLike
     ) -> tuple[npt.NDArray[np.float32], str | None]:
         """Return a query's vector and its text (None when the query is a vector)."""
-        if isinstance(query, str):
-            return self._embed([query], query=True)[0], query
-        vector = np.asarray(query, dtype=np.float32).reshape(-1)
-        if vector.shape != (self.dim,):
-            raise ValueError(f"query vector must have {self.dim} values")
-        return vector, None
+        return query_vector(self.embedder, self.dim, query)
 
     def candidates(
         self,

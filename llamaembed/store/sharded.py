@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from ..engine.pooling import reciprocal_rank_fusion
 from ..errors import IndexError_, IndexModelMismatchError
-from .index import Embedder, Hit, Index, rerank_hits
+from .index import Embedder, Hit, Index, query_vector, rerank_hits
 
 __all__ = ["ShardedIndex", "shard_folder", "shard_of"]
 
@@ -68,6 +68,10 @@ class ShardedIndex:
             raise IndexModelMismatchError("the shards were built with different models")
         if len({s.dim for s in shards}) > 1:
             raise IndexModelMismatchError("the shards hold vectors of different widths")
+        if embedder is not None and fingerprints and embedder.fingerprint not in fingerprints:
+            raise IndexModelMismatchError(
+                "the shards were built with another model; open them with that model"
+            )
         self.shards = list(shards)
         self.embedder = embedder if embedder is not None else shards[0].embedder
         self.dim = shards[0].dim
@@ -167,10 +171,7 @@ class ShardedIndex:
         if k <= 0:
             return []
         pool = candidates or (max(k * 4, 40) if (hybrid or rerank_with) else k)
-        first = self.shards[0]
-        if self.embedder is not None and first.embedder is None:
-            first.embedder = self.embedder
-        vector, text = first.query_vector(query)
+        vector, text = query_vector(self.embedder, self.dim, query)
         dense: list[tuple[float, int, int]] = []
         keyword: list[tuple[float, int, int]] | None = None
         for number, shard in enumerate(self.shards):
