@@ -72,6 +72,17 @@ class Server:
         process = psutil.Process(self.process.pid)
         return sum(p.memory_info().rss for p in [process, *process.children(True)]) / 2**20
 
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds so far: (the main thread, where the event loop runs; all others).
+
+        The process's total counts threads that have ended too (a thread pool's)."""
+        process = psutil.Process(self.process.pid)
+        times = process.cpu_times()
+        main = next(
+            (t.user_time + t.system_time for t in process.threads() if t.id == process.pid), 0.0
+        )
+        return main, times.user + times.system - main
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -109,6 +120,21 @@ async def one_request(port: int, body: bytes) -> tuple[int, bytes]:
         return await read_response(reader)
     finally:
         writer.close()
+
+
+def measured(server: Server, bodies: list[bytes], clients: int) -> dict:
+    """Run `load` and add the CPU it cost a request, in ms: the server's event-loop thread,
+    its other threads (inference: the engine's threads, the peer's thread pool) and the
+    client (this process; nothing else runs in it meanwhile)."""
+    main, other = server.cpu()
+    mine = sum(os.times()[:2])
+    result = asyncio.run(load(server.port, bodies, clients))
+    main_after, other_after = server.cpu()
+    n = len(bodies) / 1000
+    result["cpu_loop"] = (main_after - main) / n
+    result["cpu_inference"] = (other_after - other) / n
+    result["cpu_client"] = (sum(os.times()[:2]) - mine) / n
+    return result
 
 
 async def load(port: int, bodies: list[bytes], clients: int) -> dict:
@@ -218,11 +244,9 @@ def main() -> None:
             record["single_ms"] = statistics.fmean(singles)
             for clients in CONCURRENCY:
                 n = args.requests // 2 if clients == 1 else args.requests
-                record[("llamaembed serve", clients)] = asyncio.run(
-                    load(ours_port, cycle(n), clients)
-                )
-                record[("llama_cpp.server", clients)] = asyncio.run(
-                    load(peer_port, cycle(args.peer_requests), clients)
+                record[("llamaembed serve", clients)] = measured(ours, cycle(n), clients)
+                record[("llama_cpp.server", clients)] = measured(
+                    peer, cycle(args.peer_requests), clients
                 )
             rounds.append(record)
         rss_before = ours.rss_mb()
@@ -266,6 +290,31 @@ def main() -> None:
                 f"{median([x['p50'] for x in runs]):.1f} | "
                 f"{median([x['p99'] for x in runs]):.1f} | "
                 f"{check(replies, texts, expected):.5f} | {sum(x['failures'] for x in runs)} |"
+            )
+    lines.append("")
+    lines.append(
+        f"CPU a request costs, in ms (medians over rounds; {THREADS} cores give "
+        f"{THREADS * 1000:,} ms of CPU a second at most):"
+    )
+    lines.append("")
+    lines.append(
+        "| server | clients | event loop | inference threads | client | all | "
+        "inference × llamaembed's |"
+    )
+    lines.append("|---|---|---|---|---|---|---|")
+    for name in ("llamaembed serve", "llama_cpp.server"):
+        for clients in CONCURRENCY[1:]:
+            runs = [r[(name, clients)] for r in rounds]
+            ours_runs = [r[("llamaembed serve", clients)] for r in rounds]
+            loop_ms = median([x["cpu_loop"] for x in runs])
+            inference_ms = median([x["cpu_inference"] for x in runs])
+            client_ms = median([x["cpu_client"] for x in runs])
+            total_ms = median([x["cpu_loop"] + x["cpu_inference"] + x["cpu_client"] for x in runs])
+            pairs = zip(runs, ours_runs, strict=True)
+            relative = median([x["cpu_inference"] / y["cpu_inference"] for x, y in pairs])
+            lines.append(
+                f"| {name} | {clients} | {loop_ms:.2f} | {inference_ms:.2f} | {client_ms:.2f} | "
+                f"{total_ms:.2f} | {relative:.2f} |"
             )
     one = [r[("llamaembed serve", 1)] for r in rounds]
     one_ms = median([x["mean"] for x in one])

@@ -81,6 +81,52 @@ def test_token_budget_splits_one_job_over_several_runs(encoder: Llama) -> None:
         batcher.close()
 
 
+def test_a_run_waits_briefly_for_as_many_inputs_as_the_last_one(encoder: Llama) -> None:
+    sequence = encoder.prepare_texts(["cats"])[0]
+
+    def scenario(batch_wait: float) -> list[int]:
+        """Four inputs run; then one arrives, and three more 50 ms later."""
+        run = Recorder(encoder)
+        batcher = Batcher(run, max_batch_tokens=1000, batch_wait=batch_wait)
+        try:
+            batcher.submit([sequence] * 4, [len(sequence)] * 4).future.result(timeout=30)
+            jobs = [batcher.submit([sequence], [len(sequence)])]
+            time.sleep(0.05)
+            jobs += [batcher.submit([sequence], [len(sequence)]) for _ in range(3)]
+            for job in jobs:
+                assert job.future.result(timeout=30).shape == (1, encoder.n_embd)
+        finally:
+            batcher.close()
+        return run.batches
+
+    assert scenario(1.0) == [4, 4]  # the lone input waited for the other three
+    without = scenario(0.0)
+    assert without[:2] == [4, 1] and sum(without) == 8  # it ran alone
+
+    # One client at a time (its last run held one input) never waits.
+    run = Recorder(encoder)
+    batcher = Batcher(run, max_batch_tokens=1000, batch_wait=1.0)
+    try:
+        for _ in range(3):
+            started = time.perf_counter()
+            batcher.submit([sequence], [len(sequence)]).future.result(timeout=30)
+            assert time.perf_counter() - started < 0.5  # far below the 1 s wait
+        # The wait ends at its limit when no more come, and at close.
+        batcher.submit([sequence] * 4, [len(sequence)] * 4).future.result(timeout=30)
+        lone = batcher.submit([sequence], [len(sequence)])
+        assert lone.future.result(timeout=30).shape == (1, encoder.n_embd)
+        batcher.submit([sequence] * 4, [len(sequence)] * 4).future.result(timeout=30)
+        last = batcher.submit([sequence], [len(sequence)])
+    finally:
+        started = time.perf_counter()
+        batcher.close(timeout=30)
+    assert last.future.result(timeout=0).shape == (1, encoder.n_embd)
+    assert time.perf_counter() - started < 0.5
+    assert run.batches == [1, 1, 1, 4, 1, 4, 1]
+    with pytest.raises(ValueError, match="batch_wait"):
+        Batcher(run, batch_wait=2.0)
+
+
 def test_full_queue_raises_with_retry_after(encoder: Llama) -> None:
     gate = threading.Event()
 

@@ -57,6 +57,13 @@ from . import _errors, _gpu_layers_option, main
     help="Inputs waiting before requests get 429.",
 )
 @click.option(
+    "--batch-wait-ms",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0, 1000),
+    help="Longest wait for a run to fill up to the last run's size (0 = none).",
+)
+@click.option(
     "--max-body-mb",
     default=64,
     show_default=True,
@@ -93,6 +100,7 @@ def serve(
     max_batch_tokens: int,
     max_client_batch: int,
     max_queue: int,
+    batch_wait_ms: float,
     max_body_mb: int,
     threads: int,
     n_ctx: int,
@@ -132,6 +140,7 @@ def serve(
         max_client_batch=max_client_batch,
         max_queue=max_queue,
         max_body_bytes=max_body_mb * 2**20,
+        batch_wait=batch_wait_ms / 1000,
     )
     try:
         run(

@@ -90,12 +90,15 @@ class ServerConfig:
     max_client_batch: int = 2048
     max_queue: int = 16384
     max_body_bytes: int = 64 * 2**20
+    batch_wait: float = 0.002
 
     def __post_init__(self) -> None:
         if self.embedding is None and self.rerank is None:
             raise ValueError("nothing to serve: give an embedding model, a reranker or both")
         if self.max_client_batch < 1 or self.max_batch_tokens < 1 or self.max_body_bytes < 1:
             raise ValueError("max_client_batch, max_batch_tokens, max_body_bytes must be >= 1")
+        if not 0 <= self.batch_wait <= 1:
+            raise ValueError(f"batch_wait must be within 0 and 1 second, got {self.batch_wait}")
         if self.max_queue < self.max_client_batch:
             raise ValueError(
                 f"max_queue ({self.max_queue}) must hold at least one full request "
@@ -185,6 +188,7 @@ class _State:
             llama.forward,
             max_batch_tokens=self.config.max_batch_tokens,
             max_queue=self.config.max_queue,
+            batch_wait=self.config.batch_wait,
             on_batch=observe,
             on_drop=metrics.dropped.labels(name).inc,
             name=name,

@@ -6,6 +6,11 @@ budget per run (a request's inputs may span several runs), hands them to the mod
 engine packs them into micro-batches longest first) and scatters the output rows back to
 their jobs in input order. The queue is bounded in inputs; a job whose client has gone
 is dropped before it costs any inference.
+
+When fewer inputs wait than the last run took, the worker waits a moment (``batch_wait``)
+for the rest: under steady load the clients just answered are sending their next
+requests, and without the wait the first of them would run alone, half the runs small.
+One client, whose last run held one input, never waits.
 """
 
 from __future__ import annotations
@@ -97,7 +102,8 @@ class Batcher:
     ``run`` takes a list of prepared inputs and returns one float32 row per input (e.g.
     ``Llama.forward``). ``max_batch_tokens`` caps the tokens of one run (an input longer
     than it runs alone); ``max_queue`` caps the inputs waiting, beyond which ``submit``
-    raises :class:`QueueFullError`.
+    raises :class:`QueueFullError`. ``batch_wait`` is the longest wait, in seconds, for
+    as many inputs as the last run took (0: run whatever waits at once).
     """
 
     def __init__(
@@ -106,15 +112,20 @@ class Batcher:
         *,
         max_batch_tokens: int = 4096,
         max_queue: int = 16384,
+        batch_wait: float = 0.002,
         on_batch: BatchObserver | None = None,
         on_drop: Callable[[int], None] | None = None,
         name: str = "model",
     ) -> None:
         if max_batch_tokens < 1 or max_queue < 1:
             raise ValueError("max_batch_tokens and max_queue must be at least 1")
+        if not 0 <= batch_wait <= 1:
+            raise ValueError(f"batch_wait must be within 0 and 1 second, got {batch_wait}")
         self._run = run
         self.max_batch_tokens = max_batch_tokens
         self.max_queue = max_queue
+        self.batch_wait = batch_wait
+        self._last_run = 0  # inputs in the last run
         self._on_batch = on_batch
         self._on_drop = on_drop
         self.name = name
@@ -174,6 +185,7 @@ class Batcher:
                 if self._closing:
                     return None
                 self._condition.wait()
+            self._gather()
             batch: list[tuple[Job, int, Any]] = []
             used = 0
             dropped = 0
@@ -191,9 +203,21 @@ class Batcher:
                 self._queued -= 1
                 batch.append((job, index, item))
                 used += length
+            self._last_run = len(batch)
         if dropped and self._on_drop is not None:
             self._on_drop(dropped)
         return batch
+
+    def _gather(self) -> None:
+        """Wait up to ``batch_wait`` until as many inputs wait as the last run took."""
+        if self.batch_wait <= 0 or self._queued >= self._last_run:
+            return
+        deadline = time.perf_counter() + self.batch_wait
+        while self._queued < self._last_run and not self._closing:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._condition.wait(remaining)
 
     def _loop(self) -> None:
         while True:
