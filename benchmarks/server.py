@@ -330,6 +330,12 @@ def main() -> None:
         f"{soak['failures']} failures)."
     )
     report = "\n".join(lines)
+    for clients in CONCURRENCY[1:]:  # the spread behind the medians, on the terminal only
+        ratios = [
+            r[("llamaembed serve", clients)]["rate"] / r[("llama_cpp.server", clients)]["rate"]
+            for r in rounds
+        ]
+        print(f"× llama_cpp.server by round, {clients} clients:", [round(x, 2) for x in ratios])
     print(report)
     if args.write:
         write_results(
