@@ -121,6 +121,28 @@ def cross_encoder_gguf() -> Path:
 
 
 def _sentences() -> list[str]:
+    """English sentences from the standard library's docstrings, in a fixed order.
+
+    Collected in a fresh isolated interpreter: what the calling process has imported
+    (torch, for one) adds and changes attributes of standard modules, and so the set.
+    """
+    import inspect
+    import subprocess
+    import sys
+
+    code = "\n".join([
+        "import json, re, warnings",
+        "warnings.simplefilter('ignore')",
+        inspect.getsource(_collect_sentences),
+        "print(json.dumps(_collect_sentences()))",
+    ])
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
+    )
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _collect_sentences() -> list[str]:
     import importlib
     import inspect
     import pkgutil
