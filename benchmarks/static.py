@@ -32,12 +32,20 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from benchmarks.prepare import CACHE, _sentences, minilm_folder, text_sets  # noqa: E402
+from benchmarks.prepare import (  # noqa: E402
+    CACHE,
+    _sentences,
+    gguf_paths,
+    minilm_folder,
+    text_sets,
+)
 from benchmarks.run import cpu_class, machine_header, write_results  # noqa: E402
 
 OUT = CACHE / "static"
 N_PAIRS = 3000
 N_SPEED = 100_000  # short texts per timed call
+CONTROL = "control: llamaembed's PCA and weights on torch's teacher outputs"
+CONTROL_BF16 = "control, torch's teacher with its weights rounded to BF16"
 
 
 def vm_hwm_mb() -> float:
@@ -147,7 +155,63 @@ def numerics_spread(
     return row_cos, float(np.std(values)), float(min(values)), float(max(values))
 
 
-def agreement(folders: dict[str, Path], eval_pairs: list[tuple[str, str]]) -> dict[str, float]:
+def torch_teacher_vectors(teacher_gguf: Path, bf16_weights: bool = False) -> np.ndarray:
+    """The teacher pass of the distillation done by torch (fp32) instead of llama.cpp.
+
+    Same vocabulary, same ``[CLS] token [SEP]`` sequences, mean over the three positions:
+    the rows llamaembed's ``distill`` gets from llama.cpp, computed with torch's arithmetic.
+    ``bf16_weights`` rounds the weights to BF16 first (the auto type's storage) and keeps
+    the fp32 arithmetic and exact GELU: what an exact second engine reading it would get.
+    """
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from llamaembed.static.distill import teacher_vocabulary
+
+    ids = teacher_vocabulary(teacher_gguf).ids
+    folder = str(minilm_folder())
+    hf_tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder).eval()
+    if bf16_weights:
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.copy_(parameter.to(torch.bfloat16).to(torch.float32))
+    out = np.empty((len(ids), model.config.hidden_size), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, len(ids), 1024):
+            chunk = ids[start : start + 1024]
+            column = np.ones(len(chunk), dtype=np.int64)
+            batch = torch.tensor(np.stack([column * hf_tokenizer.cls_token_id, chunk,
+                                           column * hf_tokenizer.sep_token_id], axis=1))
+            hidden = model(input_ids=batch, attention_mask=torch.ones_like(batch),
+                           token_type_ids=torch.zeros_like(batch)).last_hidden_state
+            out[start : start + len(chunk)] = hidden.mean(dim=1).numpy()
+    return out
+
+
+def recipe_control(
+    zipf_folder: Path, teacher_gguf: Path, dims: int, bf16_weights: bool = False
+) -> object:
+    """llamaembed's PCA and Zipf weights applied to torch's teacher outputs.
+
+    Returns a model2vec model on the Zipf folder's tokenizer with those rows: if it
+    matches Model2Vec's agreement, the recipe is the same and any gap is the teacher's
+    arithmetic.
+    """
+    from model2vec import StaticModel as M2V
+
+    from llamaembed.static.distill import pca, sif_weights, zipf_probabilities
+
+    rows = pca(torch_teacher_vectors(teacher_gguf, bf16_weights), dims)
+    weights = sif_weights(zipf_probabilities(len(rows)), 1e-4).astype(np.float32)
+    model = M2V.from_pretrained(zipf_folder)
+    model.embedding = (rows * weights[:, None]).astype(np.float32)
+    return model
+
+
+def agreement(
+    folders: dict[str, Path], eval_pairs: list[tuple[str, str]], teacher_gguf: Path, dims: int
+) -> dict[str, float]:
     from model2vec import StaticModel as M2V
     from sentence_transformers import SentenceTransformer
 
@@ -177,6 +241,9 @@ def agreement(folders: dict[str, Path], eval_pairs: list[tuple[str, str]]) -> di
         folders["Model2Vec distill (Zipf weights)"], folders["llamaembed (Zipf weights)"],
         texts, n, reference,
     )
+    for name, bf16 in ((CONTROL, False), (CONTROL_BF16, True)):
+        control = recipe_control(folders["llamaembed (Zipf weights)"], teacher_gguf, dims, bf16)
+        scores[name] = spearman(pair_cosines(control.encode(texts), n), reference)  # type: ignore[attr-defined]
     from llamaembed import StaticModel
 
     ours = StaticModel(folders["llamaembed (Zipf weights)"]).embed_texts(texts)
@@ -223,13 +290,15 @@ def main() -> None:
         "Model2Vec distill (Zipf weights)": OUT / "model2vec",
         "llamaembed (Zipf weights)": OUT / "zipf",
         "llamaembed (corpus weights)": OUT / "corpus",
+        "llamaembed (Zipf weights), F32 GGUF teacher": OUT / "zipf-f32",
     }
-    teachers = {"model2vec": str(minilm_folder()), "zipf": teacher_gguf, "corpus": teacher_gguf}
+    teachers = [("model2vec", str(minilm_folder())), ("zipf", str(teacher_gguf)),
+                ("corpus", str(teacher_gguf)), ("zipf", str(gguf_paths()["f32"]))]
     distilled = {}
-    for (name, folder), kind in zip(folders.items(), teachers, strict=True):
+    for (name, folder), (kind, teacher) in zip(folders.items(), teachers, strict=True):
         print(f"distilling: {name}", file=sys.stderr, flush=True)
         distilled[name] = run_worker(
-            "distill", kind, str(folder), teachers[kind], str(args.dims), str(corpus_file)
+            "distill", kind, str(folder), teacher, str(args.dims), str(corpus_file)
         )
     speed: dict[str, list[dict]] = {"model2vec": [], "llamaembed": []}
     for round_ in range(args.rounds):
@@ -237,7 +306,7 @@ def main() -> None:
         for kind, folder in (("model2vec", folders["Model2Vec distill (Zipf weights)"]),
                              ("llamaembed", folders["llamaembed (Zipf weights)"])):
             speed[kind].append(run_worker("encode", kind, str(folder), str(texts_file)))
-    quality = agreement(folders, eval_pairs)
+    quality = agreement(folders, eval_pairs, Path(teacher_gguf), args.dims)
     med = {k: statistics.median(r["texts_per_s"] for r in v) for k, v in speed.items()}
     rss = {k: statistics.median(r["peak_rss_mb"] for r in v) for k, v in speed.items()}
     lines = [*machine_header(os.cpu_count() or 1), "",
@@ -249,12 +318,18 @@ def main() -> None:
     for name, result in distilled.items():
         lines.append(f"| {name} | {result['seconds']:.1f} | {result['peak_rss_mb']:.0f} | "
                      f"{quality[name]:.4f} |")
-    for name in ("llamaembed StaticModel (its own loader)", "teacher in llama.cpp (auto type)"):
+    for name in (CONTROL, CONTROL_BF16, "llamaembed StaticModel (its own loader)",
+                 "teacher in llama.cpp (auto type)"):
         lines.append(f"| {name} | | | {quality[name]:.4f} |")
     low, high = quality["difference interval"]  # type: ignore[misc]
     difference = quality["llamaembed (Zipf weights)"] - quality["Model2Vec distill (Zipf weights)"]
     lines += ["", f"Agreement, llamaembed (Zipf) minus Model2Vec: {difference:+.4f} "
               f"(95% paired-bootstrap interval {low:+.4f} to {high:+.4f})."]
+    m2v = quality["Model2Vec distill (Zipf weights)"]
+    gaps = ", ".join(f"{name} {quality[name] - m2v:+.5f}" for name in (
+        "llamaembed (Zipf weights)", "llamaembed (Zipf weights), F32 GGUF teacher", CONTROL,
+        CONTROL_BF16))
+    lines += [f"Minus Model2Vec, to five decimals: {gaps}."]
     row_cos, spread, lowest, highest = quality["numerics spread"]  # type: ignore[misc]
     lines += [f"The two folders' token vectors agree to a median row cosine of {row_cos:.5f} "
               f"(llama.cpp's arithmetic against torch's). Model2Vec's own vectors with random "
