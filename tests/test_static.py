@@ -343,6 +343,43 @@ def test_bad_folders_give_our_error(minilm_static: Path, tmp_path: Path) -> None
         StaticModel(broken)
 
 
+def test_bad_tensors_give_our_error(minilm_static: Path, tmp_path: Path) -> None:
+    """A table, mapping or weights that does not fit the tokenizer is refused at load."""
+    from safetensors.numpy import save_file
+
+    table = StaticModel(minilm_static)._table
+    n = len(table)
+    mapping = np.arange(n, dtype=np.int64)
+    cases = [
+        ({"vectors": table}, "no 'embeddings' tensor"),
+        ({"embeddings": table[:, 0]}, "not a \\(tokens, dim\\) table"),
+        ({"embeddings": table[:-1]}, f"{n - 1} vectors for {n} tokenizer tokens"),
+        ({"embeddings": table, "mapping": mapping[:-1]}, "mapping does not fit"),
+        ({"embeddings": table, "mapping": np.where(mapping == 7, n, mapping)}, "mapping"),
+        ({"embeddings": table, "mapping": np.where(mapping == 7, -1, mapping)}, "mapping"),
+        ({"embeddings": table, "mapping": mapping.astype(np.float32)}, "mapping"),
+        ({"embeddings": table, "weights": np.ones(n - 1, np.float32)}, f"{n - 1} token weights"),
+        ({"embeddings": table, "weights": np.ones((n, 2), np.float32)}, "token weights"),
+    ]
+    for i, (tensors, message) in enumerate(cases):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        for name in ("config.json", "tokenizer.json", "modules.json"):
+            (folder / name).write_bytes((minilm_static / name).read_bytes())
+        save_file(tensors, str(folder / "model.safetensors"))
+        with pytest.raises(ModelLoadError, match=message):
+            StaticModel(folder)
+    # A mapping that fits loads, and sends each token to its row.
+    folder = tmp_path / "mapped"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "modules.json"):
+        (folder / name).write_bytes((minilm_static / name).read_bytes())
+    save_file({"embeddings": table[::-1].copy(), "mapping": mapping[::-1].copy()},
+              str(folder / "model.safetensors"))
+    text = "static vectors are a cheap first stage"
+    assert np.allclose(StaticModel(folder).embed(text), StaticModel(minilm_static).embed(text))
+
+
 def test_token_inputs_and_rerank_refusal(minilm_model: StaticModel) -> None:
     ids = minilm_model.tokenize("hello world")
     assert np.array_equal(

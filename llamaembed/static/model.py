@@ -148,10 +148,16 @@ class StaticModel:
                 f"{folder}: {table.shape[0]} vectors for {self.n_vocab} tokenizer tokens"
             )
         if self._mapping is not None and (
-            len(self._mapping) != self.n_vocab or int(self._mapping.max()) >= table.shape[0]
+            self._mapping.ndim != 1
+            or not np.issubdtype(self._mapping.dtype, np.integer)
+            or len(self._mapping) != self.n_vocab
+            or int(self._mapping.max(initial=0)) >= table.shape[0]
+            or int(self._mapping.min(initial=0)) < 0
         ):
             raise ModelLoadError(f"{folder}: the token mapping does not fit the vectors")
-        if self._weights is not None and len(self._weights) != self.n_vocab:
+        if self._weights is not None and (
+            self._weights.ndim != 1 or len(self._weights) != self.n_vocab
+        ):
             raise ModelLoadError(
                 f"{folder}: {len(self._weights)} token weights for {self.n_vocab} tokens"
             )
