@@ -82,6 +82,48 @@ def test_delete_upsert_growth_filter(tmp_path: Path) -> None:
         index.add_vectors(_random(2, dim=7))
 
 
+def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="space"):
+        Index(dim=4, space="l2")
+    with pytest.raises(ValueError, match="embedder or the vector dimension"):
+        Index()
+    # hnswlib checks none of these; M=0 crashed the process.
+    for settings in ({"dim": 0}, {"dim": 4.5}, {"M": 0}, {"M": 1}, {"ef": 0},
+                     {"ef_construction": 0}, {"capacity": -1}, {"exact_threshold": -1}):
+        with pytest.raises(ValueError, match=next(iter(settings))):
+            Index(**{"dim": 4, **settings})  # type: ignore[arg-type]
+    saved = Index(dim=4, M=2)
+    saved.add_vectors(np.eye(4))
+    saved.save(tmp_path / "index")
+    manifest_file = next((tmp_path / "index").glob("*.json"))
+    manifest = json.loads(manifest_file.read_text())
+    manifest["hnsw"]["M"] = 0
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(IndexError_, match="invalid settings"):
+        Index.load(tmp_path / "index")
+    index = Index(dim=4)
+    index.add_vectors(np.eye(4), ["a", "b", "c", "d"], ids=["a", "b", "c", "d"])
+    bad_calls = [
+        (lambda: index.add_vectors(np.eye(4)[:2], ["x"]), "same length"),
+        (lambda: index.add_vectors(np.eye(4)[:2], ids=["x"]), "same length"),
+        (lambda: index.add_vectors(np.eye(4)[:2], metadatas=[{}]), "same length"),
+        (lambda: index.add_vectors(np.eye(4)[:2], ids=["a", "a"]), "unique"),
+        (lambda: index.search(np.ones(3), 2, hybrid=False), "4 values"),
+        (lambda: index.search(np.ones(4), 2, hybrid=False, filter={"a'); --": 1}), "keys"),
+        (lambda: index.ids_where(**{"x y": 1}), "keys"),
+    ]
+    for call, message in bad_calls:
+        with pytest.raises(ValueError, match=message):
+            call()
+    for value in (0, -3, 1.5, True):
+        with pytest.raises(ValueError, match="ef"):
+            index.ef = value  # type: ignore[assignment]
+    # Nothing above touched the index: the same four documents, the same answers.
+    assert len(index) == 4 and index.get("a").text == "a" and index.ef == 128
+    assert [h.id for h in index.search(np.eye(4)[1], 1, hybrid=False)] == ["b"]
+    assert index.add_vectors(np.empty((0, 4))) == []
+
+
 def test_save_load_identical_and_parameters_kept(tmp_path: Path) -> None:
     index = Index(dim=16, ef=77, exact_threshold=0, M=12)
     data = _random(500, dim=16)

@@ -137,6 +137,25 @@ class Index:
             raise ValueError("space must be 'cosine' or 'ip'")
         if embedder is None and dim is None:
             raise ValueError("give an embedder or the vector dimension")
+        # hnswlib takes these unchecked: M below 2 crashes the process.
+        for name, value, low, high in (
+            ("dim", dim, 1, None),
+            ("M", M, 2, 10_000),
+            ("ef_construction", ef_construction, 1, None),
+            ("ef", ef, 1, None),
+            ("capacity", capacity, 0, None),
+            ("exact_threshold", exact_threshold, 0, None),
+        ):
+            if value is None and name == "dim":
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < low
+                or (high is not None and value > high)
+            ):
+                bound = f"{low}..{high}" if high is not None else f"at least {low}"
+                raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
         self.embedder = embedder
         self.dim = int(dim if dim is not None else embedder.n_embd)  # type: ignore[union-attr]
         if embedder is not None and embedder.n_embd != self.dim:
@@ -187,6 +206,8 @@ class Index:
 
     @ef.setter
     def ef(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"ef must be a positive integer, got {value!r}")
         self._ef = int(value)
         self._hnsw.set_ef(self._ef)
 
@@ -598,16 +619,19 @@ class Index:
                 f"({manifest['model'].get('path', recorded)}); open it with that model or "
                 "rebuild the index"
             )
-        index = cls(
-            embedder,
-            dim=int(manifest["dim"]),
-            space=manifest["space"],
-            M=int(hnsw["M"]),
-            ef_construction=int(hnsw["ef_construction"]),
-            ef=int(hnsw["ef"]),
-            capacity=16,
-            exact_threshold=int(hnsw.get("exact_threshold", 20_000)),
-        )
+        try:
+            index = cls(
+                embedder,
+                dim=int(manifest["dim"]),
+                space=manifest["space"],
+                M=int(hnsw["M"]),
+                ef_construction=int(hnsw["ef_construction"]),
+                ef=int(hnsw["ef"]),
+                capacity=16,
+                exact_threshold=int(hnsw.get("exact_threshold", 20_000)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexError_(f"{manifest_file} holds invalid settings: {exc}") from exc
         index.model = manifest.get("model", {})
         index._generation = int(manifest["generation"].split("-")[1])
         try:
