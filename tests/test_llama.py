@@ -326,6 +326,49 @@ def test_one_megabyte_text(minilm: Llama) -> None:
         minilm.embed(text, truncate=False)
 
 
+_SMALL_CONTEXTS = r"""
+import json, sys
+import numpy as np
+from llamaembed import Llama
+path, pooling, n_ctx, n_batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+texts = ["hello world", "a", "b c", "x y z w", "one two three four five six seven"] * 20
+with Llama(path, pooling=pooling, n_ctx=n_ctx, n_batch=n_batch) as model:
+    batch = model.embed_texts(texts)
+    alone = np.stack([model.embed(t) for t in texts[:5]])
+with Llama(path, pooling=pooling) as model:
+    default = np.stack([model.embed(t) for t in texts[:4]])  # all fit 8 tokens
+print(json.dumps({"shape": list(batch.shape),
+                  "batch_vs_alone": float(np.min(np.sum(batch[:5] * alone, axis=1))),
+                  "vs_default": float(np.min(np.sum(batch[:4] * default, axis=1)))}))
+"""
+
+
+@pytest.mark.parametrize(("n_ctx", "n_batch"), [(8, 8), (16, 8), (8, 16), (32, 128)])
+def test_small_contexts_run(
+    minilm_f16_path: Path, smollm2_path: Path, n_ctx: int, n_batch: int
+) -> None:
+    """A context smaller than n_seq_max (64) or than n_batch works for encoders and decoders.
+
+    llama.cpp aborted the process (GGML_ASSERT in output_reserve) when n_seq_max
+    exceeded the micro-batch, and a decoder's n_batch is cut to n_ctx: run in a child
+    process so that an abort fails this test alone.
+    """
+    import json
+    import subprocess
+    import sys
+
+    for path, pooling, floor in ((minilm_f16_path, "mean", 0.9999), (smollm2_path, "last", 0.99)):
+        out = subprocess.run(
+            [sys.executable, "-c", _SMALL_CONTEXTS, str(path), pooling, str(n_ctx), str(n_batch)],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["shape"][0] == 100
+        assert result["batch_vs_alone"] >= floor, (path.name, result)
+        assert result["vs_default"] >= floor, (path.name, result)
+
+
 def test_empty_decoder_input_is_our_error(smollm2_path: Path) -> None:
     with Llama(smollm2_path, pooling="last") as model:
         if model._model.vocab.add_bos:

@@ -218,14 +218,20 @@ class Llama:
             and model.rerank_template is None
         ):
             self._segments = _segment_tables(model.path)
+        # Every text must fit one micro-batch (encoders attend across it), so the
+        # micro-batch holds at least a full context. A decoder's batch also fills its KV
+        # cache, so it holds at most n_ctx tokens (llama.cpp cuts n_batch to n_ctx for
+        # causal models). A micro-batch cannot hold more sequences than tokens, and
+        # llama.cpp aborts (GGML_ASSERT in output_reserve) when n_seq_max exceeds it.
+        n_ubatch = self.n_ctx if self._is_decoder else max(self.n_ctx, params.n_batch)
+        self._budget = min(params.n_batch, n_ubatch)  # tokens per micro-batch when packing
+        self._n_seq_max = min(params.n_seq_max, n_ubatch)
         if params.embeddings:
-            # Every text must fit one micro-batch (encoders attend across it), so the
-            # micro-batch holds at least a full context.
             self._context = native.NativeContext(
                 model,
                 n_ctx=self.n_ctx,
-                n_ubatch=max(self.n_ctx, params.n_batch),
-                n_seq_max=params.n_seq_max,
+                n_ubatch=n_ubatch,
+                n_seq_max=self._n_seq_max,
                 n_threads=params.threads,
                 pooling_code=pooling.llama_code,
                 embeddings=True,
@@ -333,12 +339,12 @@ class Llama:
     # ----------------------------------------------------------------- batching
     def _plan(self, lengths: Sequence[int], batch_size: int | None) -> list[list[int]]:
         """Group text indices into micro-batches: longest first, packed up to n_batch tokens."""
-        max_seqs = min(self._params.n_seq_max, batch_size or self._params.n_seq_max)
+        max_seqs = min(self._n_seq_max, batch_size or self._n_seq_max)
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batches: list[list[int]] = []
         current: list[int] = []
         used = 0
-        budget = self._params.n_batch
+        budget = self._budget
         for i in order:
             n = lengths[i]
             full = used + n > max(budget, lengths[current[0]]) if current else False
