@@ -109,6 +109,9 @@ def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
         (lambda: index.add_vectors(np.eye(4)[:2], metadatas=[{}]), "same length"),
         (lambda: index.add_vectors(np.eye(4)[:2], ids=["a", "a"]), "unique"),
         (lambda: index.search(np.ones(3), 2, hybrid=False), "4 values"),
+        (lambda: index.search(np.full(4, np.nan), 2, hybrid=False), "NaN"),
+        (lambda: index.search(np.ones(4), 2, candidates=-5), "candidates"),
+        (lambda: index.search(np.ones(4), 2, candidates=0), "candidates"),
         (lambda: index.search(np.ones(4), 2, hybrid=False, filter={"a'); --": 1}), "keys"),
         (lambda: index.ids_where(**{"x y": 1}), "keys"),
     ]

@@ -112,6 +112,9 @@ def test_batching_preserves_input_order_and_batch_size(minilm: Llama) -> None:
     reversed_ = minilm.embed_texts(texts[::-1])[::-1]
     assert np.min(np.sum(full * small, axis=1)) >= 0.99999
     assert np.min(np.sum(full * reversed_, axis=1)) >= 0.99999
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            minilm.embed_texts(texts, batch_size=bad)  # type: ignore[arg-type]
 
 
 def test_progress_bar(minilm: Llama, capsys: pytest.CaptureFixture[str]) -> None:

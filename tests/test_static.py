@@ -314,6 +314,10 @@ def test_batch_equals_one_by_one(minilm_model: StaticModel) -> None:
     together = minilm_model.embed_texts(texts)
     for i in (0, 5, 200, 8191, 8192, len(texts) - 1):
         assert np.array_equal(together[i], minilm_model.embed(texts[i]))
+    assert np.array_equal(minilm_model.embed_texts(texts[:50], batch_size=7), together[:50])
+    for bad in (0, -1, 2.5):  # -1 once returned an unfilled array
+        with pytest.raises(ValueError, match="batch_size"):
+            minilm_model.embed_texts(texts[:50], batch_size=bad)  # type: ignore[arg-type]
 
 
 def test_bad_folders_give_our_error(minilm_static: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from ..errors import EmptyInputError, InvalidTokenError
 
-__all__ = ["check_texts", "check_token_ids"]
+__all__ = ["check_batch_size", "check_texts", "check_token_ids"]
 
 
 def check_texts(texts: Sequence[Any]) -> list[str]:
@@ -26,6 +26,17 @@ def check_texts(texts: Sequence[Any]) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"text at index {i} is {type(text).__name__}, not str")
     return checked
+
+
+def check_batch_size(batch_size: int | None) -> int | None:
+    """Return ``batch_size`` (None: the embedder's own), raising ValueError unless it is >= 1."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    return int(batch_size)
 
 
 def check_token_ids(ids: Sequence[int], index: int, n_vocab: int) -> npt.NDArray[np.int64]:

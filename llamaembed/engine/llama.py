@@ -24,7 +24,7 @@ from ..errors import (
     RerankNotSupportedError,
 )
 from ..params import EmbedOptions, LlamaParams, Pooling
-from .inputs import check_texts, check_token_ids
+from .inputs import check_batch_size, check_texts, check_token_ids
 from .pooling import l2_normalize, sigmoid
 
 __all__ = ["Llama", "RerankResult"]
@@ -489,7 +489,9 @@ class Llama:
     ) -> Any:
         """Return a float32 (len(texts), n_embd) array; pooling NONE gives a list of matrices."""
         options = EmbedOptions(normalize=normalize, truncate=truncate)
-        return self._embed_many(check_texts(texts), options, batch_size, show_progress)
+        return self._embed_many(
+            check_texts(texts), options, check_batch_size(batch_size), show_progress
+        )
 
     def _embed_many(
         self,

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._files import sample_file
-from ..engine.inputs import check_texts, check_token_ids
+from ..engine.inputs import check_batch_size, check_texts, check_token_ids
 from ..engine.pooling import l2_normalize
 from ..errors import ModelLoadError, RerankNotSupportedError
 from ._words import WordCache, encode_ids
@@ -277,7 +277,7 @@ class StaticModel:
     ) -> FloatArray:
         """Return a float32 (len(texts), n_embd) array, unit length unless normalize=False."""
         checked = check_texts(texts)
-        step = batch_size or _CHUNK
+        step = check_batch_size(batch_size) or _CHUNK
         limit = self.max_length if truncate else None
         out = np.empty((len(checked), self.n_embd), dtype=np.float32)
         starts = range(0, len(checked), step)

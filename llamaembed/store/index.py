@@ -115,7 +115,22 @@ def query_vector(
     vector = np.asarray(query, dtype=np.float32).reshape(-1)
     if vector.shape != (dim,):
         raise ValueError(f"query vector must have {dim} values")
+    if not np.all(np.isfinite(vector)):
+        raise ValueError("query vector contains NaN or infinity")
     return vector, None
+
+
+def search_pool(k: int, candidates: int | None, widen: bool) -> int:
+    """Return how many candidates a search for ``k`` hits gathers (0: none are wanted).
+
+    ``widen`` (hybrid search or a rerank) gathers ``max(4k, 40)`` unless ``candidates``
+    says how many.
+    """
+    if candidates is not None and candidates < 1:
+        raise ValueError(f"candidates must be at least 1, got {candidates}")
+    if k <= 0:
+        return 0
+    return candidates or (max(k * 4, 40) if widen else k)
 
 
 class Index:
@@ -512,9 +527,9 @@ class Index:
         ``rerank_with`` (a cross-encoder Llama) rescores the top ``candidates`` and its
         scores become the hit scores.
         """
-        if k <= 0:
+        pool = search_pool(k, candidates, hybrid or rerank_with is not None)
+        if pool == 0:
             return []
-        pool = candidates or (max(k * 4, 40) if (hybrid or rerank_with) else k)
         vector, text = self.query_vector(query)
         dense, keyword = self.candidates(vector, text, pool, filter=filter, hybrid=hybrid)
         if keyword is not None:

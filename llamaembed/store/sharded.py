@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from ..engine.pooling import reciprocal_rank_fusion
 from ..errors import IndexError_, IndexModelMismatchError
-from .index import Embedder, Hit, Index, query_vector, rerank_hits
+from .index import Embedder, Hit, Index, query_vector, rerank_hits, search_pool
 
 __all__ = ["ShardedIndex", "shard_folder", "shard_of"]
 
@@ -168,9 +168,9 @@ class ShardedIndex:
         shard's BM25 uses its own word statistics, close to the whole's for a hash split);
         then both lists are fused as in one index.
         """
-        if k <= 0:
+        pool = search_pool(k, candidates, hybrid or rerank_with is not None)
+        if pool == 0:
             return []
-        pool = candidates or (max(k * 4, 40) if (hybrid or rerank_with) else k)
         vector, text = query_vector(self.embedder, self.dim, query)
         dense: list[tuple[float, int, int]] = []
         keyword: list[tuple[float, int, int]] | None = None
