@@ -203,6 +203,33 @@ def test_convert_unknown_architecture(tiny_encoder_folder: Path, tmp_path: Path)
     _no_leftovers(tmp_path)
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("hidden_size", 100, "hidden_size = 100 but the embeddings are"),
+    ("num_attention_heads", 5, "num_attention_heads = 5 does not divide"),
+    ("num_attention_heads", 0, "num_attention_heads = 0 does not divide"),
+    ("intermediate_size", 5, "intermediate_size = 5 but the feed-forward weights"),
+    ("num_hidden_layers", 1, "num_hidden_layers = 1 but the weights hold more layers"),
+    ("layer_norm_eps", -1.0, "layer_norm_eps = -1.0 is out of range"),
+    ("type_vocab_size", 3, "type_vocab_size = 3 but the weights hold 2 token types"),
+    ("max_position_embeddings", 10_000, "context of 10000 tokens does not fit"),
+    ("hidden_size", "32", "hidden_size = '32' is not a number"),
+])
+def test_config_that_contradicts_the_weights_is_refused(
+    tiny_encoder_folder: Path, tmp_path: Path, key: str, value: object, message: str
+) -> None:
+    # Such a config made a GGUF that llama.cpp refused at load or (a negative layer-norm
+    # epsilon) aborted on; the converter now names the setting instead.
+    src = tmp_path / "src"
+    shutil.copytree(tiny_encoder_folder, src, ignore=shutil.ignore_patterns("*.gguf"))
+    config = json.loads((src / "config.json").read_text())
+    assert config["num_hidden_layers"] > 1 and config.get("type_vocab_size", 2) == 2
+    config[key] = value
+    (src / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConversionError, match=message):
+        convert(src, tmp_path / "m.gguf")
+    _no_leftovers(tmp_path)
+
+
 def test_convert_unwritable_output(tiny_encoder_folder: Path, tmp_path: Path) -> None:
     if os.geteuid() == 0:
         target = Path("/proc/llamaembed-test.gguf")  # unwritable even for root

@@ -94,6 +94,21 @@ def test_short_position_table_is_refused(tmp_path: Path, tiny_encoder_path: Path
         Llama(lying)
 
 
+@pytest.mark.parametrize("eps", [-1.0, float("nan"), float("inf")])
+def test_bad_layer_norm_epsilon_is_refused(tmp_path: Path, tiny_encoder_path: Path,
+                                           eps: float) -> None:
+    # ggml's norm kernels GGML_ASSERT(eps >= 0): a negative epsilon aborted the process
+    data = bytearray(tiny_encoder_path.read_bytes())
+    key = b"bert.attention.layer_norm_epsilon"
+    at = data.index(struct.pack("<Q", len(key)) + key) + 8 + len(key)
+    assert struct.unpack_from("<I", data, at)[0] == 6  # float32
+    struct.pack_into("<f", data, at + 4, eps)
+    bad = tmp_path / "bad-eps.gguf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match=r"layer_norm_epsilon .* is out of range"):
+        Llama(bad)
+
+
 def _run_fuzz(source: Path, count: int, seed: int, folder: Path) -> None:
     cases = mutations(source, count, seed)
 

@@ -338,6 +338,7 @@ def convert_bert(
     tensors = _load_tensors(folder)
     n_layers = int(config["num_hidden_layers"])
     planned = list(_tensors_to_write(tensors, classifier, n_layers))
+    check_config_fits_weights(config, planned, int(config["max_position_embeddings"]))
     n_vocab_weights = tensors_shape0(planned, "token_embd.weight")
     if n_vocab_weights != len(vocab.tokens):
         # Pad the vocabulary the way llama.cpp's converter does.
@@ -356,6 +357,63 @@ def convert_bert(
         planned,
         outtype,
     )
+
+
+def check_config_fits_weights(
+    config: dict[str, Any], planned: list[tuple[str, npt.NDArray[Any]]], context_length: int
+) -> None:
+    """Raise ConversionError when config.json disagrees with the weights it describes.
+
+    The GGUF's metadata comes from the config and its tensors from the weights; where
+    they disagree llama.cpp refuses the file at load or, for a negative layer-norm
+    epsilon, aborts the process. Refuse such a folder here, naming the setting.
+    """
+    shapes = {name: array.shape for name, array in planned}
+
+    def setting(key: str, default: Any = None) -> Any:
+        value = config.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConversionError(f"config.json: {key} = {value!r} is not a number")
+        return value
+
+    width = setting("hidden_size")
+    if width != shapes["token_embd.weight"][1]:
+        raise ConversionError(
+            f"config.json: hidden_size = {width} but the embeddings are "
+            f"{shapes['token_embd.weight'][1]} wide"
+        )
+    heads = setting("num_attention_heads")
+    if heads < 1 or width % heads:
+        raise ConversionError(
+            f"config.json: num_attention_heads = {heads} does not divide hidden_size {width}"
+        )
+    ffn = setting("intermediate_size")
+    if ffn != shapes["blk.0.ffn_up.weight"][0]:
+        raise ConversionError(
+            f"config.json: intermediate_size = {ffn} but the feed-forward weights are "
+            f"{shapes['blk.0.ffn_up.weight'][0]} wide"
+        )
+    layers = setting("num_hidden_layers")
+    extra = [n for n in shapes if n.startswith(f"blk.{layers}.")]
+    if extra:
+        raise ConversionError(
+            f"config.json: num_hidden_layers = {layers} but the weights hold more layers"
+        )
+    eps = setting("layer_norm_eps", 1e-12)
+    if not 0 <= eps < 1:
+        raise ConversionError(f"config.json: layer_norm_eps = {eps} is out of range")
+    types = setting("type_vocab_size", 1)
+    rows = shapes.get("token_types.weight", (1,))[0]
+    if types < 1 or types != rows:
+        raise ConversionError(
+            f"config.json: type_vocab_size = {types} but the weights hold {rows} token types"
+        )
+    positions = shapes["position_embd.weight"][0]
+    if not 1 <= context_length <= positions:
+        raise ConversionError(
+            f"config.json: a context of {context_length} tokens does not fit the "
+            f"{positions} position embeddings"
+        )
 
 
 def tensors_shape0(planned: list[tuple[str, npt.NDArray[Any]]], name: str) -> int:

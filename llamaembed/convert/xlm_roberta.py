@@ -31,6 +31,7 @@ from .bert import (
     _load_tensors,
     _read_json,
     _tensors_to_write,
+    check_config_fits_weights,
     check_encoder_config,
     choose_pooling,
     tensors_shape0,
@@ -214,6 +215,7 @@ def convert_xlm_roberta(
         if gguf_name == "position_embd.weight":
             array = np.ascontiguousarray(array[offset:])
         planned.append((gguf_name, array))
+    check_config_fits_weights(config, planned, context)
     n_rows = tensors_shape0(planned, "token_embd.weight")
     if n_rows != len(tokenizer.tokens):
         raise ConversionError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -310,7 +311,7 @@ def _check_tensors(header: GGUFHeader, alignment: int) -> None:
             )
 
 
-VALIDATOR_VERSION = 1
+VALIDATOR_VERSION = 2  # bump when a check is added: files stamped by an older one are re-read
 
 
 def _identity(file: Path) -> tuple[Any, ...]:
@@ -398,6 +399,16 @@ def _check_model(header: GGUFHeader) -> None:
         value = meta.get(f"{arch}.{suffix}")
         if value is not None and (not isinstance(value, int) or value <= 0 or value > 2**24):
             raise ModelLoadError(f"{arch}.{suffix} = {value!r} is out of range")
+    for suffix in ("layer_norm_epsilon", "layer_norm_rms_epsilon"):
+        # ggml asserts eps >= 0 in its norm kernels: a negative one aborts the process.
+        value = meta.get(f"{arch}.attention.{suffix}")
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not 0 <= value < 1
+        ):
+            raise ModelLoadError(f"{arch}.attention.{suffix} = {value!r} is out of range")
     heads = meta.get(f"{arch}.attention.head_count")
     width = meta.get(f"{arch}.embedding_length")
     if heads is not None:
