@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, replace
 from enum import Enum
 
-__all__ = ["EmbedOptions", "LlamaParams", "Pooling"]
+__all__ = ["EmbedOptions", "LlamaParams", "Pooling", "check_int"]
+
+
+def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    """Return ``value`` as an int, raising ValueError unless it is an integer in [low, high].
+
+    Python and numpy integers pass; bools, floats and strings do not.
+    """
+    number = int(value) if isinstance(value, numbers.Integral) else None
+    too_high = high is not None and number is not None and number > high
+    if isinstance(value, bool) or number is None or number < low or too_high:
+        bound = f"{low}..{high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+    return number
 
 
 class Pooling(str, Enum):

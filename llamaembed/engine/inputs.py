@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmptyInputError, InvalidTokenError
+from ..params import check_int
 
 __all__ = ["check_batch_size", "check_texts", "check_token_ids"]
 
@@ -30,13 +31,7 @@ def check_texts(texts: Sequence[Any]) -> list[str]:
 
 def check_batch_size(batch_size: int | None) -> int | None:
     """Return ``batch_size`` (None: the embedder's own), raising ValueError unless it is >= 1."""
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    return int(batch_size)
+    return None if batch_size is None else check_int("batch_size", batch_size, 1)
 
 
 def check_token_ids(ids: Sequence[int], index: int, n_vocab: int) -> npt.NDArray[np.int64]:

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from .._files import atomic_path, fsync_dir, sha256_file
 from ..engine.pooling import l2_normalize, reciprocal_rank_fusion
 from ..errors import IndexError_, IndexModelMismatchError
+from ..params import check_int
 from .keywords import fts_query, salient_words
 
 __all__ = ["FORMAT_VERSION", "Embedder", "Hit", "Index", "model_record", "rerank_hits"]
@@ -153,24 +154,13 @@ class Index:
         if embedder is None and dim is None:
             raise ValueError("give an embedder or the vector dimension")
         # hnswlib takes these unchecked: M below 2 crashes the process.
-        for name, value, low, high in (
-            ("dim", dim, 1, None),
-            ("M", M, 2, 10_000),
-            ("ef_construction", ef_construction, 1, None),
-            ("ef", ef, 1, None),
-            ("capacity", capacity, 0, None),
-            ("exact_threshold", exact_threshold, 0, None),
-        ):
-            if value is None and name == "dim":
-                continue
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < low
-                or (high is not None and value > high)
-            ):
-                bound = f"{low}..{high}" if high is not None else f"at least {low}"
-                raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+        if dim is not None:
+            check_int("dim", dim, 1)
+        check_int("M", M, 2, 10_000)
+        check_int("ef_construction", ef_construction, 1)
+        check_int("ef", ef, 1)
+        check_int("capacity", capacity, 0)
+        check_int("exact_threshold", exact_threshold, 0)
         self.embedder = embedder
         self.dim = int(dim if dim is not None else embedder.n_embd)  # type: ignore[union-attr]
         if embedder is not None and embedder.n_embd != self.dim:
@@ -221,9 +211,7 @@ class Index:
 
     @ef.setter
     def ef(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"ef must be a positive integer, got {value!r}")
-        self._ef = int(value)
+        self._ef = check_int("ef", value, 1)
         self._hnsw.set_ef(self._ef)
 
     def __len__(self) -> int:
