@@ -134,6 +134,23 @@ def search_pool(k: int, candidates: int | None, widen: bool) -> int:
     return candidates or (max(k * 4, 40) if widen else k)
 
 
+def fuse_candidates(
+    dense: Sequence[tuple[Any, float]],
+    keyword: Sequence[tuple[Any, float]] | None,
+    limit: int,
+) -> list[tuple[Any, float]]:
+    """Return the first ``limit`` (key, score) pairs: dense alone, or fused with keywords.
+
+    Both lists run best first; a key is any hashable (a label, or a shard and a label).
+    The keyword list goes first into reciprocal-rank fusion, so an exact match on a rare
+    word wins a tie.
+    """
+    if keyword is None:
+        return list(dense[:limit])
+    fused = reciprocal_rank_fusion([[key for key, _ in keyword], [key for key, _ in dense]])
+    return fused[:limit]
+
+
 class Index:
     """Texts, metadata and vectors, searchable by meaning (and by keywords with hybrid)."""
 
@@ -520,14 +537,7 @@ class Index:
             return []
         vector, text = self.query_vector(query)
         dense, keyword = self.candidates(vector, text, pool, filter=filter, hybrid=hybrid)
-        if keyword is not None:
-            # Keyword list first: an exact match on a rare word wins a tie.
-            ranked = reciprocal_rank_fusion(
-                [[lab for lab, _ in keyword], [lab for lab, _ in dense]]
-            )
-        else:
-            ranked = dense
-        ranked = ranked[: max(pool, k)]
+        ranked = fuse_candidates(dense, keyword, max(pool, k))
         found = self.hits_by_label(ranked)
         hits = [found[lab] for lab, _ in ranked if lab in found]
         if rerank_with is not None and text is not None:

@@ -19,9 +19,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..engine.pooling import reciprocal_rank_fusion
 from ..errors import IndexError_, IndexModelMismatchError
-from .index import Embedder, Hit, Index, query_vector, rerank_hits, search_pool
+from .index import (
+    Embedder,
+    Hit,
+    Index,
+    fuse_candidates,
+    query_vector,
+    rerank_hits,
+    search_pool,
+)
 
 __all__ = ["ShardedIndex", "shard_folder", "shard_of"]
 
@@ -182,16 +189,13 @@ class ShardedIndex:
             if shard_keyword is not None:
                 keyword = (keyword or []) + [(s, number, lab) for lab, s in shard_keyword]
         dense.sort(key=lambda item: -item[0])
-        dense_keys = [((n, lab), score) for score, n, lab in dense[:pool]]
-        ranked: list[tuple[tuple[int, int], float]]
+        merged_keyword = None
         if keyword is not None:
             keyword.sort(key=lambda item: -item[0])
-            ranked = reciprocal_rank_fusion(
-                [[(n, lab) for _, n, lab in keyword[:pool]], [key for key, _ in dense_keys]]
-            )
-        else:
-            ranked = dense_keys
-        ranked = ranked[: max(pool, k)]
+            merged_keyword = [((n, lab), score) for score, n, lab in keyword[:pool]]
+        ranked = fuse_candidates(
+            [((n, lab), score) for score, n, lab in dense[:pool]], merged_keyword, max(pool, k)
+        )
         by_shard: dict[int, list[tuple[int, float]]] = {}
         for (number, label), score in ranked:
             by_shard.setdefault(number, []).append((label, score))
