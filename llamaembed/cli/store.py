@@ -94,7 +94,7 @@ def index_command(
     folder = Path(db)
     files = collect_files(paths, exclude=folder)
     with _open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
-        index = Index.load(folder, llama) if (folder / "manifest.json").exists() else Index(llama)
+        index = Index.load_or_create(folder, llama)
         report = ingest_files(
             index,
             llama,
@@ -143,8 +143,7 @@ def _index_parquet(
             return
         if ShardedIndex.is_sharded(folder):
             raise click.ClickException(f"{folder} holds a sharded index; pass --shards")
-        exists = (folder / "manifest.json").exists()
-        index = Index.load(folder, embedder) if exists else Index(embedder)
+        index = Index.load_or_create(folder, embedder)
         added_rows = index.add_parquet(files)
         index.save(folder)
     click.echo(
@@ -178,14 +177,14 @@ def search(
     n_gpu_layers: int,
 ) -> None:
     """Search an index built by `llamaembed index` (one index or its shards)."""
-    from ..store.index import Index
+    from ..store.index import MANIFEST, Index
     from ..store.sharded import ShardedIndex
 
     folder = Path(db)
     sharded = ShardedIndex.is_sharded(folder)
-    manifest_file = folder / "manifest.json"
+    manifest_file = folder / MANIFEST
     if sharded:
-        manifest_file = min(folder.glob("shard-*/manifest.json"), default=manifest_file)
+        manifest_file = min(folder.glob(f"shard-*/{MANIFEST}"), default=manifest_file)
     if not manifest_file.exists():
         raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
     record = json.loads(manifest_file.read_text()).get("model", {})

@@ -34,7 +34,19 @@ from ..errors import IndexError_, IndexModelMismatchError
 from ..params import check_int
 from .keywords import fts_query, salient_words
 
-__all__ = ["FORMAT_VERSION", "Embedder", "Hit", "Index", "model_record", "rerank_hits"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "Embedder",
+    "Hit",
+    "Index",
+    "embed_with",
+    "fuse_candidates",
+    "model_record",
+    "query_vector",
+    "rerank_hits",
+    "search_pool",
+]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -599,6 +611,16 @@ class Index:
             return int(name.split("-")[1])
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             return 0
+
+    @staticmethod
+    def exists(folder: str | os.PathLike[str]) -> bool:
+        """Return True when ``folder`` holds a saved index (its manifest)."""
+        return (Path(folder) / MANIFEST).exists()
+
+    @classmethod
+    def load_or_create(cls, folder: str | os.PathLike[str], embedder: Embedder) -> Index:
+        """Return the index saved in ``folder``, or a new empty one for ``embedder``."""
+        return cls.load(folder, embedder) if cls.exists(folder) else cls(embedder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], embedder: Embedder | None = None) -> Index:

@@ -133,7 +133,7 @@ class ShardedIndex:
                 f"{root} holds an index of {sorted(counts)} shards, not {num_shards}; "
                 "choose another folder"
             )
-        if (root / "manifest.json").exists():
+        if Index.exists(root):
             raise IndexError_(f"{root} holds an unsharded index; choose another folder")
         wanted = list(range(num_shards)) if shards is None else list(shards)
         for number in wanted:
@@ -142,8 +142,7 @@ class ShardedIndex:
         added = {}
         for number in wanted:
             target = shard_folder(root, number, num_shards)
-            exists = (target / "manifest.json").exists()
-            index = Index.load(target, embedder) if exists else Index(embedder)
+            index = Index.load_or_create(target, embedder)
             added[number] = index.add_parquet(paths, shard=number, num_shards=num_shards)
             index.save(target)
         return added
