@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .convert import convert
     from .convert.quantize import QUANT_TYPES, quantize
     from .distributed.ray import embed_dataset
+    from .embedder import Capabilities, Embedder
     from .engine.llama import Llama, RerankResult
     from .engine.pooling import cosine_similarity, l2_normalize, reciprocal_rank_fusion
     from .errors import (
@@ -40,17 +41,18 @@ if TYPE_CHECKING:
     from .static.distill import distill
     from .static.model import StaticModel
     from .store.chunking import Chunk, chunk_text
-    from .store.index import Embedder, Hit, Index
+    from .store.index import Hit, Index
     from .store.sharded import ShardedIndex
 
 # Names load on first use (PEP 562), so `import llamaembed` and the CLI's start-up only
 # pay for the modules they touch.
 _LAZY = {
+    "Capabilities": "embedder",
     "Chunk": "store.chunking",
     "ConversionError": "errors",
     "DatasetError": "errors",
     "EmbedOptions": "params",
-    "Embedder": "store.index",
+    "Embedder": "embedder",
     "EmbeddingsDisabledError": "errors",
     "EmptyInputError": "errors",
     "Hit": "store.index",
@@ -89,6 +91,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "QUANT_TYPES",
+    "Capabilities",
     "Chunk",
     "ConversionError",
     "DatasetError",

@@ -13,12 +13,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .. import __version__
 from ..errors import LlamaEmbedError
+
+if TYPE_CHECKING:
+    from ..embedder import Embedder
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = ".llamaembed"
@@ -37,16 +40,11 @@ def _errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _open_model(spec: str | None, quant: str | None, **options: Any) -> Any:
+def _open_model(spec: str | None, quant: str | None, **options: Any) -> Embedder:
     """Open a static-model folder, a GGUF path or a catalogue name."""
-    from ..static.model import StaticModel, is_static_folder
+    from ..hub.spec import resolve_model
 
-    if spec is not None and is_static_folder(spec):
-        return StaticModel(spec)
-    from ..engine.llama import Llama
-    from ..hub.registry import resolve_params
-
-    return Llama.load(resolve_params(spec, quant=quant, **options))
+    return resolve_model(spec, quant=quant, **options).open()
 
 
 _gpu_layers_option = click.option(

@@ -5,25 +5,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from ..embedder import Embedder
 
 from . import DEFAULT_DB, _errors, _gpu_layers_option, _model_options, _open_model, main
 
 
-def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Any:
+def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
     """Reopen the model an index or embedded Parquet file records."""
-    from ..engine.llama import Llama
-    from ..params import LlamaParams
+    from ..hub.spec import ModelSpec
 
-    if "static_folder" in record:
-        from ..static.model import StaticModel
-
-        return StaticModel(record["static_folder"])
-    if "params" in record:
-        return Llama.load(LlamaParams(**record["params"]).with_n_gpu_layers(n_gpu_layers))
-    raise click.ClickException("the index does not record its model; pass --model")
+    if "static_folder" not in record and "params" not in record:
+        raise click.ClickException("the index does not record its model; pass --model")
+    return ModelSpec.from_dict(record).with_n_gpu_layers(n_gpu_layers).open()
 
 
 @main.command("index")

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from ..embedder import Embedder
 from ..errors import DatasetError, LlamaEmbedError, PoolingError
-from ..hub.spec import ModelSpec, as_model_spec
-from ..params import Pooling
+from ..hub.spec import ModelSpec, as_model_spec, model_record
 from .parquet import (
     EMBEDDING_COLUMN,
     content_ids,
@@ -70,11 +70,11 @@ def _assigned_cpus() -> int | None:
     return max(1, int(cpus)) if cpus else None
 
 
-def _check_embedder(model: Any, name: str) -> None:
-    pooling = getattr(model, "pooling", None)
-    if pooling is Pooling.RANK:
+def _check_embedder(model: Embedder, name: str) -> None:
+    can = model.capabilities
+    if can.rerank:
         raise PoolingError(f"{name} is a cross-encoder: it scores pairs and makes no embeddings")
-    if pooling is Pooling.NONE:
+    if not can.dense:
         raise PoolingError(f"{name} is opened with pooling 'none': one vector per token")
 
 
@@ -145,8 +145,6 @@ class EmbedBatch:
         return f"the {self.text_column!r} column is empty (null) at {where}; drop or fill it"
 
     def _metadata(self, id_column: str) -> dict[bytes, bytes]:
-        from ..store.index import model_record
-
         return handoff_metadata(
             fingerprint=self.model.fingerprint,
             model_name=self.spec.name,

@@ -9,12 +9,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from .._files import sample_file
+from .._types import FloatArray, TokenArray
+from ..embedder import Capabilities, Embedder
 from ..errors import (
     EmbeddingsDisabledError,
     EmptyInputError,
@@ -27,12 +29,12 @@ from ..params import EmbedOptions, LlamaParams, Pooling
 from .inputs import check_batch_size, check_texts, check_token_ids
 from .pooling import l2_normalize, sigmoid
 
+if TYPE_CHECKING:
+    from ..hub.spec import ModelSpec
+
 __all__ = ["Llama", "RerankResult"]
 
-logger = logging.getLogger("llamaembed")
-
-FloatArray = npt.NDArray[np.float32]
-TokenArray = npt.NDArray[np.int32]
+logger = logging.getLogger(__name__)
 
 # Decoders train on long contexts; a default this size keeps the KV cache and compute
 # buffers small. Pass n_ctx explicitly to go further.
@@ -102,19 +104,23 @@ def _warn_no_gpu_once() -> None:
         )
 
 
-class Llama:
+class Llama(Embedder):
     """A GGUF embedding or reranking model opened in llama.cpp.
 
     ``Llama("model.gguf", pooling="cls")`` or ``Llama.load(LlamaParams(...))``. Methods are
     safe to call from several threads (calls on one model run one at a time). Close it
-    with ``close()`` or use it as a context manager.
+    with ``close()`` or use it as a context manager. ``warn_pooling=False`` keeps quiet
+    when the pooling asked for differs from the one the GGUF was trained with.
     """
 
-    def __init__(self, model_path: str | os.PathLike[str], **options: Any) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike[str], *, warn_pooling: bool = True, **options: Any
+    ) -> None:
         params = options.pop("params", None)
         if params is None:
             params = LlamaParams(os.fspath(model_path), **options)
         self._params: LlamaParams = params
+        self._warn_pooling = warn_pooling
         self._lock = threading.RLock()
         self._context: Any = None
         from . import _native
@@ -146,9 +152,9 @@ class Llama:
         return system_info()
 
     @classmethod
-    def load(cls, params: LlamaParams) -> Llama:
+    def load(cls, params: LlamaParams, *, warn_pooling: bool = True) -> Llama:
         """Return a model opened from its parameters."""
-        return cls(params.model_path, params=params)
+        return cls(params.model_path, params=params, warn_pooling=warn_pooling)
 
     @classmethod
     def from_pretrained(
@@ -184,7 +190,8 @@ class Llama:
         else:
             default = self.gguf_pooling or (Pooling.LAST if self._is_decoder else Pooling.MEAN)
         pooling = params.pooling or default
-        if params.pooling is not None and self.gguf_pooling not in (None, params.pooling):
+        mismatch = self.gguf_pooling not in (None, params.pooling)
+        if params.pooling is not None and mismatch and self._warn_pooling:
             logger.warning(
                 "%s was trained with %s pooling but is opened with %s pooling",
                 Path(params.model_path).name,
@@ -260,9 +267,25 @@ class Llama:
         return self._params.document_prefix
 
     @property
-    def is_reranker(self) -> bool:
-        """Return True when the model is opened with rank pooling (a cross-encoder)."""
-        return self.pooling is Pooling.RANK
+    def spec(self) -> ModelSpec:
+        """Return the description that reopens this model: its parameters."""
+        from ..hub.spec import ModelSpec
+
+        return ModelSpec(name=self.model_path.stem, params=self._params)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Return what the pooling allows: vectors, token vectors or pair scores (rank)."""
+        return Capabilities(
+            dense=self.pooling not in (Pooling.RANK, Pooling.NONE),
+            rerank=self.pooling is Pooling.RANK,
+            multi_vector=self.pooling is Pooling.NONE,
+        )
+
+    @property
+    def has_rank_head(self) -> bool:
+        """Return True when the file holds a classification head, whatever the pooling."""
+        return self._has_rank_head
 
     @property
     def max_tokens(self) -> int:
@@ -514,14 +537,6 @@ class Llama:
             return l2_normalize(result)
         return result
 
-    def embed(self, text: str, *, normalize: bool = True, truncate: bool = True) -> FloatArray:
-        """Return the float32 (n_embd,) vector of one text ((n_tokens, n_embd) for NONE)."""
-        if not isinstance(text, str):
-            raise TypeError(f"text is {type(text).__name__}, not str")
-        options = EmbedOptions(normalize=normalize, truncate=truncate)
-        result = self._embed_many([text], options)
-        return result[0]
-
     @overload
     def embed_with_options(self, text_or_texts: str, options: EmbedOptions) -> FloatArray: ...
 
@@ -533,19 +548,6 @@ class Llama:
         if isinstance(text_or_texts, str):
             return self._embed_many([text_or_texts], options)[0]
         return self._embed_many(check_texts(text_or_texts), options)
-
-    def embed_query(self, text: str, *, prefix: str | None = None) -> FloatArray:
-        """Return the normalised vector of a search query, with the model's query prefix."""
-        chosen = self._params.query_prefix if prefix is None else prefix
-        return self.embed(chosen + text)
-
-    def embed_documents(
-        self, texts: Sequence[str], *, prefix: str | None = None, show_progress: bool = False
-    ) -> FloatArray:
-        """Return normalised vectors of documents, with the model's document prefix."""
-        chosen = self._params.document_prefix if prefix is None else prefix
-        checked = check_texts(texts)
-        return self.embed_texts([chosen + t for t in checked], show_progress=show_progress)
 
     # ----------------------------------------------------------------- rerank
     def _pair_tokens(self, query: TokenArray, document: str) -> tuple[TokenArray, int]:
@@ -611,6 +613,15 @@ class Llama:
         activation: str | Callable[[FloatArray], FloatArray] | None = None,
     ) -> list[RerankResult]: ...
 
+    @overload
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        activation: str | Callable[[FloatArray], FloatArray] | None = None,
+    ) -> FloatArray | list[RerankResult]: ...
+
     def rerank(
         self,
         query: str,
@@ -646,25 +657,6 @@ class Llama:
         order = np.argsort(-scores, kind="stable")[:top_n]
         return [RerankResult(int(i), float(scores[i]), docs[i]) for i in order]
 
-    # ----------------------------------------------------------------- async
-    async def aembed(self, text: str, **kwargs: Any) -> FloatArray:
-        """Return ``embed(text)`` computed in a worker thread, off the event loop."""
-        import asyncio  # imported here: it costs 40 ms at start-up
-
-        return await asyncio.to_thread(self.embed, text, **kwargs)
-
-    async def aembed_texts(self, texts: Sequence[str], **kwargs: Any) -> Any:
-        """Return ``embed_texts(texts)`` computed in a worker thread, off the event loop."""
-        import asyncio
-
-        return await asyncio.to_thread(self.embed_texts, texts, **kwargs)
-
-    async def arerank(self, query: str, documents: Sequence[str], **kwargs: Any) -> Any:
-        """Return ``rerank(query, documents)`` computed in a worker thread."""
-        import asyncio
-
-        return await asyncio.to_thread(lambda: self.rerank(query, documents, **kwargs))
-
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
         """Free the llama.cpp context and model; later calls raise ModelLoadError."""
@@ -673,12 +665,6 @@ class Llama:
                 self._context.close()
                 self._context = None
             self._model.close()
-
-    def __enter__(self) -> Llama:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def __getstate__(self) -> dict[str, Any]:
         # Reconstructible from its parameters: ship those, reopen on the other side.

@@ -1,12 +1,16 @@
-"""A model described by name and by how to open it: picklable, so it travels.
+"""``ModelSpec``: the one way to describe a model and reopen it anywhere.
 
-The server opens each model it serves from a :class:`ModelSpec`, and the Ray path sends
-one to every actor, which opens the model itself (an open model holds native handles and
-cannot be pickled). Opening is deferred: nothing here loads llama.cpp.
+Every embedder gives its own (``embedder.spec``). The index writes it into its manifest,
+the Ray path into each Parquet file, the server and the Ray actors open models from it;
+``to_dict`` / ``from_dict`` carry it through JSON (and read the records written before
+``ModelSpec`` was stored whole). It is picklable: an open model holds native handles and
+cannot travel, its spec can. Opening is deferred: nothing here loads llama.cpp.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,15 +20,25 @@ from ..errors import ModelLoadError
 from ..params import LlamaParams
 
 if TYPE_CHECKING:
-    from ..engine.llama import Llama
-    from ..static.model import StaticModel
+    from ..embedder import Embedder
 
-__all__ = ["ModelSpec", "as_model_spec", "resolve_model"]
+__all__ = ["ModelSpec", "as_model_spec", "model_record", "resolve_model"]
+
+# The class that opens each kind of model, by module and name. The embedders import this
+# module to describe themselves, so it names them here instead of importing them: the
+# package keeps an import graph without cycles (tests/test_architecture.py).
+_OPENERS = {
+    "gguf": ("llamaembed.engine.llama", "Llama"),
+    "static": ("llamaembed.static.model", "StaticModel"),
+}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model to open: the name clients use, other names they may use, how to open it."""
+    """A model to open: the name clients use, other names they may use, how to open it.
+
+    A GGUF model is described by its ``params``; a static model by its folder and prefixes.
+    """
 
     name: str
     params: LlamaParams | None  # None for a static model
@@ -33,20 +47,36 @@ class ModelSpec:
     query_prefix: str = ""  # for a static model (a GGUF's are in params)
     document_prefix: str = ""
 
-    def open(self) -> Llama | StaticModel:
-        """Return the model opened."""
-        if self.static_folder is not None:
-            from ..static.model import StaticModel
+    def __post_init__(self) -> None:
+        if (self.params is None) == (self.static_folder is None):
+            raise ValueError("a ModelSpec has either params (GGUF) or static_folder")
 
-            return StaticModel(
+    @property
+    def kind(self) -> str:
+        """Return ``"gguf"`` or ``"static"``."""
+        return "static" if self.static_folder is not None else "gguf"
+
+    @property
+    def path(self) -> str:
+        """Return the model's file (GGUF) or folder (static)."""
+        if self.params is not None:
+            return self.params.model_path
+        assert self.static_folder is not None
+        return self.static_folder
+
+    def open(self) -> Embedder:
+        """Return the model opened."""
+        module, name = _OPENERS[self.kind]
+        opener: Any = getattr(importlib.import_module(module), name)
+        if self.params is not None:
+            model: Embedder = opener.load(self.params)
+        else:
+            model = opener(
                 self.static_folder,
                 query_prefix=self.query_prefix,
                 document_prefix=self.document_prefix,
             )
-        from ..engine.llama import Llama
-
-        assert self.params is not None
-        return Llama.load(self.params)
+        return model
 
     def with_n_threads(self, n_threads: int) -> ModelSpec:
         """Return a copy whose GGUF model runs on ``n_threads`` threads (static: unchanged)."""
@@ -54,13 +84,64 @@ class ModelSpec:
             return self
         return replace(self, params=self.params.with_n_threads(n_threads))
 
+    def with_n_gpu_layers(self, n_gpu_layers: int) -> ModelSpec:
+        """Return a copy offloading that many layers to the GPU (static: unchanged)."""
+        if self.params is None:
+            return self
+        return replace(self, params=self.params.with_n_gpu_layers(n_gpu_layers))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the spec as plain JSON values (``from_dict`` reads it back)."""
+        record: dict[str, Any] = {
+            "kind": self.kind,
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "path": self.path,
+        }
+        if self.params is not None:
+            values = dataclasses.asdict(self.params)
+            record["params"] = {k: getattr(v, "value", v) for k, v in values.items()}
+        else:
+            record["static_folder"] = self.static_folder
+            record["query_prefix"] = self.query_prefix
+            record["document_prefix"] = self.document_prefix
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> ModelSpec:
+        """Return the spec a record describes (``to_dict``'s, or an older manifest's).
+
+        Raises ModelLoadError when the record says nothing about how to open its model.
+        """
+        if record.get("static_folder"):
+            folder = str(record["static_folder"])
+            return cls(
+                name=str(record.get("name") or Path(folder).name),
+                params=None,
+                aliases=tuple(record.get("aliases", ())),
+                static_folder=folder,
+                query_prefix=str(record.get("query_prefix", "")),
+                document_prefix=str(record.get("document_prefix", "")),
+            )
+        if isinstance(record.get("params"), dict):
+            try:
+                params = LlamaParams(**record["params"])
+            except (TypeError, ValueError) as exc:
+                raise ModelLoadError(f"the recorded model parameters are invalid: {exc}") from exc
+            return cls(
+                name=str(record.get("name") or Path(params.model_path).stem),
+                params=params,
+                aliases=tuple(record.get("aliases", ())),
+            )
+        raise ModelLoadError("the record does not say how to open its model; name the model")
+
 
 def resolve_model(spec: str | None, *, quant: str | None = None, **options: Any) -> ModelSpec:
     """Return a ModelSpec for a GGUF path, catalogue name or static-model folder.
 
     None is the default model.
     """
-    from ..static.model import is_static_folder
+    from ..static.folder import is_static_folder
     from .registry import default_model, resolve_params
 
     if spec is not None and is_static_folder(spec):
@@ -89,12 +170,10 @@ def resolve_model(spec: str | None, *, quant: str | None = None, **options: Any)
 def as_model_spec(model: Any) -> ModelSpec:
     """Return a ModelSpec for any way of naming a model.
 
-    Takes a ModelSpec, ``LlamaParams``, an open ``Llama`` or ``StaticModel`` (described by
-    its parameters or folder, not sent itself), a GGUF path, a catalogue name or a
-    static-model folder.
+    Takes a ModelSpec, ``LlamaParams``, an open embedder (described by its ``spec``, not
+    sent itself), a GGUF path, a catalogue name or a static-model folder.
     """
-    from ..engine.llama import Llama
-    from ..static.model import StaticModel
+    from ..embedder import Embedder
 
     if isinstance(model, ModelSpec):
         return model
@@ -103,19 +182,18 @@ def as_model_spec(model: Any) -> ModelSpec:
         if not path.is_file():
             raise ModelLoadError(f"{path} does not exist or is not a file")
         return ModelSpec(name=path.stem, params=model)
-    if isinstance(model, Llama):
-        return ModelSpec(name=model.model_path.stem, params=model.params)
-    if isinstance(model, StaticModel):
-        return ModelSpec(
-            name=model.folder.resolve().name,
-            params=None,
-            static_folder=str(model.folder.resolve()),
-            query_prefix=model.query_prefix,
-            document_prefix=model.document_prefix,
-        )
+    if isinstance(model, Embedder):
+        return model.spec
     if isinstance(model, (str, os.PathLike)):
         return resolve_model(os.fspath(model))
     raise TypeError(
         "model must be a GGUF path, a catalogue name, a static-model folder, LlamaParams, "
-        f"ModelSpec, Llama or StaticModel, not {type(model).__name__}"
+        f"ModelSpec or an open model (Llama, StaticModel), not {type(model).__name__}"
     )
+
+
+def model_record(embedder: Embedder | None) -> dict[str, Any]:
+    """Return what a manifest or a Parquet file records of its model: fingerprint and spec."""
+    if embedder is None:
+        return {}
+    return {"fingerprint": embedder.fingerprint, **embedder.spec.to_dict()}

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..engine.llama import Llama
+from ..embedder import Embedder
 from ..engine.pooling import l2_normalize, sigmoid
 from ..errors import (
     EmptyInputError,
@@ -38,7 +38,6 @@ from ..errors import (
     QueueFullError,
 )
 from ..hub.spec import ModelSpec, resolve_model
-from ..static.model import StaticModel
 from .batcher import Batcher, Job
 from .metrics import CONTENT_TYPE, Metrics
 from .schemas import (
@@ -141,7 +140,7 @@ class _ClientGone(Exception):
 class _Served:
     kind: str
     spec: ModelSpec
-    llama: Llama | StaticModel
+    llama: Embedder
     batcher: Batcher
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -177,7 +176,7 @@ class _State:
             self.models[kind] = self._start(kind, spec, llama)
         self.ready = True
 
-    def _start(self, kind: str, spec: ModelSpec, llama: Llama | StaticModel) -> _Served:
+    def _start(self, kind: str, spec: ModelSpec, llama: Embedder) -> _Served:
         name = spec.name
         metrics = self.metrics
 
@@ -767,7 +766,7 @@ def create_app(
     return app
 
 
-def _prefix(body: EmbeddingRequest, llama: Llama | StaticModel, is_text: bool) -> str:
+def _prefix(body: EmbeddingRequest, llama: Embedder, is_text: bool) -> str:
     kinds = {k for k in (body.input_type, body.prompt_name) if k is not None}
     if not kinds:
         return ""

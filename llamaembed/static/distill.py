@@ -9,10 +9,7 @@ token's share of that corpus with add-one smoothing.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
-import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,10 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._files import atomic_path
+from .._types import FloatArray
 from ..errors import ConversionError
 from ..params import LlamaParams, Pooling
 from ._words import WordCache, encode_ids
+from .folder import write_folder
 
 __all__ = [
     "TeacherVocabulary",
@@ -41,14 +39,9 @@ __all__ = [
     "zipf_probabilities",
 ]
 
-logger = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float32]
-
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED = 1, 2, 3, 4
 _UNUSED = re.compile(r"\[unused\d+\]")
 _CHUNK = 2048  # tokens per teacher call (one progress step)
-_ST = "sentence_transformers.models"  # modules.json names, as Model2Vec writes them
 # Real sentences that every check of the rebuilt tokenizer runs through both tokenizers.
 _CHECK_TEXTS = (
     "The quick brown fox jumps over the lazy dog.",
@@ -257,35 +250,15 @@ def _open_teacher(teacher: Any) -> Any:
         params = teacher
     else:
         params = resolve_params(os.fspath(teacher))
-    with _quiet_pooling_warning():
-        llama = Llama.load(params.with_pooling(Pooling.MEAN))
-    if llama._has_rank_head:
+    # Distillation means over every position whatever pooling the teacher was trained
+    # with (Model2Vec's recipe), so the "opened with another pooling" warning is expected.
+    llama = Llama.load(params.with_pooling(Pooling.MEAN), warn_pooling=False)
+    if llama.has_rank_head:
         llama.close()
         raise ConversionError(
             f"{llama.model_path.name} is a cross-encoder; distil an embedding model"
         )
     return llama
-
-
-@contextlib.contextmanager
-def _quiet_pooling_warning() -> Iterator[None]:
-    """Hide the "opened with another pooling" warning while the teacher opens.
-
-    Distillation means over every position whatever pooling the teacher was trained with
-    (Model2Vec's recipe), so the warning is expected here.
-    """
-
-    class _Filter(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return "pooling but is opened with" not in record.getMessage()
-
-    quiet = _Filter()
-    engine_logger = logging.getLogger("llamaembed.engine.llama")
-    engine_logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        engine_logger.removeFilter(quiet)
 
 
 def _token_vectors(llama: Any, ids: npt.NDArray[np.int64], show_progress: bool) -> FloatArray:
@@ -417,30 +390,4 @@ def distill(
         config["corpus_lines"] = lines
         config["corpus_tokens"] = int(counts.sum())
     weighted = reduced * sif_weights(probabilities, sif_coefficient).astype(np.float32)[:, None]
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_tokenizer(folder / "tokenizer.json", tokenizer)
-    _write_tensors(folder / "model.safetensors", weighted)
-    _write_json(folder / "config.json", config)
-    modules = [
-        {"idx": 0, "name": "0", "path": ".", "type": f"{_ST}.StaticEmbedding"},
-        {"idx": 1, "name": "1", "path": "1_Normalize", "type": f"{_ST}.Normalize"},
-    ]
-    _write_json(folder / "modules.json", modules)
-    return folder
-
-
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def _write_tokenizer(path: Path, tokenizer: Any) -> None:
-    with atomic_path(path) as tmp:
-        tokenizer.save(str(tmp), pretty=False)
-
-
-def _write_tensors(path: Path, vectors: FloatArray) -> None:
-    from safetensors.numpy import save_file
-
-    with atomic_path(path) as tmp:
-        save_file({"embeddings": np.ascontiguousarray(vectors, dtype=np.float32)}, str(tmp))
+    return write_folder(folder, weighted, tokenizer, config)

@@ -12,61 +12,29 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .._files import sample_file
+from .._types import FloatArray, IdArray
+from ..embedder import Capabilities, Embedder
 from ..engine.inputs import check_batch_size, check_texts, check_token_ids
 from ..engine.pooling import l2_normalize
-from ..errors import ModelLoadError, RerankNotSupportedError
 from ._words import WordCache, encode_ids
+from .folder import read_folder, unknown_id
 
-__all__ = ["StaticModel", "find_layout", "is_static_folder", "mean_rows"]
+if TYPE_CHECKING:
+    from ..hub.spec import ModelSpec
 
-FloatArray = npt.NDArray[np.float32]
-IdArray = npt.NDArray[np.int64]
+__all__ = ["StaticModel", "mean_rows"]
 
 DEFAULT_MAX_LENGTH = 512  # Model2Vec's default, so both truncate alike
 _CHUNK = 8192  # texts tokenised and pooled at once
-
-# (config, tensors, tokenizer, name of the vector table): Model2Vec's own layout, then
-# the two sentence-transformers writes (Model2Vec's loader accepts the same three).
-_LAYOUTS = (
-    ("config.json", "model.safetensors", "tokenizer.json", "embeddings"),
-    (
-        "config_sentence_transformers.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "embedding.weight",
-    ),
-    (
-        "config_sentence_transformers.json",
-        "0_StaticEmbedding/model.safetensors",
-        "0_StaticEmbedding/tokenizer.json",
-        "embedding.weight",
-    ),
-)
-
-
-def find_layout(folder: Path) -> tuple[Path, Path, Path, str] | None:
-    """Return (config, tensors, tokenizer, table name) of a static-model folder, or None."""
-    for config, tensors, tokenizer, table in _LAYOUTS:
-        paths = (folder / config, folder / tensors, folder / tokenizer)
-        if all(p.is_file() for p in paths):
-            return paths[0], paths[1], paths[2], table
-    return None
-
-
-def is_static_folder(path: str | os.PathLike[str]) -> bool:
-    """Return True when ``path`` is a folder holding a Model2Vec-style static model."""
-    folder = Path(path)
-    return folder.is_dir() and find_layout(folder) is not None
 
 
 def mean_rows(
@@ -101,12 +69,11 @@ def mean_rows(
     return sums
 
 
-class StaticModel:
+class StaticModel(Embedder):
     """A static embedding model: ``StaticModel("folder")`` for ours or any Model2Vec model.
 
-    It offers what ``Llama`` offers for embedding (``embed``, ``embed_texts``,
-    ``embed_query``, ``embed_documents``, ``n_embd``, ``fingerprint``), so the index, the
-    CLI and the server take either.
+    An :class:`~llamaembed.embedder.Embedder`, so the index, the CLI, the server and the
+    Ray path take it as they take ``Llama``.
     """
 
     def __init__(
@@ -118,69 +85,60 @@ class StaticModel:
         document_prefix: str = "",
     ) -> None:
         folder = Path(path)
-        if not folder.is_dir():
-            raise ModelLoadError(f"{folder} is not a folder; a static model is a folder")
-        layout = find_layout(folder)
-        if layout is None:
-            raise ModelLoadError(
-                f"{folder} is not a static model folder: it needs config.json, "
-                "model.safetensors and tokenizer.json (Model2Vec's layout); make one with "
-                "`llamaembed distill`"
-            )
-        config_path, tensors_path, tokenizer_path, table_name = layout
+        contents = read_folder(folder)
         self.folder = folder
-        self.config: dict[str, Any] = _read_json(config_path)
-        tensors = _read_tensors(tensors_path)
-        if table_name not in tensors:
-            raise ModelLoadError(f"{tensors_path} has no {table_name!r} tensor")
-        table = tensors[table_name]
-        if table.ndim != 2 or table.shape[0] == 0 or not np.issubdtype(table.dtype, np.number):
-            raise ModelLoadError(f"{tensors_path}: {table_name} is not a (tokens, dim) table")
-        self._table = np.ascontiguousarray(table, dtype=np.float32)  # float16/int8 files too
-        self._weights = tensors.get("weights")
-        self._mapping = tensors.get("mapping")
-        self._tokenizer = _read_tokenizer(tokenizer_path)
+        self.config: dict[str, Any] = contents.config
+        self._table = contents.table
+        self._weights = contents.weights
+        self._mapping = contents.mapping
+        self._tokenizer = contents.tokenizer
         self._words = WordCache.for_tokenizer(self._tokenizer)
         vocab = self._tokenizer.get_vocab()
         self.n_vocab = len(vocab)
-        if self._mapping is None and table.shape[0] != self.n_vocab:
-            raise ModelLoadError(
-                f"{folder}: {table.shape[0]} vectors for {self.n_vocab} tokenizer tokens"
-            )
-        if self._mapping is not None and (
-            self._mapping.ndim != 1
-            or not np.issubdtype(self._mapping.dtype, np.integer)
-            or len(self._mapping) != self.n_vocab
-            or int(self._mapping.max(initial=0)) >= table.shape[0]
-            or int(self._mapping.min(initial=0)) < 0
-        ):
-            raise ModelLoadError(f"{folder}: the token mapping does not fit the vectors")
-        if self._weights is not None and (
-            self._weights.ndim != 1 or len(self._weights) != self.n_vocab
-        ):
-            raise ModelLoadError(
-                f"{folder}: {len(self._weights)} token weights for {self.n_vocab} tokens"
-            )
-        self._unk_id = _unknown_id(self._tokenizer)
+        self._unk_id = unknown_id(self._tokenizer)
         median = int(np.median([len(token) for token in vocab])) if vocab else 1
         self._chars_per_token = max(median, 1)
         configured = self.config.get("max_length", DEFAULT_MAX_LENGTH)
         self.max_length: int | None = max_length if max_length is not None else configured
-        self.query_prefix = query_prefix
-        self.document_prefix = document_prefix
-        self.n_embd = int(table.shape[1])
+        self._query_prefix = query_prefix
+        self._document_prefix = document_prefix
+        self.n_embd = int(self._table.shape[1])
         self.name = str(self.config.get("model_name") or folder.name)
         digest = hashlib.sha256(b"static-v1")
-        sample_file(digest, tensors_path)
-        digest.update(tokenizer_path.read_bytes())
+        sample_file(digest, contents.tensors_path)
+        digest.update(contents.tokenizer_path.read_bytes())
         self.fingerprint = digest.hexdigest()[:32]
 
-    # ----------------------------------------------------------------- properties
+    # ----------------------------------------------------------------- description
     @property
-    def is_reranker(self) -> bool:
-        """Return False: a static model embeds, it does not score pairs."""
-        return False
+    def spec(self) -> ModelSpec:
+        """Return the description that reopens this model: its folder and prefixes."""
+        from ..hub.spec import ModelSpec
 
+        return ModelSpec(
+            name=self.folder.resolve().name,
+            params=None,
+            static_folder=str(self.folder.resolve()),
+            query_prefix=self._query_prefix,
+            document_prefix=self._document_prefix,
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Return dense only: one vector per text, no pair scores."""
+        return Capabilities()
+
+    @property
+    def query_prefix(self) -> str:
+        """Return the prefix ``embed_query`` puts before a query."""
+        return self._query_prefix
+
+    @property
+    def document_prefix(self) -> str:
+        """Return the prefix ``embed_documents`` puts before a document."""
+        return self._document_prefix
+
+    # ----------------------------------------------------------------- properties
     @property
     def max_tokens(self) -> int:
         """Return the most tokens of a text that count (its ``max_length``)."""
@@ -291,90 +249,3 @@ class StaticModel:
             # per chunk: a whole-size temporary would cost page faults on large inputs
             out[start : start + step] = l2_normalize(rows) if normalize else rows
         return out
-
-    def embed(self, text: str, *, normalize: bool = True, truncate: bool = True) -> FloatArray:
-        """Return the float32 (n_embd,) vector of one text."""
-        if not isinstance(text, str):
-            raise TypeError(f"text is {type(text).__name__}, not str")
-        return self.embed_texts([text], normalize=normalize, truncate=truncate)[0]
-
-    def embed_query(self, text: str, *, prefix: str | None = None) -> FloatArray:
-        """Return the normalised vector of a search query (with ``query_prefix``)."""
-        chosen = self.query_prefix if prefix is None else prefix
-        return self.embed(chosen + text, normalize=True)
-
-    def embed_documents(
-        self, texts: Sequence[str], *, prefix: str | None = None, show_progress: bool = False
-    ) -> FloatArray:
-        """Return normalised vectors of documents (with ``document_prefix``)."""
-        chosen = self.document_prefix if prefix is None else prefix
-        checked = check_texts(texts)
-        prefixed = [chosen + t for t in checked] if chosen else checked
-        return self.embed_texts(prefixed, show_progress=show_progress, normalize=True)
-
-    def rerank(self, query: str, documents: Sequence[str], **_options: Any) -> Any:
-        """Raise RerankNotSupportedError: a static model embeds, it does not score pairs."""
-        raise RerankNotSupportedError(
-            f"{self.folder.name} is a static embedding model; rerank with a cross-encoder "
-            "GGUF, or compare embeddings with cosine similarity"
-        )
-
-    def prepare_pairs(self, query: str, documents: Sequence[str]) -> list[IdArray]:
-        """Raise RerankNotSupportedError, as ``rerank`` does."""
-        return self.rerank(query, documents)
-
-    async def aembed_texts(self, texts: Sequence[str], **kwargs: Any) -> FloatArray:
-        """Return ``embed_texts`` run in a worker thread."""
-        import asyncio
-
-        return await asyncio.to_thread(self.embed_texts, texts, **kwargs)
-
-    def close(self) -> None:
-        """Do nothing: a static model holds no native resources (for symmetry with Llama)."""
-
-    def __enter__(self) -> StaticModel:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path} is not readable JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} does not hold a JSON object")
-    return data
-
-
-def _read_tensors(path: Path) -> dict[str, npt.NDArray[Any]]:
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # safetensors raises its own SafetensorError, OSError, ...
-        raise ModelLoadError(f"{path} is not a readable safetensors file: {exc}") from exc
-
-
-def _read_tokenizer(path: Path) -> Any:
-    from tokenizers import Tokenizer
-
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception on a bad file
-        raise ModelLoadError(f"{path} is not a Hugging Face tokenizer file: {exc}") from exc
-    tokenizer.no_padding()
-    tokenizer.no_truncation()  # _encode truncates per call (``max_length`` or none)
-    return tokenizer
-
-
-def _unknown_id(tokenizer: Any) -> int | None:
-    """Return the unknown token's id (WordPiece, BPE and WordLevel name it; Unigram numbers it)."""
-    token = getattr(tokenizer.model, "unk_token", None)
-    if token is not None:
-        found = tokenizer.token_to_id(token)
-        return None if found is None else int(found)
-    unk_id = json.loads(tokenizer.to_str()).get("model", {}).get("unk_id")
-    return None if unk_id is None else int(unk_id)

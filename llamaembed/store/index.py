@@ -13,7 +13,6 @@ leaves a manifest that names complete files, so the last good index always loads
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -23,26 +22,26 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .._files import atomic_path, fsync_dir, sha256_file
+from ..embedder import Embedder
 from ..engine.pooling import l2_normalize, reciprocal_rank_fusion
 from ..errors import IndexError_, IndexModelMismatchError
+from ..hub.spec import model_record
 from ..params import check_int
 from .keywords import fts_query, salient_words
 
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
-    "Embedder",
     "Hit",
     "Index",
     "embed_with",
     "fuse_candidates",
-    "model_record",
     "query_vector",
     "rerank_hits",
     "search_pool",
@@ -50,18 +49,6 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """What the index needs from a model: any class with these members will do."""
-
-    n_embd: int
-    fingerprint: str
-
-    def embed_texts(self, texts: Sequence[str]) -> Any:
-        """Return a (len(texts), n_embd) float32 array."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -79,24 +66,6 @@ def _metadata(stored: str) -> dict[str, Any]:
     return {} if stored == "{}" else dict(json.loads(stored))
 
 
-def model_record(embedder: Embedder | None) -> dict[str, Any]:
-    """Return what reopens an embedder later: its fingerprint, parameters or folder."""
-    if embedder is None:
-        return {}
-    record: dict[str, Any] = {"fingerprint": embedder.fingerprint}
-    folder = getattr(embedder, "folder", None)
-    if isinstance(folder, Path):  # a StaticModel: its folder reopens it
-        record["static_folder"] = str(folder.resolve())
-        record["path"] = str(folder)
-    params = getattr(embedder, "params", None)
-    if dataclasses.is_dataclass(params) and not isinstance(params, type):
-        # Enough to reopen the same model later (the CLI's `search` does).
-        values = dataclasses.asdict(params)
-        record["params"] = {k: getattr(v, "value", v) for k, v in values.items()}
-        record["path"] = values.get("model_path")
-    return record
-
-
 def rerank_hits(hits: list[Hit], text: str, reranker: Any) -> list[Hit]:
     """Return hits rescored by a cross-encoder, best first; its scores become the scores."""
     if not hits:
@@ -112,11 +81,9 @@ def embed_with(
     """Embed texts with an index's model: its query or document side where it has one."""
     if embedder is None:
         raise IndexError_("this index has no model: pass vectors or open it with one")
-    if query and hasattr(embedder, "embed_query"):
+    if query:
         return np.asarray([embedder.embed_query(t) for t in texts], dtype=np.float32)
-    if not query and hasattr(embedder, "embed_documents"):
-        return np.asarray(embedder.embed_documents(texts), dtype=np.float32)
-    return np.asarray(embedder.embed_texts(texts), dtype=np.float32)
+    return np.asarray(embedder.embed_documents(texts), dtype=np.float32)
 
 
 def query_vector(
@@ -471,8 +438,8 @@ class Index:
         self, text: str, k: int, allowed: set[int] | None
     ) -> list[tuple[int, float]]:
         """Return (label, BM25 relevance) pairs, best first (relevance = -FTS5's bm25)."""
-        tokenize = getattr(self.embedder, "tokenize", None)
-        query = fts_query(salient_words(text, tokenize))
+        count = self.embedder.count_tokens if self.embedder is not None else None
+        query = fts_query(salient_words(text, count))
         if not query:
             return []
         rows = self._db.execute(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..embedder import Embedder
 from .chunking import chunk_text
 from .index import Index
 
@@ -128,7 +129,7 @@ def _read_text(path: Path) -> tuple[str, str] | None:
 
 def ingest_files(
     index: Index,
-    llama: Any,
+    embedder: Embedder,
     files: Sequence[Path],
     *,
     max_tokens: int | None = None,
@@ -150,10 +151,7 @@ def ingest_files(
     # Room for [CLS] … [SEP]; and at most 256 tokens by default: sentence embedders are
     # trained on passages that long (all-MiniLM-L6-v2's max_seq_length), and attention
     # cost grows with the square of the length.
-    limit = max_tokens or max(16, min(256, llama.max_tokens - 2))
-
-    def count(word: str) -> int:
-        return len(llama.tokenize(word, add_special=False))
+    limit = max_tokens or max(16, min(256, embedder.max_tokens - 2))
 
     texts: list[str] = []
     metadatas: list[dict[str, Any]] = []
@@ -171,7 +169,7 @@ def ingest_files(
             unchanged += 1
             continue
         index.delete(index.ids_where(source=source))
-        for n, chunk in enumerate(chunk_text(text, count, limit, overlap)):
+        for n, chunk in enumerate(chunk_text(text, embedder.count_tokens, limit, overlap)):
             texts.append(chunk.text)
             ids.append(f"{source}#{n}")
             metadatas.append(
@@ -191,9 +189,6 @@ def ingest_files(
                 index.delete(index.ids_where(source=source))
                 removed += 1
     if texts:
-        if hasattr(llama, "embed_documents"):
-            vectors = llama.embed_documents(texts, show_progress=show_progress)
-        else:
-            vectors = llama.embed_texts(texts)
+        vectors = embedder.embed_documents(texts, show_progress=show_progress)
         index.add_vectors(vectors, texts, metadatas, ids)
     return IngestReport(indexed, len(texts), unchanged, removed, tuple(skipped))

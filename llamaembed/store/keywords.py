@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
 
 __all__ = ["STOPWORDS", "fts_query", "salient_words"]
 
@@ -57,21 +56,21 @@ STOPWORDS = frozenset(
 )
 
 
-def salient_words(text: str, tokenize: Callable[..., Any] | None = None) -> set[str]:
+def salient_words(text: str, count_tokens: Callable[[str], int] | None = None) -> set[str]:
     """Return the lower-cased words of a query that keyword search should match.
 
     Ordinary words are the embedding's strength; letting BM25 match them ("need",
     "should") only adds noise to the fusion. Words the model's vocabulary lacks (split
-    into several pieces by ``tokenize(word, add_special=False)``: part numbers, names,
-    identifiers) or holding digits are where exact matching helps. Without a tokenizer,
+    into several pieces: ``count_tokens(word) > 1``: part numbers, names, identifiers)
+    or holding digits are where exact matching helps. Without a token counter,
     every word but stopwords and words of one or two letters counts.
     """
     salient = set()
     for word in {w.lower() for w in _WORD.findall(text)}:
         if any(ch.isdigit() for ch in word):
             salient.add(word)
-        elif tokenize is not None:
-            if len(tokenize(word, add_special=False)) > 1:
+        elif count_tokens is not None:
+            if count_tokens(word) > 1:
                 salient.add(word)
         elif word not in STOPWORDS and len(word) > 2:
             salient.add(word)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..embedder import Embedder
 from ..errors import IndexError_, IndexModelMismatchError
 from .index import (
-    Embedder,
     Hit,
     Index,
     fuse_candidates,

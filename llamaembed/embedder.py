@@ -1,0 +1,217 @@
+"""The embedder contract: what every model that makes vectors offers its consumers.
+
+``Llama`` (a GGUF model on llama.cpp) and ``StaticModel`` (a Model2Vec-format folder)
+both implement :class:`Embedder`. The index, the ingest path, the CLI, the server and the
+Ray actors take any ``Embedder`` and ask it what it can do (:class:`Capabilities`)
+instead of probing for methods. A leaf module: it imports only the errors, the input checks
+and the array aliases, so every layer may import it.
+
+An embedder offers four groups of members:
+
+- vectors: ``embed``, ``embed_texts``, ``embed_query``, ``embed_documents``, ``n_embd``
+  and ``fingerprint`` (equal fingerprints make equal vectors);
+- tokens: ``tokenize``, ``count_tokens`` (what chunking counts) and ``max_tokens``;
+- its description: ``spec``, a picklable ``ModelSpec`` that reopens it anywhere (index
+  manifests, Parquet metadata, the server, Ray actors);
+- the batch interface the server's queue runs: ``prepare_texts``, ``prepare_tokens``,
+  ``prepare_pairs`` and ``forward``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._types import FloatArray
+from .errors import RerankNotSupportedError
+
+if TYPE_CHECKING:
+    from .hub.spec import ModelSpec
+
+__all__ = ["Capabilities", "Embedder"]
+
+_Self = TypeVar("_Self", bound="Embedder")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, so consumers choose a path without probing for methods.
+
+    ``dense``: one vector per text (``embed``, ``embed_texts``, an index).
+    ``rerank``: scores query–document pairs (a cross-encoder's ``rerank``).
+    ``sparse``: learned sparse (lexical) weights per text.
+    ``multi_vector``: one vector per token (pooling none, ColBERT-style late interaction).
+    """
+
+    dense: bool = True
+    rerank: bool = False
+    sparse: bool = False
+    multi_vector: bool = False
+
+
+class Embedder(abc.ABC):
+    """A model that turns texts into vectors; see the module docstring for the groups.
+
+    Subclasses set ``n_embd`` and ``fingerprint`` when they open, and implement the
+    abstract members. The defaults here build queries, documents and single texts on
+    ``embed_texts``, and refuse reranking.
+    """
+
+    n_embd: int
+    """Width of the vectors."""
+    fingerprint: str
+    """Short hash of the weights and pooling: equal fingerprints give equal vectors."""
+
+    # ----------------------------------------------------------------- description
+    @property
+    @abc.abstractmethod
+    def spec(self) -> ModelSpec:
+        """Return the picklable description that reopens this model (``spec.open()``)."""
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """Return what this model can do."""
+
+    @property
+    def is_reranker(self) -> bool:
+        """Return True when the model scores query–document pairs (a cross-encoder)."""
+        return self.capabilities.rerank
+
+    @property
+    @abc.abstractmethod
+    def query_prefix(self) -> str:
+        """Return the text ``embed_query`` puts before a query."""
+
+    @property
+    @abc.abstractmethod
+    def document_prefix(self) -> str:
+        """Return the text ``embed_documents`` puts before a document."""
+
+    @property
+    @abc.abstractmethod
+    def max_tokens(self) -> int:
+        """Return the most tokens of one text (or query–document pair) the model reads."""
+
+    # ----------------------------------------------------------------- tokens
+    @abc.abstractmethod
+    def tokenize(self, text: str, *, add_special: bool = True) -> Any:
+        """Return the token ids of a text as a 1-D integer array."""
+
+    def count_tokens(self, text: str) -> int:
+        """Return how many tokens a piece of text takes, special tokens left out."""
+        return len(self.tokenize(text, add_special=False))
+
+    # ----------------------------------------------------------------- vectors
+    @abc.abstractmethod
+    def embed_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        normalize: bool = True,
+        truncate: bool = True,
+    ) -> Any:
+        """Return a float32 (len(texts), n_embd) array (unit rows unless normalize=False)."""
+
+    def embed(self, text: str, *, normalize: bool = True, truncate: bool = True) -> FloatArray:
+        """Return the float32 (n_embd,) vector of one text."""
+        if not isinstance(text, str):
+            raise TypeError(f"text is {type(text).__name__}, not str")
+        result: FloatArray = self.embed_texts([text], normalize=normalize, truncate=truncate)[0]
+        return result
+
+    def embed_query(self, text: str, *, prefix: str | None = None) -> FloatArray:
+        """Return the unit vector of a search query, with the model's query prefix."""
+        if not isinstance(text, str):
+            raise TypeError(f"text is {type(text).__name__}, not str")
+        chosen = self.query_prefix if prefix is None else prefix
+        return self.embed(chosen + text)
+
+    def embed_documents(
+        self, texts: Sequence[str], *, prefix: str | None = None, show_progress: bool = False
+    ) -> FloatArray:
+        """Return unit vectors of documents, with the model's document prefix."""
+        from .engine.inputs import check_texts
+
+        chosen = self.document_prefix if prefix is None else prefix
+        checked = check_texts(texts)
+        prefixed = [chosen + t for t in checked] if chosen else checked
+        result: FloatArray = self.embed_texts(prefixed, show_progress=show_progress)
+        return result
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        activation: str | Callable[[FloatArray], FloatArray] | None = None,
+    ) -> Any:
+        """Return relevance scores of documents for a query; embedders raise instead.
+
+        Raises RerankNotSupportedError unless the model is a cross-encoder.
+        """
+        raise RerankNotSupportedError(
+            f"{self!r} embeds texts and does not score pairs; rerank with a cross-encoder "
+            "GGUF, or compare embeddings with cosine similarity"
+        )
+
+    # ----------------------------------------------------------------- batch interface
+    # The server's queue packs the inputs of many requests into shared runs, so a request's
+    # inputs are prepared first (tokenised, checked) and run together later.
+    @abc.abstractmethod
+    def prepare_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        truncate: bool = True,
+        on_truncate: Callable[[int], None] | None = None,
+    ) -> list[Any]:
+        """Return each text as the input ``forward`` takes; ``on_truncate(n)`` hears cuts."""
+
+    @abc.abstractmethod
+    def prepare_tokens(
+        self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True
+    ) -> list[Any]:
+        """Return token id lists checked against the vocabulary, as ``forward`` takes them."""
+
+    def prepare_pairs(self, query: str, documents: Sequence[str]) -> list[Any]:
+        """Return query–document inputs for ``forward``; embedders refuse, as ``rerank`` does."""
+        result: list[Any] = self.rerank(query, documents)
+        return result
+
+    @abc.abstractmethod
+    def forward(self, inputs: list[Any]) -> FloatArray:
+        """Return the raw (unnormalised) output row of each prepared input, in input order."""
+
+    # ----------------------------------------------------------------- async
+    async def aembed(self, text: str, **options: Any) -> FloatArray:
+        """Return ``embed(text)`` computed in a worker thread, off the event loop."""
+        import asyncio  # imported here: it costs 40 ms at start-up
+
+        return await asyncio.to_thread(self.embed, text, **options)
+
+    async def aembed_texts(self, texts: Sequence[str], **options: Any) -> Any:
+        """Return ``embed_texts(texts)`` computed in a worker thread, off the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.embed_texts, texts, **options)
+
+    async def arerank(self, query: str, documents: Sequence[str], **options: Any) -> Any:
+        """Return ``rerank(query, documents)`` computed in a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(lambda: self.rerank(query, documents, **options))
+
+    # ----------------------------------------------------------------- lifetime
+    def close(self) -> None:  # noqa: B027  (a model without native resources has nothing to free)
+        """Free what the model holds; a model without native resources does nothing."""
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
