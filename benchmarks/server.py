@@ -50,10 +50,10 @@ def free_port() -> int:
 class Server:
     """A server process on 127.0.0.1 that answers /v1/embeddings."""
 
-    def __init__(self, command: list[str], port: int) -> None:
+    def __init__(self, command: list[str], port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
         )
         body = json.dumps({"input": "warm up"}).encode()
         deadline = time.monotonic() + 120
@@ -195,6 +195,13 @@ def main() -> None:
     parser.add_argument("--peer-n-ctx", type=int, default=0, help="0: its default (2048)")
     parser.add_argument("--soak", type=int, default=20_000, help="requests for the RSS check")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also serve from this checkout (e.g. a git worktree of an earlier commit) and "
+        "print this checkout's rates × its rates, per round (A/B of a server change)",
+    )
     args = parser.parse_args()
 
     from llamaembed import Llama
@@ -222,6 +229,15 @@ def main() -> None:
          str(THREADS), "--verbose", "false", *peer_options],
         peer_port,
     )
+    baseline = None
+    if args.baseline is not None:
+        base_port = free_port()
+        baseline = Server(
+            [sys.executable, "-m", "llamaembed", "serve", str(model), "--port", str(base_port),
+             "--threads", str(THREADS)],
+            base_port,
+            env={**os.environ, "PYTHONPATH": str(args.baseline.resolve())},
+        )
     llama = Llama(model, n_threads=THREADS)
     # This machine's speed drifts by a third within minutes, so every round measures the
     # engine alone, our server and the peer back to back; ratios are per round, then
@@ -244,7 +260,11 @@ def main() -> None:
             record["single_ms"] = statistics.fmean(singles)
             for clients in CONCURRENCY:
                 n = args.requests // 2 if clients == 1 else args.requests
+                if baseline is not None and len(rounds) % 2:  # alternate who goes first
+                    record[("baseline", clients)] = measured(baseline, cycle(n), clients)
                 record[("llamaembed serve", clients)] = measured(ours, cycle(n), clients)
+                if baseline is not None and not len(rounds) % 2:
+                    record[("baseline", clients)] = measured(baseline, cycle(n), clients)
                 record[("llama_cpp.server", clients)] = measured(
                     peer, cycle(args.peer_requests), clients
                 )
@@ -256,6 +276,8 @@ def main() -> None:
         llama.close()
         ours.stop()
         peer.stop()
+        if baseline is not None:
+            baseline.stop()
 
     def median(values: list[float]) -> float:
         return statistics.median(values)
@@ -336,6 +358,17 @@ def main() -> None:
             for r in rounds
         ]
         print(f"× llama_cpp.server by round, {clients} clients:", [round(x, 2) for x in ratios])
+    if baseline is not None:  # an A/B of two checkouts: the terminal only
+        for clients in CONCURRENCY:
+            pairs = [(r[("llamaembed serve", clients)], r[("baseline", clients)]) for r in rounds]
+            ratios = [x["rate"] / y["rate"] for x, y in pairs]
+            loops = [(x["cpu_loop"], y["cpu_loop"]) for x, y in pairs]
+            print(
+                f"× baseline, {clients} clients: median {median(ratios):.3f}, by round",
+                [round(x, 3) for x in ratios],
+                "; event-loop ms a request (this, baseline):",
+                [(round(a, 3), round(b, 3)) for a, b in loops],
+            )
     print(report)
     if args.write:
         write_results(

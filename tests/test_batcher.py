@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from llamaembed import Llama, LlamaParams, QueueFullError
-from llamaembed.serve.app import ModelSpec, ServerConfig, _State, create_app
+from llamaembed import Llama, QueueFullError
 from llamaembed.serve.batcher import Batcher
 
 
@@ -215,29 +213,3 @@ def test_close_runs_what_is_queued(encoder: Llama) -> None:
     assert job.future.result(timeout=1).shape[0] == 20
     with pytest.raises(RuntimeError):
         batcher.submit(sequences, [len(s) for s in sequences])
-
-
-def test_health_is_503_while_loading_then_200(
-    tiny_encoder_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    loading = threading.Event()
-    real_open = _State.open_models
-
-    def slow_open(self: _State) -> None:  # wiring: hold the real load until told
-        loading.wait(30)
-        real_open(self)
-
-    monkeypatch.setattr(_State, "open_models", slow_open)
-    spec = ModelSpec("tiny", LlamaParams(str(tiny_encoder_path)))
-    app = create_app(ServerConfig(embedding=spec))
-    with TestClient(app) as client:
-        health = client.get("/health")
-        assert health.status_code == 503 and health.json()["error"]["code"] == "model_loading"
-        early = client.post("/v1/embeddings", json={"input": "cats"})
-        assert early.status_code == 503 and early.headers["retry-after"] == "1"
-        loading.set()
-        deadline = time.monotonic() + 30
-        while client.get("/health").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert client.get("/health").status_code == 200
-        assert client.post("/v1/embeddings", json={"input": "cats"}).status_code == 200

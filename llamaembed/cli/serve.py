@@ -111,7 +111,8 @@ def serve(
 ) -> None:
     """Serve MODEL over HTTP: OpenAI /v1/embeddings, Cohere-style /v1/rerank, /metrics."""
     try:
-        from ..serve.app import ServerConfig, resolve_model
+        from ..hub.spec import resolve_model
+        from ..serve.app import ServerConfig
         from ..serve.runner import serve as run
     except ImportError as exc:
         raise click.ClickException(

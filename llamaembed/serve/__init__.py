@@ -1,8 +1,17 @@
 """The HTTP server (``llamaembed serve``): OpenAI embeddings and Cohere-style rerank.
 
-``app`` holds the routes, ``batcher`` the queue that packs concurrent requests into shared
-model runs (no HTTP in it), ``schemas`` the request and response shapes, ``metrics`` the
-Prometheus metrics and ``runner`` the process around them (socket, uvicorn, signals).
-It imports the engine and the hub; nothing outside it imports it, except the CLI. It
-needs the ``[server]`` extra (FastAPI, uvicorn, prometheus-client).
+In layers, after text-embeddings-inference's split of router, queue and inference:
+
+- ``app``: the routes and ``create_app`` (HTTP in, HTTP out);
+- ``state``: the configuration, the served models and the server's life cycle;
+- ``guard``: API keys and body limits, checked before any parsing; request metrics;
+- ``infer``: one request's embed or rerank (prepare, submit, wait), library errors only;
+- ``batcher``: the queue that packs concurrent requests into shared model runs;
+- ``errors``: ``ApiError`` and the one table from exceptions to answers;
+- ``schemas``, ``metrics``: request and response shapes, Prometheus metrics;
+- ``runner``: the process around them (socket, uvicorn, signals).
+
+It imports the embedder contract, the engine's pure functions and the hub; nothing
+outside it imports it, except the CLI. It needs the ``[server]`` extra (FastAPI, uvicorn,
+prometheus-client).
 """

@@ -31,7 +31,7 @@ from ..errors import QueueFullError
 
 __all__ = ["Batcher", "Job"]
 
-logger = logging.getLogger("llamaembed.serve")
+logger = logging.getLogger(__name__)
 
 RunFunction = Callable[[list[Any]], npt.NDArray[np.float32]]
 BatchObserver = Callable[[int, int, float], None]

@@ -1,0 +1,166 @@
+"""The guard: API keys and body limits, checked before any parsing, and request metrics.
+
+An ASGI middleware around the whole app. It reads an inference request's body itself, so
+that an over-long one is a 413 before FastAPI parses anything (FastAPI would turn an error
+while it reads into a 400), then replays it to the route.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .errors import ApiError
+from .metrics import Metrics
+
+__all__ = ["OPEN_PATHS", "ROUTE_LABELS", "Guard", "route_label"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Paths anyone may read: probes and scrapers carry no key, and the docs hold no data.
+OPEN_PATHS = frozenset({"/health", "/metrics", "/docs", "/redoc", "/openapi.json"})
+# The label each path's requests carry in the metrics (anything else: "other").
+ROUTE_LABELS = {
+    "/v1/embeddings": "embeddings",
+    "/embeddings": "embeddings",
+    "/v1/rerank": "rerank",
+    "/rerank": "rerank",
+    "/v1/models": "models",
+    "/health": "health",
+    "/metrics": "metrics",
+}
+_INFERENCE = ("embeddings", "rerank")
+
+
+def route_label(path: str) -> str:
+    """Return the metrics label of a request path."""
+    return ROUTE_LABELS.get(path, "other")
+
+
+def _replay(body: bytes, upstream: Receive) -> Receive:
+    """Return a receive that gives the body already read, then what the server sends next."""
+    replayed = False
+
+    async def receive() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await upstream()  # what follows is the disconnect
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+class Guard:
+    """ASGI middleware: API key and body size checked before any parsing; request metrics."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_keys: tuple[str, ...],
+        max_body_bytes: int,
+        metrics: Metrics,
+    ) -> None:
+        self.app = app
+        self.api_keys = api_keys
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a refused request here; pass the rest to the app, counting each."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics = self.metrics
+        route = route_label(scope["path"])
+        started = time.perf_counter()
+        status = 500
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        headers = dict(scope["headers"])
+        if route in _INFERENCE and headers.get(b"content-type", b"").split(b";")[0].strip() in (
+            b"",
+            b"application/x-www-form-urlencoded",
+        ):
+            # The body is JSON whatever the client says (`curl -d` sends a form type).
+            headers[b"content-type"] = b"application/json"
+            scope = {**scope, "headers": list(headers.items())}
+        try:
+            try:
+                checked = await self._check(scope, headers, route, receive)
+            except ApiError as error:
+                metrics.failures.labels(route, error.code).inc()
+                await error.response()(scope, receive, send_counted)
+                return
+            if checked is not None:
+                await self.app(scope, checked, send_counted)
+        finally:
+            metrics.requests.labels(route, str(status)).inc()
+            if route in _INFERENCE:
+                metrics.request_duration.labels(route).observe(time.perf_counter() - started)
+
+    async def _check(
+        self, scope: Scope, headers: dict[bytes, bytes], route: str, receive: Receive
+    ) -> Receive | None:
+        """Return the receive the app reads (None: the client left); raise ApiError if refused."""
+        if self.api_keys and scope["path"] not in OPEN_PATHS:
+            self._authorize(headers.get(b"authorization", b""))
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise self._too_large()
+        if route in _INFERENCE and scope["method"] == "POST":
+            body = await self._read_body(receive)
+            if body is None:
+                return None  # the client left while sending
+            return _replay(body, receive)
+        return receive
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """Return the whole body (None if the client left); raise a 413 past the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _authorize(self, header: bytes) -> None:
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        given = token.strip().encode()
+        valid = scheme.lower() == "bearer" and any(
+            hmac.compare_digest(given, key.encode()) for key in self.api_keys
+        )
+        if not valid:
+            raise ApiError(
+                401,
+                "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                type_="authentication_error",
+                code="invalid_api_key",
+            )
+
+    def _too_large(self) -> ApiError:
+        return ApiError(
+            413,
+            f"the request body is larger than {self.max_body_bytes} bytes; "
+            "split the inputs over several requests",
+            code="body_too_large",
+        )

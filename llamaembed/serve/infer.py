@@ -1,0 +1,170 @@
+"""A served model: its batching queue and one request's embed or rerank (no HTTP here).
+
+A request's inputs are prepared (tokenised and checked, inline when small, in a thread
+when large), submitted to the model's :class:`Batcher` as one job, and awaited; a client
+that leaves first has its job dropped from the queue. Only library errors are raised
+(``InputTooLongError``, ``QueueFullError``, ``InferenceError``, …) and :class:`ClientGone`;
+``serve.errors`` turns them into answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._types import FloatArray
+from ..embedder import Embedder
+from ..errors import InferenceError
+from ..hub.spec import ModelSpec
+from .batcher import Batcher, Job
+from .metrics import Metrics
+
+__all__ = ["INLINE_TOKENIZE", "ClientGone", "Limits", "Served", "start"]
+
+logger = logging.getLogger(__name__)
+
+# Tokenising this many characters (or ids) inline would stall the event loop; past it the
+# work goes to a thread.
+INLINE_TOKENIZE = 20_000
+
+Gone = Callable[[], Coroutine[Any, Any, None]]
+"""Returns a coroutine that finishes when the request's client disconnects."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The queue's settings, from the server's configuration."""
+
+    max_batch_tokens: int
+    max_queue: int
+    batch_wait: float
+
+
+@dataclass
+class Served:
+    """One model the server answers with: what it is called, the model and its queue."""
+
+    kind: str  # "embedding" or "rerank"
+    spec: ModelSpec
+    model: Embedder
+    batcher: Batcher
+    owned: bool = True  # the server opened it, so the server closes it
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def answers_to(self, name: str | None) -> bool:
+        """Return True when a request naming ``name`` (None: any) means this model."""
+        return name is None or name == self.spec.name or name in self.spec.aliases
+
+    async def embed(
+        self,
+        texts: Sequence[str] | None,
+        token_lists: Sequence[Sequence[int]] | None,
+        *,
+        truncate: bool,
+        gone: Gone,
+        on_truncate: Callable[[int], None] | None = None,
+    ) -> tuple[FloatArray, Job]:
+        """Return the raw output rows of texts (or token id lists) and the job that ran them."""
+        model = self.model
+        if texts is not None:
+            size = sum(map(len, texts))
+            sequences = await _prepare(
+                size, lambda: model.prepare_texts(texts, truncate=truncate, on_truncate=on_truncate)
+            )
+        else:
+            assert token_lists is not None
+            ids = token_lists
+            sequences = await _prepare(
+                sum(map(len, ids)), lambda: model.prepare_tokens(ids, truncate=truncate)
+            )
+        return await self._run(sequences, gone)
+
+    async def rerank(
+        self, query: str, documents: Sequence[str], *, gone: Gone
+    ) -> tuple[FloatArray, Job]:
+        """Return the cross-encoder's raw output rows for each document and the job."""
+        model = self.model
+        size = sum(map(len, documents)) + len(query) * len(documents)
+        pairs = await _prepare(size, lambda: model.prepare_pairs(query, documents))
+        return await self._run(pairs, gone)
+
+    async def _run(self, inputs: list[Any], gone: Gone) -> tuple[FloatArray, Job]:
+        job = self.batcher.submit(inputs, [len(item) for item in inputs])  # may be QueueFull
+        return await _wait(job, gone), job
+
+    def close(self) -> None:
+        """Finish the queued work, stop the worker; free the model if the server opened it."""
+        self.batcher.close()
+        if self.owned:
+            self.model.close()
+
+
+def start(
+    kind: str,
+    spec: ModelSpec,
+    model: Embedder,
+    limits: Limits,
+    metrics: Metrics,
+    *,
+    owned: bool = True,
+) -> Served:
+    """Return a served model with its queue running and reporting to ``metrics``."""
+    name = spec.name
+
+    def observe(inputs: int, tokens: int, seconds: float) -> None:
+        metrics.observe_batch(name, inputs, tokens, seconds)
+
+    batcher = Batcher(
+        model.forward,
+        max_batch_tokens=limits.max_batch_tokens,
+        max_queue=limits.max_queue,
+        batch_wait=limits.batch_wait,
+        on_batch=observe,
+        on_drop=metrics.dropped.labels(name).inc,
+        name=name,
+    )
+    metrics.queue_size.labels(name).set_function(lambda: batcher.queue_size)
+    return Served(kind, spec, model, batcher, owned=owned)
+
+
+async def _prepare(size: int, work: Callable[[], list[Any]]) -> list[Any]:
+    """Run tokenisation inline when small, in a thread when it would stall the loop."""
+    if size <= INLINE_TOKENIZE:
+        return work()
+    return await asyncio.to_thread(work)
+
+
+async def _wait(job: Job, gone: Gone) -> FloatArray:
+    """Return the job's rows; if the client leaves first, drop the job and raise ClientGone."""
+    future = asyncio.wrap_future(job.future)
+    watcher = asyncio.get_running_loop().create_task(gone())
+    left = False
+
+    def on_watch_end(task: asyncio.Task[None]) -> None:
+        nonlocal left
+        if not task.cancelled() and task.exception() is None and not future.done():
+            left = True
+            job.cancel()  # its queued inputs are skipped; `future` is cancelled with it
+
+    # A done-callback rather than asyncio.wait: it costs no extra futures per request.
+    watcher.add_done_callback(on_watch_end)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        if left:
+            raise ClientGone from None
+        job.cancel()
+        raise
+    except Exception as exc:
+        logger.exception("inference failed")
+        raise InferenceError(f"inference failed: {exc}") from exc
+    finally:
+        watcher.cancel()
