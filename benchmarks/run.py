@@ -75,12 +75,8 @@ def write_results(report: str, command: str, key: str, heading: str | None = Non
 
 def machine_header(threads: int) -> list[str]:
     """Return the lines naming the machine: CPU model, its relevant flags, llama.cpp's view."""
-    from llamaembed.engine.hardware import (
-        RELEVANT_CPU_FLAGS,
-        choose_weight_type,
-        cpu_flags,
-        system_info,
-    )
+    from llamaembed.engine.hardware import RELEVANT_CPU_FLAGS, choose_weight_type, cpu_flags
+    from llamaembed.engine.system import system_info
 
     model = platform.processor() or platform.machine()
     try:

@@ -7,13 +7,11 @@ is first opened.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .convert import convert
-    from .convert.quantize import QUANT_TYPES, quantize
+    from .conversion import convert
+    from .conversion.quantize import QUANT_TYPES, quantize
     from .distributed.ray import embed_dataset
     from .embedder import Capabilities, Embedder
     from .engine.llama import Llama, RerankResult
@@ -69,7 +67,7 @@ _LAZY = {
     "ModelNotCachedError": "errors",
     "Pooling": "params",
     "PoolingError": "errors",
-    "QUANT_TYPES": "convert.quantize",
+    "QUANT_TYPES": "conversion.quantize",
     "QuantizationError": "errors",
     "QueueFullError": "errors",
     "RegistryError": "errors",
@@ -78,12 +76,12 @@ _LAZY = {
     "ShardedIndex": "store.sharded",
     "StaticModel": "static.model",
     "chunk_text": "store.chunking",
-    "convert": "convert",
+    "convert": "conversion",
     "cosine_similarity": "engine.pooling",
     "distill": "static.distill",
     "embed_dataset": "distributed.ray",
     "l2_normalize": "engine.pooling",
-    "quantize": "convert.quantize",
+    "quantize": "conversion.quantize",
     "reciprocal_rank_fusion": "engine.pooling",
 }
 
@@ -142,21 +140,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*__all__, "__version__"])
-
-
-class _Package(types.ModuleType):
-    """The package module: a public function keeps its name over a same-named subpackage.
-
-    The import system binds ``llamaembed.convert`` (the subpackage) to the package's
-    ``convert`` attribute whenever anything under it is imported first; skipping that
-    binding keeps ``llamaembed.convert`` the function. Submodules stay importable through
-    ``sys.modules`` (``from llamaembed.convert import bert``).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and name in _LAZY:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

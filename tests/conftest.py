@@ -16,7 +16,7 @@ from reference import BertReference
 from tiny_models import build_tiny_bert
 
 from llamaembed import Llama, convert, quantize
-from llamaembed.convert import CONVERTER_VERSION
+from llamaembed.conversion import CONVERTER_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 

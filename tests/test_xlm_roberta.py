@@ -19,7 +19,7 @@ from texts import HARD_CASES, stdlib_sentences
 from tiny_xlmr import build_tiny_xlmr, hf_ids, train_sentencepiece
 
 from llamaembed import ConversionError, Llama, convert, quantize
-from llamaembed.convert.sentencepiece import read_model
+from llamaembed.conversion.sentencepiece import read_model
 from llamaembed.engine.pooling import sigmoid
 
 SAMPLE = [

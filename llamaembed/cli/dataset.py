@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from . import _errors, _model_options, main
+from ._common import errors, model_options
 
 
 def _actors(value: str) -> int | tuple[int, int]:
@@ -20,7 +20,7 @@ def _actors(value: str) -> int | tuple[int, int]:
         raise click.BadParameter(f"{value!r} is not N or MIN-MAX", param_hint="--actors") from None
 
 
-@main.command("embed-dataset")
+@click.command("embed-dataset")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
     "-o",
@@ -29,7 +29,7 @@ def _actors(value: str) -> int | tuple[int, int]:
     type=click.Path(file_okay=False),
     help="Folder for the embedded Parquet files.",
 )
-@_model_options
+@model_options
 @click.option("--text-column", default="text", show_default=True, help="Column to embed.")
 @click.option(
     "--id-column",
@@ -53,7 +53,7 @@ def _actors(value: str) -> int | tuple[int, int]:
 @click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Rows per call.")
 @click.option("--overwrite", is_flag=True, help="Replace Parquet files already in OUTPUT.")
-@_errors
+@errors
 def embed_dataset(
     inputs: tuple[str, ...],
     output: str,

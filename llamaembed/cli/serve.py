@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from . import _errors, _gpu_layers_option, main
+from ._common import errors, gpu_layers_option
 
 
 # ----------------------------------------------------------------------------- serve
-@main.command()
+@click.command()
 @click.argument("model", required=False)
 @click.option("--rerank", "rerank_model", default=None, help="Cross-encoder to serve too.")
 @click.option("--quant", default=None, help="Type of catalogue models (default: auto).")
@@ -87,8 +87,8 @@ from . import _errors, _gpu_layers_option, main
 @click.option("--query-prefix", default=None, help="Prefix of input_type=query texts.")
 @click.option("--document-prefix", default=None, help="Prefix of input_type=document texts.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
-@_gpu_layers_option
-@_errors
+@gpu_layers_option
+@errors
 def serve(
     model: str | None,
     rerank_model: str | None,

@@ -12,7 +12,7 @@ import click
 if TYPE_CHECKING:
     from ..embedder import Embedder
 
-from . import DEFAULT_DB, _errors, _gpu_layers_option, _model_options, _open_model, main
+from ._common import DEFAULT_DB, errors, gpu_layers_option, model_options, open_model
 
 
 def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
@@ -24,9 +24,9 @@ def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
     return ModelSpec.from_dict(record).with_n_gpu_layers(n_gpu_layers).open()
 
 
-@main.command("index")
+@click.command("index")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@_model_options
+@model_options
 @click.option(
     "--db",
     default=DEFAULT_DB,
@@ -63,7 +63,7 @@ def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
     default=None,
     help="With --shards: build only this shard (one machine per shard).",
 )
-@_errors
+@errors
 def index_command(
     paths: tuple[str, ...],
     model: str | None,
@@ -91,7 +91,7 @@ def index_command(
         raise click.UsageError("--shards and --shard go with --from-parquet")
     folder = Path(db)
     files = collect_files(paths, exclude=folder)
-    with _open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
+    with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
         index = Index.load_or_create(folder, llama)
         report = ingest_files(
             index,
@@ -126,7 +126,7 @@ def _index_parquet(
         raise click.UsageError("--shard needs --shards")
     files = parquet_files(source)
     if model is not None:
-        embedder = _open_model(model, quant, n_gpu_layers=n_gpu_layers)
+        embedder = open_model(model, quant, n_gpu_layers=n_gpu_layers)
     else:
         embedder = _open_recorded(read_info(files[0]).model_record, n_gpu_layers)
     folder = Path(db)
@@ -149,7 +149,7 @@ def _index_parquet(
     )
 
 
-@main.command()
+@click.command()
 @click.argument("query")
 @click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
 @click.option("-k", "k", default=10, show_default=True, help="Number of results.")
@@ -162,8 +162,8 @@ def _index_parquet(
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--model", "-m", default=None, help="Embedding model (default: the index's).")
-@_gpu_layers_option
-@_errors
+@gpu_layers_option
+@errors
 def search(
     query: str,
     db: str,
@@ -187,10 +187,10 @@ def search(
         raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
     record = json.loads(manifest_file.read_text()).get("model", {})
     if model is not None:
-        llama = _open_model(model, None, n_gpu_layers=n_gpu_layers)
+        llama = open_model(model, None, n_gpu_layers=n_gpu_layers)
     else:
         llama = _open_recorded(record, n_gpu_layers)
-    reranker = _open_model(rerank_model, None, n_gpu_layers=n_gpu_layers) if rerank_model else None
+    reranker = open_model(rerank_model, None, n_gpu_layers=n_gpu_layers) if rerank_model else None
     try:
         index = ShardedIndex.load(folder, llama) if sharded else Index.load(folder, llama)
         hits = index.search(query, k, hybrid=hybrid, rerank_with=reranker)

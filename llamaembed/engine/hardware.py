@@ -1,8 +1,8 @@
 """What the hardware offers and what follows from it: the weight-type rule, the AMX guard.
 
 The rules here are pure functions of CPU flags and llama.cpp's system-info line, so they
-are tested on given inputs without the machine they describe. ``system_info()`` gathers
-the live facts (it opens llama.cpp, but loads no model).
+are tested on given inputs without the machine they describe; ``engine.system`` gathers
+the live facts and applies them.
 
 Measured facts behind the rule (all-MiniLM-L6-v2 converted by llamaembed, 2 threads,
 short texts/s and long texts/s; benchmarks/README.md has the tables and commands):
@@ -27,7 +27,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 __all__ = [
     "FULL_QUALITY_TYPES",
@@ -38,7 +37,6 @@ __all__ = [
     "cpu_flags",
     "extra_buffers_allowed",
     "parse_system_info",
-    "system_info",
 ]
 
 FULL_QUALITY_TYPES = ("bf16", "f16", "f32")
@@ -155,37 +153,3 @@ def extra_buffers_allowed(
             "that bug"
         )
     return True, "llama.cpp's default"
-
-
-def system_info() -> dict[str, Any]:
-    """Return llama.cpp's version, backends, devices, CPU features and the ``auto`` choice."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from . import _native
-
-    try:
-        binding_version = version("llama-cpp-python")
-    except PackageNotFoundError:  # pragma: no cover - installed from source without metadata
-        binding_version = "unknown"
-    text = _native.system_info_text()
-    info = parse_system_info(text)
-    devices = _native.devices()
-    gpu = _native.supports_gpu_offload()
-    flags = cpu_flags()
-    choice = choose_weight_type(flags, gpu=False)
-    allowed, why = _native.extra_buffers()  # the rule in effect for this process
-    return {
-        "llama_cpp_python": binding_version,
-        "ggml": _native.ggml_version(),
-        "system_info": text.strip(),
-        "backends": sorted(info),
-        "cpu_features": {k: v for k, v in info.get("CPU", {}).items() if v == "1"},
-        "cpu_flags_relevant": [f for f in RELEVANT_CPU_FLAGS if f in flags],
-        "gpu_offload": gpu,
-        "devices": devices,
-        "auto_type": choice.type,
-        "auto_reason": choice.reason,
-        "auto_type_gpu": choose_weight_type(flags, gpu=True).type,
-        "extra_cpu_buffers": allowed,
-        "extra_cpu_buffers_reason": why,
-    }

@@ -147,7 +147,7 @@ class Llama(Embedder):
     @staticmethod
     def system_info() -> dict[str, Any]:
         """Return llama.cpp's version, backends, devices, CPU features and the auto type."""
-        from .hardware import system_info
+        from .system import system_info
 
         return system_info()
 

@@ -4,6 +4,6 @@
 holds ``ModelSpec``, which the server and the Ray actors open.
 
 May import ``llamaembed.errors``, ``llamaembed.params``, ``llamaembed._files`` and, to build
-the packaged default model, ``llamaembed.convert``; ``ModelSpec.open`` imports the engine
+the packaged default model, ``llamaembed.conversion``; ``ModelSpec.open`` imports the engine
 and the static tier when called.
 """

@@ -252,7 +252,7 @@ def _package_installed(entry: ModelEntry) -> Path | None:
 
 
 def _built_folder(entry: ModelEntry) -> Path:
-    from ..convert import CONVERTER_VERSION
+    from ..conversion import CONVERTER_VERSION
 
     return cache_dir() / "built" / f"{entry.name}-converter-v{CONVERTER_VERSION}"
 
@@ -271,8 +271,8 @@ def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
     source = _package_installed(entry)
     if source is None:
         return None
-    from ..convert import convert
-    from ..convert.quantize import QUANT_TYPES, quantize
+    from ..conversion import convert
+    from ..conversion.quantize import QUANT_TYPES, quantize
 
     if quant not in QUANT_TYPES:
         raise RegistryError(

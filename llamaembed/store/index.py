@@ -30,7 +30,7 @@ import numpy.typing as npt
 from .._files import atomic_path, fsync_dir, sha256_file
 from ..embedder import Embedder
 from ..engine.pooling import l2_normalize, reciprocal_rank_fusion
-from ..errors import IndexError_, IndexModelMismatchError
+from ..errors import IndexModelMismatchError, IndexError_
 from ..hub.spec import model_record
 from ..params import check_int
 from .keywords import fts_query, salient_words
@@ -293,7 +293,7 @@ class Index:
 
         Files whose recorded model is not ``embedder`` are refused. With ``shard`` and
         ``num_shards`` only the ids in that stable hash partition are kept (see
-        ``store.sharded.shard_of``). ``options`` go to ``Index(...)``.
+        ``store.partition.shard_of``). ``options`` go to ``Index(...)``.
         """
         index = cls(embedder, **options)
         index.add_parquet(paths, shard=shard, num_shards=num_shards)

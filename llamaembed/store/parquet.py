@@ -36,7 +36,7 @@ def add_parquet(
         read_info,
         require_pyarrow,
     )
-    from .sharded import shard_of
+    from .partition import shard_of
 
     if (shard is None) != (num_shards is None):
         raise ValueError("give both shard and num_shards, or neither")

@@ -9,18 +9,16 @@ exact search the top-k equals that of one index over all the rows.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
 from ..embedder import Embedder
-from ..errors import IndexError_, IndexModelMismatchError
+from ..errors import IndexModelMismatchError, IndexError_
 from .index import (
     Hit,
     Index,
@@ -29,24 +27,11 @@ from .index import (
     rerank_hits,
     search_pool,
 )
+from .partition import shard_of
 
 __all__ = ["ShardedIndex", "shard_folder", "shard_of"]
 
 _SHARD_NAME = re.compile(r"shard-(\d{3,})-of-(\d{3,})")
-
-
-def shard_of(ids: Sequence[str], num_shards: int) -> npt.NDArray[np.int64]:
-    """Return each id's shard: the first 8 bytes of its BLAKE2b hash modulo ``num_shards``.
-
-    Stable across processes, machines and Python versions (unlike ``hash``).
-    """
-    if num_shards < 1:
-        raise ValueError("num_shards must be at least 1")
-    digests = [
-        int.from_bytes(hashlib.blake2b(i.encode("utf-8"), digest_size=8).digest(), "little")
-        for i in ids
-    ]
-    return (np.array(digests, dtype=np.uint64) % np.uint64(num_shards)).astype(np.int64)
 
 
 def shard_folder(root: str | os.PathLike[str], shard: int, num_shards: int) -> Path:

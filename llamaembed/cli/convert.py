@@ -1,0 +1,104 @@
+"""``llamaembed convert``, ``quantize`` and ``distill``: make model files."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._common import errors
+
+__all__ = ["convert", "distill", "quantize"]
+
+
+@click.command()
+@click.argument("source")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="GGUF file.")
+@click.option(
+    "--outtype", type=click.Choice(["f32", "f16", "q8_0"]), default="f16", show_default=True
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "cls", "last"]),
+    default=None,
+    help="Override the pooling read from the sentence-transformers config.",
+)
+@click.option("--name", default=None, help="general.name to record in the file.")
+@errors
+def convert(source: str, output: str, outtype: str, pooling: str | None, name: str | None) -> None:
+    """Convert a Hugging Face BERT or XLM-RoBERTa folder or hub id to GGUF, without torch."""
+    from ..conversion import convert as run
+
+    path = run(source, output, outtype=outtype, pooling=pooling, name=name)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@click.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.argument("qtype")
+@click.option("--threads", default=0, show_default=True, help="0 = all cores.")
+@errors
+def quantize(source: str, output: str, qtype: str, threads: int) -> None:
+    """Quantise a GGUF model: QTYPE is f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, …."""
+    from ..conversion.quantize import quantize as run
+
+    path = run(source, output, qtype, n_threads=threads)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@click.command()
+@click.argument("teacher")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder to write."
+)
+@click.option(
+    "--dims",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="PCA width of the vectors.",
+)
+@click.option("--no-pca", is_flag=True, help="Keep the teacher's width (no PCA).")
+@click.option(
+    "--sif",
+    "sif_coefficient",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="SIF coefficient a of the weights a / (a + p).",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Text file whose token counts give p (instead of Zipf's law).",
+)
+@click.option("--quant", default=None, help="Type of a catalogue teacher (default: auto).")
+@errors
+def distill(
+    teacher: str,
+    output: str,
+    dims: int,
+    no_pca: bool,
+    sif_coefficient: float,
+    corpus: str | None,
+    quant: str | None,
+) -> None:
+    """Distil a static (Model2Vec-format) model from TEACHER, a GGUF path or catalogue name."""
+    import time
+
+    from ..hub.registry import resolve_params
+    from ..static.distill import distill as run
+
+    params = resolve_params(teacher, quant=quant)
+    started = time.perf_counter()
+    folder = run(
+        params,
+        output,
+        dims=None if no_pca else dims,
+        sif_coefficient=sif_coefficient,
+        corpus=corpus,
+        show_progress=sys.stderr.isatty(),
+    )
+    click.echo(f"wrote {folder} in {time.perf_counter() - started:.1f} s")

@@ -1,0 +1,123 @@
+"""``llamaembed embed``, ``rerank`` and ``info``: use a model from the command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ._common import errors, gpu_layers_option, model_options, open_model
+
+__all__ = ["embed", "info", "rerank"]
+
+
+@click.command()
+@click.argument("texts", nargs=-1)
+@model_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "npy"]), default="json", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write here instead of standard output.",
+)
+@click.option("--no-normalize", is_flag=True, help="Raw vectors instead of unit length.")
+@errors
+def embed(
+    texts: tuple[str, ...],
+    model: str | None,
+    quant: str | None,
+    fmt: str,
+    output: str | None,
+    no_normalize: bool,
+    n_gpu_layers: int,
+) -> None:
+    """Embed TEXTS (or one text per line of standard input with '-' or no TEXTS)."""
+    import numpy as np
+
+    items = list(texts)
+    if not items or items == ["-"]:
+        items = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not items:
+        raise click.UsageError("no text to embed")
+    with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
+        vectors = llama.embed_texts(items, normalize=not no_normalize)
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(vectors, dtype=np.float32))
+        data = buffer.getvalue()
+        if output:
+            Path(output).write_bytes(data)
+        else:
+            sys.stdout.buffer.write(data)
+        return
+    text = json.dumps([[round(float(x), 7) for x in row] for row in vectors])
+    if output:
+        Path(output).write_text(text + "\n")
+    else:
+        click.echo(text)
+
+
+@click.command()
+@click.argument("query")
+@click.argument("documents", nargs=-1, required=True)
+@click.option("--model", "-m", required=True, help="Cross-encoder GGUF path or catalogue name.")
+@click.option("--quant", default=None)
+@click.option("--top-n", type=int, default=None, help="Only the N best.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@gpu_layers_option
+@errors
+def rerank(
+    query: str,
+    documents: tuple[str, ...],
+    model: str,
+    quant: str | None,
+    top_n: int | None,
+    as_json: bool,
+    n_gpu_layers: int,
+) -> None:
+    """Score DOCUMENTS against QUERY with a cross-encoder, best first."""
+    with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
+        results = llama.rerank(query, list(documents), top_n=top_n or len(documents))
+    if as_json:
+        click.echo(
+            json.dumps([{"index": r.index, "score": r.score, "text": r.text} for r in results])
+        )
+        return
+    for r in results:
+        click.echo(f"{r.score:9.4f}  [{r.index}] {r.text}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@errors
+def info(as_json: bool) -> None:
+    """Show llama.cpp's version and backends, CPU features, GPUs and the auto weight type."""
+    from ..engine.system import system_info
+
+    facts = system_info()
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    click.echo(f"llama-cpp-python  {facts['llama_cpp_python']}")
+    click.echo(f"ggml              {facts['ggml']}")
+    click.echo(f"backends          {', '.join(facts['backends'])}")
+    click.echo(f"llama.cpp CPU     {' '.join(facts['cpu_features'])}")
+    click.echo(f"CPU flags         {' '.join(facts['cpu_flags_relevant']) or '(unknown)'}")
+    gpu = "yes" if facts["gpu_offload"] else "no (CPU-only build)"
+    click.echo(f"GPU offload       {gpu}")
+    for device in facts["devices"]:
+        memory = device["memory_total"] / 2**30
+        click.echo(
+            f"device            {device['name']} ({device['type']}): "
+            f"{device['description']}, {memory:.1f} GiB"
+        )
+    click.echo(f"auto weight type  {facts['auto_type']}: {facts['auto_reason']}")
+    extra = "on" if facts["extra_cpu_buffers"] else "off"
+    click.echo(f"extra CPU buffers {extra}: {facts['extra_cpu_buffers_reason']}")

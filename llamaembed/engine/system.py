@@ -1,0 +1,47 @@
+"""The live facts of this machine and llama.cpp build, with what the rules make of them.
+
+``engine.hardware`` holds the rules as pure functions; this module asks llama.cpp (it
+loads the library, but no model) and the CPU, and applies them. ``Llama.system_info()``
+and ``llamaembed info`` show the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _native
+from .hardware import RELEVANT_CPU_FLAGS, choose_weight_type, cpu_flags, parse_system_info
+
+__all__ = ["system_info"]
+
+
+def system_info() -> dict[str, Any]:
+    """Return llama.cpp's version, backends, devices, CPU features and the ``auto`` choice."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        binding_version = version("llama-cpp-python")
+    except PackageNotFoundError:  # pragma: no cover - installed from source without metadata
+        binding_version = "unknown"
+    text = _native.system_info_text()
+    info = parse_system_info(text)
+    devices = _native.devices()
+    gpu = _native.supports_gpu_offload()
+    flags = cpu_flags()
+    choice = choose_weight_type(flags, gpu=False)
+    allowed, why = _native.extra_buffers()  # the rule in effect for this process
+    return {
+        "llama_cpp_python": binding_version,
+        "ggml": _native.ggml_version(),
+        "system_info": text.strip(),
+        "backends": sorted(info),
+        "cpu_features": {k: v for k, v in info.get("CPU", {}).items() if v == "1"},
+        "cpu_flags_relevant": [f for f in RELEVANT_CPU_FLAGS if f in flags],
+        "gpu_offload": gpu,
+        "devices": devices,
+        "auto_type": choice.type,
+        "auto_reason": choice.reason,
+        "auto_type_gpu": choose_weight_type(flags, gpu=True).type,
+        "extra_cpu_buffers": allowed,
+        "extra_cpu_buffers_reason": why,
+    }

@@ -1,0 +1,140 @@
+"""The package's shape: no import cycles, modules and functions of readable size."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "llamaembed"
+
+
+def _modules() -> dict[str, tuple[Path, bool]]:
+    """Return every module's dotted name with its file and whether it is a package."""
+    found = {}
+    for file in PACKAGE.rglob("*.py"):
+        parts = list(file.relative_to(PACKAGE.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        found[".".join(parts)] = (file, is_package)
+    return found
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Return module -> the package modules it imports when it runs.
+
+    Imports inside functions (lazy imports) count; imports under ``if TYPE_CHECKING:``
+    never run and do not. ``from pkg import name`` is an edge to ``pkg.name`` when that is
+    a module, else to ``pkg``.
+    """
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, (file, is_package) in modules.items():
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        skipped = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and _is_type_checking(node)
+            for statement in node.body
+            for inner in ast.walk(statement)
+        }
+        here = name.split(".") if is_package else name.split(".")[:-1]
+        edges: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    target = alias.name
+                    while target.startswith("llamaembed") and target not in modules:
+                        target = target.rsplit(".", 1)[0]
+                    if target in modules:
+                        edges.add(target)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = here[: len(here) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if target not in modules:
+                    continue
+                for alias in node.names:
+                    child = f"{target}.{alias.name}"
+                    edges.add(child if child in modules else target)
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_the_cycle_finder_sees_direct_lazy_and_package_cycles() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert find_cycles(graph) == [["a", "b", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_graph_reads_every_kind_of_import() -> None:
+    graph = import_graph()
+    # a module-level relative import, a lazy one inside a function, a package's __init__
+    assert "llamaembed.errors" in graph["llamaembed.engine.llama"]
+    assert "llamaembed.hub.registry" in graph["llamaembed.engine.llama"]  # from_pretrained
+    assert "llamaembed.cli" in graph["llamaembed.__main__"]
+
+
+def test_no_import_cycles() -> None:
+    cycles = find_cycles(import_graph())
+    assert not cycles, "import cycles between modules: " + "; ".join(
+        " <-> ".join(group) for group in cycles
+    )
+
+
+def test_embedders_implement_the_contract_without_probing() -> None:
+    """Consumers take the Embedder contract; none probes a model with hasattr/getattr."""
+    for file in PACKAGE.rglob("*.py"):
+        if file.parent.name in ("engine", "convert") or file.name == "__init__.py":
+            continue  # llama.cpp's bindings and GGUF readers do probe optional symbols
+        text = file.read_text(encoding="utf-8")
+        for probe in ("hasattr(llama", "hasattr(model", "hasattr(embedder", "Llama | Static"):
+            assert probe not in text, f"{file.relative_to(PACKAGE)} probes: {probe}"
+        assert "getattr(embedder" not in text and "getattr(model" not in text, file
