@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         QueueFullError,
         RegistryError,
         RerankNotSupportedError,
+        SearchIndexError,
     )
     from .params import EmbedOptions, LlamaParams, Pooling
     from .static.distill import distill
@@ -73,6 +74,7 @@ _LAZY = {
     "RegistryError": "errors",
     "RerankNotSupportedError": "errors",
     "RerankResult": "engine.llama",
+    "SearchIndexError": "errors",
     "ShardedIndex": "store.sharded",
     "StaticModel": "static.model",
     "chunk_text": "store.chunking",
@@ -116,6 +118,7 @@ __all__ = [
     "RegistryError",
     "RerankNotSupportedError",
     "RerankResult",
+    "SearchIndexError",
     "ShardedIndex",
     "StaticModel",
     "chunk_text",

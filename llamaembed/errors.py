@@ -16,14 +16,20 @@ the boundary and re-raised as one of these, with what to do next in the message:
     ├── ConversionError             `convert` could not turn a Hugging Face folder into GGUF
     ├── QuantizationError           `quantize` failed or got an unknown type
     ├── QueueFullError              the server's batching queue has no room (HTTP 429)
-    ├── IndexError_                 an index folder is missing, truncated or tampered with
+    ├── SearchIndexError            an index folder is missing, truncated or tampered with
     │   └── IndexModelMismatchError the index (or embedded Parquet) is from another model
     ├── DatasetError                a dataset to embed or an embedded Parquet file is unusable
     └── RegistryError               an unknown catalogue name, a bad models.toml, a failed pull
         └── ModelNotCachedError     the model is not cached and the hub may not be asked
+
+Every error pickles with its fields (``index``, ``retry_after``, …), so one raised in a Ray
+actor or a worker process reaches the caller as itself. ``IndexError_`` is the old name of
+``SearchIndexError``, kept for one release.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "ConversionError",
@@ -43,11 +49,25 @@ __all__ = [
     "QueueFullError",
     "RegistryError",
     "RerankNotSupportedError",
+    "SearchIndexError",
 ]
 
 
 class LlamaEmbedError(Exception):
     """Base class of every error llamaembed raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles only its args; the keyword-only fields of the subclasses would
+        # be lost (or make unpickling fail), so rebuild from the args and the fields.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(kind: type[LlamaEmbedError], args: tuple[Any, ...], fields: dict[str, Any]) -> Any:
+    """Return an error of ``kind`` with these args and fields, without calling its __init__."""
+    error = kind.__new__(kind, *args)
+    Exception.__init__(error, *args)
+    error.__dict__.update(fields)
+    return error
 
 
 class ModelLoadError(LlamaEmbedError):
@@ -108,11 +128,14 @@ class QuantizationError(LlamaEmbedError):
     """Quantisation failed or the requested type is unknown."""
 
 
-class IndexError_(LlamaEmbedError):
+class SearchIndexError(LlamaEmbedError):
     """An index on disk is missing, truncated, tampered with or of another format."""
 
 
-class IndexModelMismatchError(IndexError_):
+IndexError_ = SearchIndexError  # the old name, kept for one release
+
+
+class IndexModelMismatchError(SearchIndexError):
     """An index (or embedded Parquet) is used with a model other than the one that made it."""
 
 

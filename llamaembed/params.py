@@ -134,22 +134,6 @@ class LlamaParams:
         """Return a copy with another micro-batch token target."""
         return replace(self, n_batch=n_batch)
 
-    def with_n_seq_max(self, n_seq_max: int) -> LlamaParams:
-        """Return a copy with another maximum number of texts per micro-batch."""
-        return replace(self, n_seq_max=n_seq_max)
-
-    def with_embeddings(self, embeddings: bool) -> LlamaParams:
-        """Return a copy with embedding mode on or off."""
-        return replace(self, embeddings=embeddings)
-
-    def with_flash_attn(self, flash_attn: bool) -> LlamaParams:
-        """Return a copy with flash attention on or off."""
-        return replace(self, flash_attn=flash_attn)
-
-    def with_prefixes(self, query_prefix: str, document_prefix: str) -> LlamaParams:
-        """Return a copy with the prefixes embed_query / embed_documents put before texts."""
-        return replace(self, query_prefix=query_prefix, document_prefix=document_prefix)
-
     def with_n_gpu_layers(self, n_gpu_layers: int) -> LlamaParams:
         """Return a copy offloading that many layers to the GPU (0 = CPU, -1 = all)."""
         return replace(self, n_gpu_layers=n_gpu_layers)
@@ -157,10 +141,6 @@ class LlamaParams:
     def with_main_gpu(self, main_gpu: int) -> LlamaParams:
         """Return a copy that uses another GPU device index."""
         return replace(self, main_gpu=main_gpu)
-
-    def with_verbose(self, verbose: bool) -> LlamaParams:
-        """Return a copy that prints llama.cpp's own log to stderr when True."""
-        return replace(self, verbose=verbose)
 
 
 @dataclass(frozen=True)
@@ -179,11 +159,3 @@ class EmbedOptions:
     def with_normalize(self, normalize: bool) -> EmbedOptions:
         """Return a copy with normalisation on or off."""
         return replace(self, normalize=normalize)
-
-    def with_start_token(self, start_token: bool) -> EmbedOptions:
-        """Return a copy that keeps or drops the BOS/CLS token."""
-        return replace(self, start_token=start_token)
-
-    def with_truncate(self, truncate: bool) -> EmbedOptions:
-        """Return a copy that truncates long texts or raises for them."""
-        return replace(self, truncate=truncate)

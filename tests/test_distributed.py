@@ -18,10 +18,10 @@ from tiny_models import build_tiny_bert
 from llamaembed import (
     DatasetError,
     Index,
-    IndexError_,
     IndexModelMismatchError,
     Llama,
     PoolingError,
+    SearchIndexError,
     ShardedIndex,
     StaticModel,
     convert,
@@ -265,7 +265,7 @@ def test_sharded_index_embeds_queries_with_its_own_model(  # type: ignore[no-unt
     parts = [Index.from_parquet(folder, tiny, shard=i, num_shards=2) for i in range(2)]
     ShardedIndex(parts).save(tmp_path / "db")
     bare = [Index.load(shard_folder(tmp_path / "db", i, 2)) for i in range(2)]
-    with pytest.raises(IndexError_, match="has no model"):
+    with pytest.raises(SearchIndexError, match="has no model"):
         ShardedIndex(bare).search("river house", 5)
     expected = [h.id for h in ShardedIndex(parts).search("river house", 5, hybrid=False)]
     assert [h.id for h in ShardedIndex(bare, tiny).search("river house", 5, hybrid=False)] == (
@@ -282,9 +282,9 @@ def test_sharded_index_refuses_incomplete_or_foreign_shards(  # type: ignore[no-
     folder, _ = embedded
     for i in (0, 2):
         Index.from_parquet(folder, tiny, shard=i, num_shards=3).save(shard_folder(tmp_path, i, 3))
-    with pytest.raises(IndexError_, match=r"lacks shards \[1\] of 3"):
+    with pytest.raises(SearchIndexError, match=r"lacks shards \[1\] of 3"):
         ShardedIndex.load(tmp_path)
-    with pytest.raises(IndexError_, match="no shards"):
+    with pytest.raises(SearchIndexError, match="no shards"):
         ShardedIndex.load(tmp_path / "empty")
     Index.from_parquet(folder, tiny, shard=1, num_shards=3).save(shard_folder(tmp_path, 1, 3))
     assert len(ShardedIndex.load(tmp_path, tiny)) == 600

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llamaembed import Hit, Index, IndexError_, IndexModelMismatchError, Llama
+from llamaembed import Hit, Index, IndexModelMismatchError, Llama, SearchIndexError
 
 
 def _random(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
@@ -99,7 +99,7 @@ def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     manifest = json.loads(manifest_file.read_text())
     manifest["hnsw"]["M"] = 0
     manifest_file.write_text(json.dumps(manifest))
-    with pytest.raises(IndexError_, match="invalid settings"):
+    with pytest.raises(SearchIndexError, match="invalid settings"):
         Index.load(tmp_path / "index")
     index = Index(dim=4)
     index.add_vectors(np.eye(4), ["a", "b", "c", "d"], ids=["a", "b", "c", "d"])
@@ -152,19 +152,19 @@ def test_truncated_or_tampered_files_raise(tmp_path: Path) -> None:
         file = generation / name
         original = file.read_bytes()
         file.write_bytes(original[: len(original) // 2])
-        with pytest.raises(IndexError_, match="checksum"):
+        with pytest.raises(SearchIndexError, match="checksum"):
             Index.load(folder)
         tampered = bytearray(original)
         tampered[len(tampered) // 2] ^= 0xFF
         file.write_bytes(bytes(tampered))
-        with pytest.raises(IndexError_, match="checksum"):
+        with pytest.raises(SearchIndexError, match="checksum"):
             Index.load(folder)
         file.write_bytes(original)
     Index.load(folder)
     (folder / "manifest.json").write_text("{not json")
-    with pytest.raises(IndexError_, match="unreadable"):
+    with pytest.raises(SearchIndexError, match="unreadable"):
         Index.load(folder)
-    with pytest.raises(IndexError_, match="missing"):
+    with pytest.raises(SearchIndexError, match="missing"):
         Index.load(tmp_path / "nowhere")
 
 

@@ -445,8 +445,8 @@ def test_llama_cpp_log_is_quiet_and_forwarded(
         model.embed("hello")
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""  # nothing written by llama.cpp itself
-    with caplog.at_level(logging.DEBUG, logger="llamaembed.llama_cpp"):
+    with caplog.at_level(logging.DEBUG, logger="llamaembed.engine._native"):
         with Llama(minilm_f16_path) as model:
             model.embed("hello")
     assert any("llama" in r.getMessage() for r in caplog.records
-               if r.name == "llamaembed.llama_cpp")
+               if r.name == "llamaembed.engine._native")

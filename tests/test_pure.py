@@ -10,7 +10,7 @@ import pytest
 
 import llamaembed
 from llamaembed import EmbedOptions, LlamaParams, Pooling, chunk_text, reciprocal_rank_fusion
-from llamaembed.engine.pooling import cosine_similarity, l2_normalize, pool, sigmoid
+from llamaembed.engine.pooling import cosine_similarity, l2_normalize, sigmoid
 
 
 def test_exported_members_sorted_and_complete() -> None:
@@ -51,14 +51,6 @@ def test_import_does_not_load_llama_cpp() -> None:
 
 def test_pooling_functions() -> None:
     m = np.array([[1.0, 0.0], [3.0, 4.0]], dtype=np.float32)
-    assert pool(m, "mean").tolist() == [2.0, 2.0]
-    assert pool(m, Pooling.CLS).tolist() == [1.0, 0.0]
-    assert pool(m, "last").tolist() == [3.0, 4.0]
-    assert pool(m, "none") is not None and pool(m, "none").shape == (2, 2)
-    with pytest.raises(ValueError):
-        pool(m, "rank")
-    with pytest.raises(ValueError):
-        pool(np.zeros((0, 2)), "mean")
     unit = l2_normalize(m)
     assert np.allclose(np.linalg.norm(unit, axis=1), 1)
     assert l2_normalize(np.zeros(3)).tolist() == [0, 0, 0]
@@ -153,3 +145,29 @@ def test_salient_words_and_fts_query() -> None:
     assert salient_words("the relay", None) == {"relay"}  # no tokenizer: stopwords only
     assert fts_query({"xk", "42"}) == '"42" OR "xk"'
     assert fts_query([]) == ""
+
+
+def test_every_error_pickles_with_its_fields() -> None:
+    import inspect
+    import pickle
+
+    from llamaembed import errors
+
+    special = {
+        errors.InputTooLongError: {"index": 3, "n_tokens": 600, "limit": 512},
+        errors.InvalidTokenError: {"index": 1},
+        errors.QueueFullError: {"retry_after": 1.5},
+    }
+    classes = {
+        value
+        for value in vars(errors).values()
+        if inspect.isclass(value) and issubclass(value, errors.LlamaEmbedError)
+    }
+    assert len(classes) == len(set(errors.__all__) - {"IndexError_"})
+    for kind in classes:
+        fields = special.get(kind, {})
+        error = kind("what went wrong", **fields)
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is kind and str(copy) == "what went wrong"
+        assert {name: getattr(copy, name) for name in fields} == fields
+    assert errors.IndexError_ is errors.SearchIndexError  # the old name still catches

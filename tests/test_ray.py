@@ -175,8 +175,9 @@ def test_bad_input_fails_with_our_error(
         embed_dataset(ds, tiny_encoder_path)
     # Found only inside an actor: the job fails, and write_embeddings raises our error.
     nulls = ray.data.from_items([{"id": "a", "text": "fine"}, {"id": "b", "text": None}])
-    with pytest.raises(DatasetError, match=r"null\) at id 'b'"):
+    with pytest.raises(DatasetError, match=r"null\) at id 'b'") as raised:
         write_embeddings(embed_dataset(nulls, tiny_encoder_path), tmp_path / "out")
+    assert type(raised.value) is DatasetError  # the actor's error itself, not Ray's wrapper
     assert not list((tmp_path / "out").iterdir())  # nothing half-written is left
     with pytest.raises(PoolingError, match="cross-encoder"):  # refused before any Ray work
         embed_dataset(nulls, tiny_reranker_path)

@@ -18,8 +18,6 @@ from llamaembed.cli import main
 from llamaembed.engine.hardware import choose_weight_type, cpu_flags
 from llamaembed.hub import registry
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 # Which models were trained with prefixes (from their model cards).
 EXPECTED_PREFIXES = {
     "e5-small-v2": ("query: ", "passage: "),
@@ -80,9 +78,6 @@ def test_every_catalogue_entry_is_valid() -> None:
         assert prefixes == EXPECTED_PREFIXES.get(name, ("", "")), name
         assert set(entry.sha256) <= set(entry.files)
         assert all(len(h) == 64 for h in entry.sha256.values())
-    assert (REPO_ROOT / "models.toml").read_text() == (
-        REPO_ROOT / "llamaembed" / "models.toml"
-    ).read_text()
 
 
 def test_cached_model_resolves_without_network(

@@ -14,14 +14,12 @@ absent; Ray itself is imported only by the functions that need it.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
 from ..embedder import Embedder
 from ..errors import DatasetError, LlamaEmbedError, PoolingError
 from ..hub.spec import ModelSpec, as_model_spec, model_record
@@ -159,34 +157,24 @@ class EmbedBatch:
         self.model.close()
 
 
-_OUR_ERROR = re.compile(r"llamaembed\.errors\.(\w+): (.+)")
-
-
 def our_error(exc: BaseException) -> LlamaEmbedError | None:
     """Return the llamaembed error behind Ray's wrapping of a failed task, if there is one.
 
-    Ray hands the driver the actor's exception only as traceback text inside its own
-    ``RayTaskError(UserCodeException)``, so the last ``llamaembed.errors.X: message`` line
-    is rebuilt as an ``X``.
+    ``embed_dataset`` asks Ray Data to raise the original exception of a failed map
+    (``raise_original_map_exception``), and our errors pickle whole, so the driver gets a
+    ``RayTaskError`` whose ``cause`` is the actor's error itself.
     """
     current: BaseException | None = exc
-    for _ in range(8):  # an object chain first, where Ray kept one
+    for _ in range(8):
         if current is None:
             break
+        cause = getattr(current, "cause", None)  # RayTaskError keeps the task's exception
+        if isinstance(cause, LlamaEmbedError):
+            return cause
         if isinstance(current, LlamaEmbedError):
             return current
-        current = getattr(current, "cause", None) or current.__cause__
-    found = _OUR_ERROR.findall(str(exc))
-    if not found:
-        return None
-    name, message = found[-1]
-    kind = getattr(errors, name, None)
-    if not (isinstance(kind, type) and issubclass(kind, LlamaEmbedError)):
-        return None
-    try:
-        return kind(message.strip())
-    except TypeError:  # an error class with extra required fields
-        return LlamaEmbedError(message.strip())
+        current = cause or current.__cause__
+    return None
 
 
 def embed_dataset(
@@ -242,7 +230,7 @@ def embed_dataset(
         probe.close()
     kind = "static" if spec.static_folder is not None else "gguf"
     # No n_threads: each actor takes the CPUs Ray assigned it (cpus_per_actor).
-    return ds.map_batches(
+    embedded = ds.map_batches(
         EmbedBatch,
         fn_constructor_args=(spec,),
         fn_constructor_kwargs={"text_column": text_column, "id_column": id_column},
@@ -252,6 +240,10 @@ def embed_dataset(
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor or None,
     )
+    # A failed map then raises the actor's own exception (our error, pickled whole) as the
+    # cause of Ray's RayTaskError, rather than a UserCodeException holding only its text.
+    embedded.context.raise_original_map_exception = True
+    return embedded
 
 
 def write_embeddings(

@@ -37,7 +37,7 @@ __all__ = [
     "system_info_text",
 ]
 
-logger = logging.getLogger("llamaembed.llama_cpp")
+logger = logging.getLogger(__name__)  # llama.cpp's own log, forwarded
 
 GGUF_MAGIC = b"GGUF"
 _STRIP_ACCENTS_KEY = "tokenizer.ggml.normalizer.strip_accents"
@@ -393,12 +393,6 @@ class NativeModel:
             if n >= 0:
                 return buf.raw[:n].decode("utf-8", "replace")
             capacity = -n + 16
-
-    def token_to_piece(self, token: int) -> str:
-        """Return the text piece of one token, special tokens included."""
-        buf = ctypes.create_string_buffer(256)
-        n = self._lib.llama_token_to_piece(self._vocab_ptr, int(token), buf, len(buf), 0, True)
-        return buf.raw[: max(n, 0)].decode("utf-8", "replace")
 
     def close(self) -> None:
         """Free the model; safe to call twice."""

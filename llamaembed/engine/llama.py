@@ -126,7 +126,7 @@ class Llama(Embedder):
         from . import _native
 
         if params.verbose:
-            native_logger = logging.getLogger("llamaembed.llama_cpp")
+            native_logger = logging.getLogger(_native.__name__)
             native_logger.setLevel(logging.DEBUG)
             if not native_logger.handlers:
                 native_logger.addHandler(logging.StreamHandler())

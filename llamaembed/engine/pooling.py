@@ -8,12 +8,9 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from ..params import Pooling
-
 __all__ = [
     "cosine_similarity",
     "l2_normalize",
-    "pool",
     "reciprocal_rank_fusion",
     "sigmoid",
 ]
@@ -27,23 +24,6 @@ def l2_normalize(vectors: npt.ArrayLike, eps: float = 1e-12) -> FloatArray:
     array = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(array, axis=-1, keepdims=True)
     return (array / np.maximum(norms, eps)).astype(np.float32, copy=False)
-
-
-def pool(token_vectors: npt.ArrayLike, pooling: Pooling | str) -> FloatArray:
-    """Return one vector pooled from an (n_tokens, n_embd) matrix (NONE returns it as is)."""
-    matrix = np.asarray(token_vectors, dtype=np.float32)
-    if matrix.ndim != 2 or matrix.shape[0] == 0:
-        raise ValueError(f"expected a non-empty (n_tokens, n_embd) matrix, got {matrix.shape}")
-    kind = Pooling.parse(pooling)
-    if kind is Pooling.MEAN:
-        return matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
-    if kind is Pooling.CLS:
-        return matrix[0].copy()
-    if kind is Pooling.LAST:
-        return matrix[-1].copy()
-    if kind is Pooling.NONE:
-        return matrix
-    raise ValueError("rank pooling needs the model's classification head; use Llama.rerank")
 
 
 def cosine_similarity(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:

@@ -44,7 +44,7 @@ __all__ = [
     "set_default",
 ]
 
-logger = logging.getLogger("llamaembed")
+logger = logging.getLogger(__name__)
 
 KINDS = ("embedding", "rerank")
 AUTO = "auto"

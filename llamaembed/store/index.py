@@ -30,7 +30,7 @@ import numpy.typing as npt
 from .._files import atomic_path, fsync_dir, sha256_file
 from ..embedder import Embedder
 from ..engine.pooling import l2_normalize, reciprocal_rank_fusion
-from ..errors import IndexModelMismatchError, IndexError_
+from ..errors import IndexModelMismatchError, SearchIndexError
 from ..hub.spec import model_record
 from ..params import check_int
 from .keywords import fts_query, salient_words
@@ -80,7 +80,7 @@ def embed_with(
 ) -> npt.NDArray[np.float32]:
     """Embed texts with an index's model: its query or document side where it has one."""
     if embedder is None:
-        raise IndexError_("this index has no model: pass vectors or open it with one")
+        raise SearchIndexError("this index has no model: pass vectors or open it with one")
     if query:
         return np.asarray([embedder.embed_query(t) for t in texts], dtype=np.float32)
     return np.asarray(embedder.embed_documents(texts), dtype=np.float32)
@@ -595,22 +595,22 @@ class Index:
         root = Path(folder)
         manifest_file = root / MANIFEST
         if not manifest_file.exists():
-            raise IndexError_(f"no index at {root} (missing {MANIFEST})")
+            raise SearchIndexError(f"no index at {root} (missing {MANIFEST})")
         try:
             manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
             version = manifest["format_version"]
             data = root / manifest["generation"]
             hnsw = manifest["hnsw"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexError_(f"{manifest_file} is unreadable or incomplete: {exc}") from exc
+            raise SearchIndexError(f"{manifest_file} is unreadable or incomplete: {exc}") from exc
         if version != FORMAT_VERSION:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"index format {version} is not supported (expected {FORMAT_VERSION})"
             )
         for name, expected in manifest.get("checksums", {}).items():
             file = data / name
             if not file.exists() or sha256_file(file) != expected:
-                raise IndexError_(
+                raise SearchIndexError(
                     f"{file} is missing, truncated or modified (checksum mismatch); "
                     "restore the folder from a backup or rebuild the index"
                 )
@@ -633,7 +633,7 @@ class Index:
                 exact_threshold=int(hnsw.get("exact_threshold", 20_000)),
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise IndexError_(f"{manifest_file} holds invalid settings: {exc}") from exc
+            raise SearchIndexError(f"{manifest_file} holds invalid settings: {exc}") from exc
         index.model = manifest.get("model", {})
         index._generation = int(manifest["generation"].split("-")[1])
         try:
@@ -648,5 +648,5 @@ class Index:
             source.close()
             index._size = int(index._db.execute("SELECT count(*) FROM docs").fetchone()[0])
         except (RuntimeError, sqlite3.Error, OSError) as exc:
-            raise IndexError_(f"cannot read the index at {root}: {exc}") from exc
+            raise SearchIndexError(f"cannot read the index at {root}: {exc}") from exc
         return index

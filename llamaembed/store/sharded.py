@@ -18,7 +18,7 @@ from typing import Any
 import numpy.typing as npt
 
 from ..embedder import Embedder
-from ..errors import IndexModelMismatchError, IndexError_
+from ..errors import IndexModelMismatchError, SearchIndexError
 from .index import (
     Hit,
     Index,
@@ -80,16 +80,16 @@ class ShardedIndex:
         root = Path(folder)
         found = _shard_folders(root)
         if not found:
-            raise IndexError_(f"no shards at {root} (expected shard-000-of-NNN folders)")
+            raise SearchIndexError(f"no shards at {root} (expected shard-000-of-NNN folders)")
         counts = {total for _, total in found}
         if len(counts) > 1:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{root} mixes shard counts {sorted(counts)}; remove the stale shard folders"
             )
         total = counts.pop()
         missing = [i for i in range(total) if (i, total) not in found]
         if missing:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{root} lacks shards {missing} of {total}; build or copy them before searching"
             )
         shards = [Index.load(found[(i, total)], embedder) for i in range(total)]
@@ -114,12 +114,12 @@ class ShardedIndex:
         root = Path(folder)
         counts = {total for _, total in _shard_folders(root)}
         if counts and counts != {num_shards}:
-            raise IndexError_(
+            raise SearchIndexError(
                 f"{root} holds an index of {sorted(counts)} shards, not {num_shards}; "
                 "choose another folder"
             )
         if Index.exists(root):
-            raise IndexError_(f"{root} holds an unsharded index; choose another folder")
+            raise SearchIndexError(f"{root} holds an unsharded index; choose another folder")
         wanted = list(range(num_shards)) if shards is None else list(shards)
         for number in wanted:
             if not 0 <= number < num_shards:
