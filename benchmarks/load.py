@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ["LLAMAEMBED_CACHE"] = tempfile.mkdtemp()
 
-from llamaembed.engine import _native, gguf_check
+from llamaembed.engine import _handles, _native, gguf_check
 
 
 def load(source: Path, mode: str, i: int) -> float:
@@ -32,7 +32,7 @@ def load(source: Path, mode: str, i: int) -> float:
         gguf_check.check = lambda file: None
     try:
         started = time.perf_counter()
-        model = _native.NativeModel(path)
+        model = _handles.NativeModel(path)
         elapsed = time.perf_counter() - started
         model.close()
     finally:

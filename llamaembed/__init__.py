@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from .static.distill import distill
     from .static.model import StaticModel
     from .store.chunking import Chunk, chunk_text
-    from .store.index import Hit, Index
+    from .store.index import Index
+    from .store.search import Hit
     from .store.sharded import ShardedIndex
 
 # Names load on first use (PEP 562), so `import llamaembed` and the CLI's start-up only
@@ -54,7 +55,7 @@ _LAZY = {
     "Embedder": "embedder",
     "EmbeddingsDisabledError": "errors",
     "EmptyInputError": "errors",
-    "Hit": "store.index",
+    "Hit": "store.search",
     "Index": "store.index",
     "IndexError_": "errors",
     "IndexModelMismatchError": "errors",

@@ -138,3 +138,23 @@ def test_embedders_implement_the_contract_without_probing() -> None:
         for probe in ("hasattr(llama", "hasattr(model", "hasattr(embedder", "Llama | Static"):
             assert probe not in text, f"{file.relative_to(PACKAGE)} probes: {probe}"
         assert "getattr(embedder" not in text and "getattr(model" not in text, file
+
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 100
+
+
+def test_modules_and_functions_stay_readable() -> None:
+    long_modules, long_functions = [], []
+    for file in sorted(PACKAGE.rglob("*.py")):
+        text = file.read_text(encoding="utf-8")
+        name = str(file.relative_to(PACKAGE))
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(f"{name} ({len(text.splitlines())} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{name}:{node.name} ({length} lines)")
+    assert not long_modules, f"modules over {MAX_MODULE_LINES} lines: {long_modules}"
+    assert not long_functions, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"

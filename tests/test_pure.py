@@ -171,3 +171,18 @@ def test_every_error_pickles_with_its_fields() -> None:
         assert type(copy) is kind and str(copy) == "what went wrong"
         assert {name: getattr(copy, name) for name in fields} == fields
     assert errors.IndexError_ is errors.SearchIndexError  # the old name still catches
+
+
+def test_plan_batches_packs_longest_first_within_budget() -> None:
+    from llamaembed.engine.layout import plan_batches
+
+    lengths = [5, 40, 12, 100, 7, 30]
+    batches = plan_batches(lengths, budget=50, max_seqs=3)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert batches[0] == [3]  # longer than the budget: a micro-batch of its own
+    for batch in batches[1:]:
+        assert sum(lengths[i] for i in batch) <= 50 and len(batch) <= 3
+    order = [i for batch in batches for i in batch]
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
+    assert plan_batches([3, 3, 3], budget=100, max_seqs=2) == [[0, 1], [2]]
+    assert plan_batches([], budget=10, max_seqs=4) == []

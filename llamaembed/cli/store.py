@@ -175,7 +175,8 @@ def search(
     n_gpu_layers: int,
 ) -> None:
     """Search an index built by `llamaembed index` (one index or its shards)."""
-    from ..store.index import MANIFEST, Index
+    from ..store.index import Index
+    from ..store.manifest import MANIFEST
     from ..store.sharded import ShardedIndex
 
     folder = Path(db)

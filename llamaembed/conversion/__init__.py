@@ -19,11 +19,10 @@ from .bert import (
     BERT_ARCHITECTURES,
     CONVERTER_VERSION,
     OUTTYPES,
-    _read_json,
-    _resolve_source,
     check_outtype,
     convert_bert,
 )
+from .hf_folder import read_json, resolve_source
 from .xlm_roberta import XLM_ROBERTA_ARCHITECTURES, convert_xlm_roberta
 
 __all__ = ["CONVERTER_VERSION", "OUTTYPES", "SUPPORTED_ARCHITECTURES", "convert"]
@@ -49,11 +48,11 @@ def convert(
     ``output`` under a temporary name and renamed at the end.
     """
     check_outtype(outtype)
-    folder = _resolve_source(source, Path(cache_dir) if cache_dir is not None else None)
+    folder = resolve_source(source, Path(cache_dir) if cache_dir is not None else None)
     config_file = folder / "config.json"
     if not config_file.exists():
         raise ConversionError(f"no config.json in {folder}; is it a Hugging Face model folder?")
-    config = _read_json(config_file)
+    config = read_json(config_file)
     model_type = str(config.get("model_type"))
     architectures = config.get("architectures") or [
         _DEFAULT_ARCHITECTURE.get(model_type, model_type)

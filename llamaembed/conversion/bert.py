@@ -10,7 +10,6 @@ Face's pooler + tanh + classifier.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy.typing as npt
 from .._files import atomic_path, output_problem
 from ..errors import ConversionError
 from ..params import Pooling
+from .hf_folder import load_tensors, read_json
 
 __all__ = ["BERT_ARCHITECTURES", "CONVERTER_VERSION", "OUTTYPES", "convert_bert"]
 
@@ -63,68 +63,9 @@ class _Vocab:
     ids: dict[str, int]
 
 
-def _resolve_source(source: str | os.PathLike[str], cache_dir: Path | None = None) -> Path:
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    text = os.fspath(source)
-    if path.exists():
-        raise ConversionError(f"{path} is a file; give the model's folder (with config.json)")
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not text.startswith((".", "/")):
-        try:
-            from huggingface_hub import snapshot_download
-
-            patterns = ["*.json", "*.safetensors", "vocab.txt", "*.model", "1_Pooling/*"]
-            try:
-                return Path(
-                    snapshot_download(
-                        text, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=True
-                    )
-                )
-            except Exception:
-                return Path(snapshot_download(text, allow_patterns=patterns, cache_dir=cache_dir))
-        except Exception as exc:
-            raise ConversionError(
-                f"model folder {text!r} not found locally and could not be downloaded from "
-                f"the Hugging Face hub: {exc}"
-            ) from exc
-    raise ConversionError(f"model folder not found: {path}")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConversionError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConversionError(f"{path} does not hold a JSON object")
-    return data
-
-
-def _load_tensors(folder: Path) -> dict[str, npt.NDArray[Any]]:
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
-            raise ConversionError(
-                f"{folder} has only PyTorch pickle weights; llamaembed reads safetensors "
-                "only (no torch). Save the model with safe_serialization=True."
-            )
-        raise ConversionError(f"no model weights (*.safetensors) in {folder}")
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    tensors: dict[str, npt.NDArray[Any]] = {}
-    for file in files:
-        try:
-            tensors.update(load_file(file))
-        except (SafetensorError, OSError, ValueError, TypeError) as exc:
-            raise ConversionError(f"cannot read weights from {file}: {exc}") from exc
-    return tensors
-
-
 def _read_vocab(folder: Path) -> _Vocab:
     config = (
-        _read_json(folder / "tokenizer_config.json")
+        read_json(folder / "tokenizer_config.json")
         if (folder / "tokenizer_config.json").exists()
         else {}
     )
@@ -134,7 +75,7 @@ def _read_vocab(folder: Path) -> _Vocab:
     strip_accents: bool | None = config.get("strip_accents")
     ids: dict[str, int] = {}
     if tokenizer_json.exists():
-        data = _read_json(tokenizer_json)
+        data = read_json(tokenizer_json)
         model = data.get("model") or {}
         if model.get("type") != "WordPiece":
             raise ConversionError(
@@ -187,7 +128,7 @@ def _sentence_transformers_pooling(folder: Path) -> Pooling | None:
         raise ConversionError(f"cannot read {modules_file}: {exc}") from exc
     for module in modules:
         if str(module.get("type", "")).endswith("Pooling"):
-            config = _read_json(folder / module.get("path", "") / "config.json")
+            config = read_json(folder / module.get("path", "") / "config.json")
             if config.get("pooling_mode_cls_token"):
                 return Pooling.CLS
             if config.get("pooling_mode_mean_tokens"):
@@ -335,7 +276,7 @@ def convert_bert(
     classifier = arch == "BertForSequenceClassification"
     chosen = choose_pooling(folder, classifier, pooling)
     vocab = _read_vocab(folder)
-    tensors = _load_tensors(folder)
+    tensors = load_tensors(folder)
     n_layers = int(config["num_hidden_layers"])
     planned = list(_tensors_to_write(tensors, classifier, n_layers))
     check_config_fits_weights(config, planned, int(config["max_position_embeddings"]))

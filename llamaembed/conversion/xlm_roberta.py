@@ -28,8 +28,6 @@ import numpy.typing as npt
 from ..errors import ConversionError
 from ..params import Pooling
 from .bert import (
-    _load_tensors,
-    _read_json,
     _tensors_to_write,
     check_config_fits_weights,
     check_encoder_config,
@@ -38,6 +36,7 @@ from .bert import (
     write_gguf,
     write_model_metadata,
 )
+from .hf_folder import load_tensors, read_json
 from .sentencepiece import CONTROL, NORMAL, UNKNOWN, UNUSED, USER_DEFINED, read_model
 
 __all__ = ["XLM_ROBERTA_ARCHITECTURES", "convert_xlm_roberta"]
@@ -103,7 +102,7 @@ def _parts(component: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
 
 
 def _from_tokenizer_json(path: Path, folder: Path, vocab_size: int) -> _Tokenizer:
-    data = _read_json(path)
+    data = read_json(path)
     model = data.get("model") or {}
     if model.get("type") != "Unigram":
         raise ConversionError(
@@ -141,7 +140,7 @@ def _from_tokenizer_json(path: Path, folder: Path, vocab_size: int) -> _Tokenize
             scheme = part.get("prepend_scheme")
             add_prefix = scheme in ("always", "first") or bool(part.get("add_prefix_space"))
     settings_file = folder / "tokenizer_config.json"
-    settings = _read_json(settings_file) if settings_file.exists() else {}
+    settings = read_json(settings_file) if settings_file.exists() else {}
     return _Tokenizer(
         tokens=tokens,
         scores=scores,
@@ -204,7 +203,7 @@ def convert_xlm_roberta(
         raise ConversionError(f"max_position_embeddings is too small for pad_token_id {pad_id}")
     tokenizer = read_tokenizer(folder, int(config.get("vocab_size", 0)))
     renamed: dict[str, npt.NDArray[Any]] = {}
-    for hf_name, array in _load_tensors(folder).items():
+    for hf_name, array in load_tensors(folder).items():
         bert_name = _bert_name(hf_name)
         if bert_name is not None:
             renamed[bert_name] = array

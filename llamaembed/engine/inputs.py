@@ -1,21 +1,27 @@
-"""Checks of what callers hand an embedder: lists of texts and lists of token ids.
+"""What callers hand an embedder, checked and fitted: lists of texts and of token ids.
 
-Shared by ``Llama`` and ``StaticModel`` so that both reject bad input with the same errors
-and messages (the server maps them to the same HTTP answers). Pure functions, no model.
+The checks are shared by ``Llama`` and ``StaticModel`` so that both reject bad input with
+the same errors and messages (the server maps them to the same HTTP answers).
+``fit_tokens`` and ``tokenize_texts`` turn texts into the token sequences a GGUF model
+runs, cut to its context; they take the open model's tokenizer as an argument.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import EmptyInputError, InvalidTokenError
-from ..params import check_int
+from .._types import TokenArray
+from ..errors import EmptyInputError, InputTooLongError, InvalidTokenError
+from ..params import EmbedOptions, check_int
 
-__all__ = ["check_batch_size", "check_texts", "check_token_ids"]
+__all__ = ["check_batch_size", "check_texts", "check_token_ids", "fit_tokens", "tokenize_texts"]
+
+logger = logging.getLogger(__name__)
 
 
 def check_texts(texts: Sequence[Any]) -> list[str]:
@@ -56,3 +62,64 @@ def check_token_ids(ids: Sequence[int], index: int, n_vocab: int) -> npt.NDArray
             index=index,
         )
     return tokens
+
+
+def fit_tokens(
+    tokens: TokenArray, limit: int, vocab: Any, *, index: int, truncate: bool
+) -> tuple[TokenArray, bool]:
+    """Return the tokens cut to ``limit`` (keeping a closing EOS/SEP) and whether they were.
+
+    Raises InputTooLongError instead of cutting when ``truncate`` is False.
+    """
+    if len(tokens) <= limit:
+        return tokens, False
+    if not truncate:
+        raise InputTooLongError(
+            f"text at index {index} has {len(tokens)} tokens; the model takes at most "
+            f"{limit}. Pass truncate=True or split it (llamaembed.chunking).",
+            index=index,
+            n_tokens=len(tokens),
+            limit=limit,
+        )
+    closing = vocab.add_eos and int(tokens[-1]) in (vocab.eos, vocab.sep)
+    if closing:
+        return np.concatenate([tokens[: limit - 1], tokens[-1:]]), True
+    return tokens[:limit], True
+
+
+def tokenize_texts(
+    model: Any,
+    texts: list[str],
+    options: EmbedOptions,
+    limit: int,
+    on_truncate: Callable[[int], None] | None = None,
+) -> list[TokenArray]:
+    """Return each text's tokens (specials added, fitted to ``limit``) from a NativeModel.
+
+    Truncated texts are logged as one warning, or counted by ``on_truncate(n)`` instead.
+    """
+    vocab = model.vocab
+    prepared = []
+    n_truncated = 0
+    for i, text in enumerate(texts):
+        tokens = model.tokenize(text, add_special=True)
+        if not options.start_token and vocab.add_bos and len(tokens) and tokens[0] == vocab.bos:
+            tokens = tokens[1:]
+        if len(tokens) == 0:
+            raise EmptyInputError(
+                f"text at index {i} gives no tokens (this model adds no start token); "
+                "skip empty texts"
+            )
+        tokens, cut = fit_tokens(tokens, limit, vocab, index=i, truncate=options.truncate)
+        n_truncated += cut
+        prepared.append(tokens)
+    if n_truncated and on_truncate is not None:
+        on_truncate(n_truncated)
+    elif n_truncated:
+        logger.warning(
+            "%d of %d texts were longer than %d tokens and were truncated",
+            n_truncated,
+            len(texts),
+            limit,
+        )
+    return prepared

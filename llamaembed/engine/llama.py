@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -14,19 +13,18 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from .._files import sample_file
 from .._types import FloatArray, TokenArray
 from ..embedder import Capabilities, Embedder
 from ..errors import (
     EmbeddingsDisabledError,
-    EmptyInputError,
-    InputTooLongError,
     ModelLoadError,
     PoolingError,
     RerankNotSupportedError,
 )
 from ..params import EmbedOptions, LlamaParams, Pooling
-from .inputs import check_batch_size, check_texts, check_token_ids
+from .inputs import check_batch_size, check_texts, check_token_ids, fit_tokens, tokenize_texts
+from .layout import plan_batches, read_layout
+from .pairs import Segments, build_pairs, segment_tables
 from .pooling import l2_normalize, sigmoid
 
 if TYPE_CHECKING:
@@ -35,10 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["Llama", "RerankResult"]
 
 logger = logging.getLogger(__name__)
-
-# Decoders train on long contexts; a default this size keeps the KV cache and compute
-# buffers small. Pass n_ctx explicitly to go further.
-_DECODER_DEFAULT_CTX = 2048
 
 
 @dataclass(frozen=True)
@@ -50,47 +44,12 @@ class RerankResult:
     text: str
 
 
-def _file_fingerprint(path: Path, pooling: Pooling) -> str:
-    """Return a short hash of the file's size and sampled contents, plus the pooling."""
-    digest = hashlib.sha256()
-    sample_file(digest, path)
-    digest.update(pooling.value.encode())
-    return digest.hexdigest()[:32]
-
-
-def _segment_tables(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Return the word-embedding table and ``type_1 - type_0`` read from a BERT GGUF."""
-    import gguf
-
-    reader = gguf.GGUFReader(path)
-    tensors = {t.name: t for t in reader.tensors}
-    tables = []
-    for name in ("token_embd.weight", "token_types.weight"):
-        tensor = tensors[name]
-        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
-        tables.append(np.asarray(values, dtype=np.float32).reshape(-1, int(tensor.shape[0])))
-    words, types = tables
-    return words, types[1] - types[0]
-
-
 _gpu_warned = False
 
 GPU_BUILD_HINT = (
     'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
     "--no-deps llama-cpp-python==0.3.36"
 )
-
-
-def _has_cls_head(path: Path) -> bool:
-    """Return True when the file holds a classification head (``cls.output.weight``).
-
-    llama.cpp's converter writes cross-encoders with their labels (an array, which
-    llama.cpp's metadata API does not expose) and no pooling type, so the tensor itself
-    is the sign.
-    """
-    from .gguf_check import scan
-
-    return "cls.output.weight" in scan(path).tensors
 
 
 def _warn_no_gpu_once() -> None:
@@ -123,7 +82,7 @@ class Llama(Embedder):
         self._warn_pooling = warn_pooling
         self._lock = threading.RLock()
         self._context: Any = None
-        from . import _native
+        from . import _handles, _native
 
         if params.verbose:
             native_logger = logging.getLogger(_native.__name__)
@@ -135,11 +94,11 @@ class Llama(Embedder):
             _warn_no_gpu_once()
             n_gpu_layers = 0
         self.n_gpu_layers = n_gpu_layers
-        self._model = _native.NativeModel(
+        self._model = _handles.NativeModel(
             params.model_path, n_gpu_layers=n_gpu_layers, main_gpu=params.main_gpu
         )
         try:
-            self._setup(_native)
+            self._setup(_handles)
         except BaseException:
             self._model.close()
             raise
@@ -172,75 +131,40 @@ class Llama(Embedder):
     def _setup(self, native: Any) -> None:
         params = self._params
         model = self._model
-        meta = model.metadata
-        self.architecture = meta.get("general.architecture", "unknown")
-        causal = meta.get(f"{self.architecture}.attention.causal", "true") == "true"
-        self._is_decoder = causal and model.has_decoder
-        gguf_code = meta.get(f"{self.architecture}.pooling_type")
-        self.gguf_pooling: Pooling | None = (
-            Pooling.parse(int(gguf_code)) if gguf_code not in (None, "") else None
-        )
-        self._has_rank_head = (
-            self.gguf_pooling is Pooling.RANK
-            or f"{self.architecture}.classifier.output_labels" in meta
-            or (self.gguf_pooling is None and not self._is_decoder and _has_cls_head(model.path))
-        )
-        if self._has_rank_head and self.gguf_pooling is None:
-            default = Pooling.RANK  # a cross-encoder from llama.cpp's converter: no pooling key
-        else:
-            default = self.gguf_pooling or (Pooling.LAST if self._is_decoder else Pooling.MEAN)
-        pooling = params.pooling or default
-        mismatch = self.gguf_pooling not in (None, params.pooling)
-        if params.pooling is not None and mismatch and self._warn_pooling:
-            logger.warning(
-                "%s was trained with %s pooling but is opened with %s pooling",
-                Path(params.model_path).name,
-                self.gguf_pooling.value if self.gguf_pooling else "?",
-                params.pooling.value,
-            )
-        if pooling is Pooling.RANK and not self._has_rank_head:
-            raise RerankNotSupportedError(
-                f"{Path(params.model_path).name} has no classification head, so rank pooling "
-                "is impossible: it is a bi-encoder; use embed() and cosine similarity"
-            )
-        self.pooling: Pooling = pooling
-        trained = model.n_ctx_train or 512
-        limit = min(trained, _DECODER_DEFAULT_CTX) if self._is_decoder else trained
-        self.n_ctx = min(params.n_ctx, trained) if params.n_ctx else limit
+        layout = read_layout(model, params, warn_pooling=self._warn_pooling)
+        self.architecture = layout.architecture
+        self._is_decoder = layout.is_decoder
+        self.gguf_pooling: Pooling | None = layout.gguf_pooling
+        self._has_rank_head = layout.has_rank_head
+        self.pooling: Pooling = layout.pooling
+        self.n_ctx = layout.n_ctx
         self.n_embd = model.n_embd
         self.n_cls_out = model.n_cls_out
         self.metadata: dict[str, str] = {
-            k: v for k, v in meta.items() if not k.startswith("tokenizer.ggml.token")
+            k: v for k, v in model.metadata.items() if not k.startswith("tokenizer.ggml.token")
         }
-        self.fingerprint = _file_fingerprint(model.path, pooling)
+        self.fingerprint = layout.fingerprint
+        self._budget = layout.budget
+        self._n_seq_max = layout.n_seq_max
         # llama.cpp adds token type 0 to every token, so a BERT cross-encoder would read
-        # the document as "sentence A". Feeding input embeddings with type 1 - type 0
-        # added to the document's tokens gives Hugging Face's scores exactly.
-        self._segments: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
+        # the document as "sentence A"; engine.pairs feeds it input embeddings instead.
+        self._segments: Segments | None = None
         if (
             params.embeddings  # rerank needs embedding mode; skip the 47 MB table otherwise
-            and pooling is Pooling.RANK
-            and self.architecture == "bert"
-            and meta.get("tokenizer.ggml.token_type_count") == "2"
+            and layout.pooling is Pooling.RANK
+            and layout.architecture == "bert"
+            and model.metadata.get("tokenizer.ggml.token_type_count") == "2"
             and model.rerank_template is None
         ):
-            self._segments = _segment_tables(model.path)
-        # Every text must fit one micro-batch (encoders attend across it), so the
-        # micro-batch holds at least a full context. A decoder's batch also fills its KV
-        # cache, so it holds at most n_ctx tokens (llama.cpp cuts n_batch to n_ctx for
-        # causal models). A micro-batch cannot hold more sequences than tokens, and
-        # llama.cpp aborts (GGML_ASSERT in output_reserve) when n_seq_max exceeds it.
-        n_ubatch = self.n_ctx if self._is_decoder else max(self.n_ctx, params.n_batch)
-        self._budget = min(params.n_batch, n_ubatch)  # tokens per micro-batch when packing
-        self._n_seq_max = min(params.n_seq_max, n_ubatch)
+            self._segments = segment_tables(model.path)
         if params.embeddings:
             self._context = native.NativeContext(
                 model,
                 n_ctx=self.n_ctx,
-                n_ubatch=n_ubatch,
+                n_ubatch=layout.n_ubatch,
                 n_seq_max=self._n_seq_max,
                 n_threads=params.threads,
-                pooling_code=pooling.llama_code,
+                pooling_code=layout.pooling.llama_code,
                 embeddings=True,
                 flash_attn=params.flash_attn,
             )
@@ -310,22 +234,7 @@ class Llama(Embedder):
         return str(self._model.detokenize(tokens, special=special))
 
     def _fit(self, tokens: TokenArray, index: int, truncate: bool) -> tuple[TokenArray, bool]:
-        limit = self.n_ctx
-        if len(tokens) <= limit:
-            return tokens, False
-        if not truncate:
-            raise InputTooLongError(
-                f"text at index {index} has {len(tokens)} tokens; the model takes at most "
-                f"{limit}. Pass truncate=True or split it (llamaembed.chunking).",
-                index=index,
-                n_tokens=len(tokens),
-                limit=limit,
-            )
-        vocab = self._model.vocab
-        closing = vocab.add_eos and int(tokens[-1]) in (vocab.eos, vocab.sep)
-        if closing:
-            return np.concatenate([tokens[: limit - 1], tokens[-1:]]), True
-        return tokens[:limit], True
+        return fit_tokens(tokens, self.n_ctx, self._model.vocab, index=index, truncate=truncate)
 
     def _prepare(
         self,
@@ -333,53 +242,9 @@ class Llama(Embedder):
         options: EmbedOptions,
         on_truncate: Callable[[int], None] | None = None,
     ) -> list[TokenArray]:
-        vocab = self._model.vocab
-        prepared = []
-        n_truncated = 0
-        for i, text in enumerate(texts):
-            tokens = self._model.tokenize(text, add_special=True)
-            if not options.start_token and vocab.add_bos and len(tokens) and tokens[0] == vocab.bos:
-                tokens = tokens[1:]
-            if len(tokens) == 0:
-                raise EmptyInputError(
-                    f"text at index {i} gives no tokens (this model adds no start token); "
-                    "skip empty texts"
-                )
-            tokens, cut = self._fit(tokens, i, options.truncate)
-            n_truncated += cut
-            prepared.append(tokens)
-        if n_truncated and on_truncate is not None:
-            on_truncate(n_truncated)
-        elif n_truncated:
-            logger.warning(
-                "%d of %d texts were longer than %d tokens and were truncated",
-                n_truncated,
-                len(texts),
-                self.n_ctx,
-            )
-        return prepared
+        return tokenize_texts(self._model, texts, options, self.n_ctx, on_truncate)
 
     # ----------------------------------------------------------------- batching
-    def _plan(self, lengths: Sequence[int], batch_size: int | None) -> list[list[int]]:
-        """Group text indices into micro-batches: longest first, packed up to n_batch tokens."""
-        max_seqs = min(self._n_seq_max, batch_size or self._n_seq_max)
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        batches: list[list[int]] = []
-        current: list[int] = []
-        used = 0
-        budget = self._budget
-        for i in order:
-            n = lengths[i]
-            full = used + n > max(budget, lengths[current[0]]) if current else False
-            if full or len(current) >= max_seqs:
-                batches.append(current)
-                current, used = [], 0
-            current.append(i)
-            used += n
-        if current:
-            batches.append(current)
-        return batches
-
     def _context_or_raise(self) -> Any:
         if not self._params.embeddings:
             raise EmbeddingsDisabledError(
@@ -397,7 +262,8 @@ class Llama(Embedder):
         show_progress: bool = False,
     ) -> FloatArray | list[FloatArray]:
         token_level = self.pooling is Pooling.NONE
-        batches = self._plan([len(s) for s in sequences], batch_size)
+        max_seqs = min(self._n_seq_max, batch_size or self._n_seq_max)
+        batches = plan_batches([len(s) for s in sequences], self._budget, max_seqs)
         rows: list[FloatArray] = [np.empty(0, np.float32)] * len(sequences)
         pooled = np.empty((len(sequences), width), dtype=np.float32)
         progress = None
@@ -462,7 +328,7 @@ class Llama(Embedder):
         self._require_reranker()
         if not isinstance(query, str):
             raise TypeError(f"query is {type(query).__name__}, not str")
-        return self._pairs(query, check_texts(documents))
+        return build_pairs(self._model, query, check_texts(documents), self.n_ctx, self._segments)
 
     def forward(self, sequences: list[npt.NDArray[Any]]) -> FloatArray:
         """Return the raw pooled outputs of prepared inputs, one row each, in input order.
@@ -550,51 +416,6 @@ class Llama(Embedder):
         return self._embed_many(check_texts(text_or_texts), options)
 
     # ----------------------------------------------------------------- rerank
-    def _pair_tokens(self, query: TokenArray, document: str) -> tuple[TokenArray, int]:
-        """Return a pair's tokens and the index where the document's segment starts.
-
-        The tokens are ``[BOS] query [EOS] [SEP] document [EOS]``, as llama.cpp's server
-        builds them (each marker only where the vocabulary asks for it).
-        """
-        vocab = self._model.vocab
-        doc = self._model.tokenize(document, add_special=False)
-        closing = vocab.eos if vocab.eos >= 0 else vocab.sep
-        head = [vocab.bos] if vocab.add_bos else []
-        middle = ([closing] if vocab.add_eos else []) + ([vocab.sep] if vocab.add_sep else [])
-        tail = [closing] if vocab.add_eos else []
-        room = self.n_ctx - len(head) - len(middle) - len(tail)
-        if len(query) + len(doc) > room:
-            # Too long: the query keeps at least half the room, the document gets the rest.
-            keep = min(len(query), max(room // 2, room - len(doc)))
-            query, doc = query[:keep], doc[: room - keep]
-        parts = [head, query.tolist(), middle, doc.tolist(), tail]
-        tokens = np.asarray([t for part in parts for t in part], dtype=np.int32)
-        return tokens, len(head) + len(query) + len(middle)
-
-    def _pairs(self, query: str, documents: list[str]) -> list[npt.NDArray[Any]]:
-        model = self._model
-        if model.rerank_template:
-            templated = []
-            for document in documents:
-                text = model.rerank_template.replace("{query}", query).replace(
-                    "{document}", document
-                )
-                # As llama.cpp's server: the template's markers are special tokens.
-                tokens = model.tokenize(text, add_special=False, parse_special=True)
-                templated.append(tokens[: self.n_ctx])
-            return templated
-        query_tokens = model.tokenize(query, add_special=False)
-        pairs = [self._pair_tokens(query_tokens, d) for d in documents]
-        if self._segments is None:
-            return [tokens for tokens, _ in pairs]
-        words, type_shift = self._segments
-        inputs = []
-        for tokens, start in pairs:
-            matrix = words[tokens]  # fancy indexing: a fresh array
-            matrix[start:] += type_shift  # the document is sentence B
-            inputs.append(matrix)
-        return inputs
-
     @overload
     def rerank(
         self,
@@ -642,7 +463,8 @@ class Llama(Embedder):
             raise ValueError("top_n must be non-negative")
         self._context_or_raise()
         if docs:
-            raw = self._run(self._pairs(query, docs), self.n_cls_out)
+            pairs = build_pairs(self._model, query, docs, self.n_ctx, self._segments)
+            raw = self._run(pairs, self.n_cls_out)
             scores = np.asarray(raw, dtype=np.float32)[:, 0].copy()
         else:
             scores = np.empty(0, dtype=np.float32)

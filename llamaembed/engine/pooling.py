@@ -1,4 +1,4 @@
-"""Pure numpy helpers: pooling token vectors, normalisation, similarity, rank fusion."""
+"""Pure numpy helpers: normalisation, similarity, scores and rank fusion."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from .._types import FloatArray
+
 __all__ = [
     "cosine_similarity",
     "l2_normalize",
@@ -15,7 +17,6 @@ __all__ = [
     "sigmoid",
 ]
 
-FloatArray = npt.NDArray[np.float32]
 Item = TypeVar("Item", bound=Hashable)
 
 

@@ -1,14 +1,8 @@
 """A vector index: hnswlib for neighbours, SQLite for texts, metadata and BM25 (FTS5).
 
-On disk an index is a folder::
-
-    manifest.json          format version, model fingerprint, parameters, file checksums
-    gen-000007/vectors.hnsw
-    gen-000007/store.sqlite
-
-``save`` writes a new generation folder, fsyncs it, then atomically replaces
-``manifest.json``; only then is the previous generation removed. A crash at any point
-leaves a manifest that names complete files, so the last good index always loads.
+On disk an index is a folder: ``manifest.json`` (format version, model, settings, file
+checksums) and the current generation's ``vectors.hnsw`` and ``store.sqlite``. Saves are
+atomic (``store.manifest``): a crash at any point leaves the last good index loadable.
 """
 
 from __future__ import annotations
@@ -16,118 +10,35 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .._files import atomic_path, fsync_dir, sha256_file
+from .._types import FloatArray
 from ..embedder import Embedder
-from ..engine.pooling import l2_normalize, reciprocal_rank_fusion
+from ..engine.pooling import l2_normalize
 from ..errors import IndexModelMismatchError, SearchIndexError
 from ..hub.spec import model_record
 from ..params import check_int
+from . import manifest as disk
 from .keywords import fts_query, salient_words
+from .search import (
+    Hit,
+    embed_with,
+    exact_search,
+    fuse_candidates,
+    query_vector,
+    rerank_hits,
+    search_pool,
+    stored_metadata,
+)
 
-__all__ = [
-    "FORMAT_VERSION",
-    "MANIFEST",
-    "Hit",
-    "Index",
-    "embed_with",
-    "fuse_candidates",
-    "query_vector",
-    "rerank_hits",
-    "search_pool",
-]
-
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result."""
-
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def _metadata(stored: str) -> dict[str, Any]:
-    """Decode a metadata column; most documents have none, so skip json for those."""
-    return {} if stored == "{}" else dict(json.loads(stored))
-
-
-def rerank_hits(hits: list[Hit], text: str, reranker: Any) -> list[Hit]:
-    """Return hits rescored by a cross-encoder, best first; its scores become the scores."""
-    if not hits:
-        return hits
-    scored = reranker.rerank(text, [h.text for h in hits])
-    order = np.argsort(-np.asarray(scored), kind="stable")
-    return [Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order]
-
-
-def embed_with(
-    embedder: Embedder | None, texts: list[str], *, query: bool
-) -> npt.NDArray[np.float32]:
-    """Embed texts with an index's model: its query or document side where it has one."""
-    if embedder is None:
-        raise SearchIndexError("this index has no model: pass vectors or open it with one")
-    if query:
-        return np.asarray([embedder.embed_query(t) for t in texts], dtype=np.float32)
-    return np.asarray(embedder.embed_documents(texts), dtype=np.float32)
-
-
-def query_vector(
-    embedder: Embedder | None, dim: int, query: str | npt.ArrayLike
-) -> tuple[npt.NDArray[np.float32], str | None]:
-    """Return a query's vector and its text (None when the query is a vector)."""
-    if isinstance(query, str):
-        return embed_with(embedder, [query], query=True)[0], query
-    vector = np.asarray(query, dtype=np.float32).reshape(-1)
-    if vector.shape != (dim,):
-        raise ValueError(f"query vector must have {dim} values")
-    if not np.all(np.isfinite(vector)):
-        raise ValueError("query vector contains NaN or infinity")
-    return vector, None
-
-
-def search_pool(k: int, candidates: int | None, widen: bool) -> int:
-    """Return how many candidates a search for ``k`` hits gathers (0: none are wanted).
-
-    ``widen`` (hybrid search or a rerank) gathers ``max(4k, 40)`` unless ``candidates``
-    says how many.
-    """
-    if candidates is not None and candidates < 1:
-        raise ValueError(f"candidates must be at least 1, got {candidates}")
-    if k <= 0:
-        return 0
-    return candidates or (max(k * 4, 40) if widen else k)
-
-
-def fuse_candidates(
-    dense: Sequence[tuple[Any, float]],
-    keyword: Sequence[tuple[Any, float]] | None,
-    limit: int,
-) -> list[tuple[Any, float]]:
-    """Return the first ``limit`` (key, score) pairs: dense alone, or fused with keywords.
-
-    Both lists run best first; a key is any hashable (a label, or a shard and a label).
-    The keyword list goes first into reciprocal-rank fusion, so an exact match on a rare
-    word wins a tie.
-    """
-    if keyword is None:
-        return list(dense[:limit])
-    fused = reciprocal_rank_fusion([[key for key, _ in keyword], [key for key, _ in dense]])
-    return fused[:limit]
+__all__ = ["Hit", "Index"]
 
 
 class Index:
@@ -218,9 +129,6 @@ class Index:
         return row is not None
 
     # ----------------------------------------------------------------- writing
-    def _embed(self, texts: list[str], *, query: bool) -> npt.NDArray[np.float32]:
-        return embed_with(self.embedder, texts, query=query)
-
     def add(
         self,
         texts: Sequence[str],
@@ -229,7 +137,8 @@ class Index:
     ) -> list[str]:
         """Embed and add texts (an existing id is replaced); return their ids."""
         texts = list(texts)
-        vectors = self._embed(texts, query=False) if texts else np.empty((0, self.dim), np.float32)
+        empty = np.empty((0, self.dim), np.float32)
+        vectors = embed_with(self.embedder, texts, query=False) if texts else empty
         return self.add_vectors(vectors, texts, metadatas, ids)
 
     def add_vectors(
@@ -356,12 +265,12 @@ class Index:
         row = self._db.execute(
             "SELECT id, text, metadata FROM docs WHERE id = ?", (str(doc_id),)
         ).fetchone()
-        return Hit(row[0], 0.0, row[1], _metadata(row[2])) if row else None
+        return Hit(row[0], 0.0, row[1], stored_metadata(row[2])) if row else None
 
     def iter_metadata(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield (id, metadata) of every document."""
         for doc_id, meta in self._db.execute("SELECT id, metadata FROM docs").fetchall():
-            yield doc_id, _metadata(meta)
+            yield doc_id, stored_metadata(meta)
 
     def ids_where(self, **equals: Any) -> list[str]:
         """Return ids whose metadata has all the given key = value pairs."""
@@ -401,17 +310,6 @@ class Index:
             self._exact = (labels, vectors)
         return self._exact
 
-    def _exact_search(
-        self, query: npt.NDArray[np.float32], k: int, allowed: set[int] | None
-    ) -> list[tuple[int, float]]:
-        labels, vectors = self._exact_matrix()
-        scores = vectors @ query
-        if allowed is not None:
-            scores = np.where(np.isin(labels, list(allowed)), scores, -np.inf)
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(labels[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
-
     def _vector_search(
         self, vector: npt.NDArray[np.float32], k: int, allowed: set[int] | None
     ) -> list[tuple[int, float]]:
@@ -421,7 +319,7 @@ class Index:
             return []
         if len(self) <= self.exact_threshold:
             query = l2_normalize(vector) if self.space == "cosine" else vector
-            return self._exact_search(query, k, allowed)
+            return exact_search(*self._exact_matrix(), query, k, allowed)
         query = vector  # hnswlib normalises queries itself in cosine space
         predicate = None if allowed is None else (lambda label: label in allowed)
         while True:
@@ -450,9 +348,7 @@ class Index:
         found = [(int(r[0]), -float(r[1])) for r in rows]
         return [pair for pair in found if allowed is None or pair[0] in allowed][:k]
 
-    def query_vector(
-        self, query: str | npt.ArrayLike
-    ) -> tuple[npt.NDArray[np.float32], str | None]:
+    def query_vector(self, query: str | npt.ArrayLike) -> tuple[FloatArray, str | None]:
         """Return a query's vector and its text (None when the query is a vector)."""
         return query_vector(self.embedder, self.dim, query)
 
@@ -489,7 +385,7 @@ class Index:
         with self._lock:
             rows = self._rows([lab for lab, _ in ranked])
         return {
-            lab: Hit(rows[lab][0], float(score), rows[lab][1], _metadata(rows[lab][2]))
+            lab: Hit(rows[lab][0], float(score), rows[lab][1], stored_metadata(rows[lab][2]))
             for lab, score in ranked
             if lab in rows
         }
@@ -529,12 +425,8 @@ class Index:
         root = Path(folder)
         root.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            previous = self._read_generation(root)
-            generation = max(previous, self._generation) + 1
-            data = root / f"gen-{generation:06d}"
-            if data.exists():
-                shutil.rmtree(data)
-            data.mkdir()
+            generation = max(disk.generation_number(root), self._generation) + 1
+            data = disk.new_generation(root, generation)
             self._hnsw.save_index(str(data / "vectors.hnsw"))
             self._db.commit()  # a backup waits forever on an open write transaction
             target = sqlite3.connect(data / "store.sqlite")
@@ -542,13 +434,7 @@ class Index:
                 self._db.backup(target)
             finally:
                 target.close()
-            for file in data.iterdir():
-                with file.open("rb+") as handle:
-                    os.fsync(handle.fileno())
-            fsync_dir(data)
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "generation": data.name,
+            settings = {
                 "dim": self.dim,
                 "space": self.space,
                 "normalized": self.space == "cosine",
@@ -561,28 +447,15 @@ class Index:
                     "capacity": int(self._hnsw.get_max_elements()),
                     "exact_threshold": self.exact_threshold,
                 },
-                "checksums": {f.name: sha256_file(f) for f in sorted(data.iterdir())},
             }
-            with atomic_path(root / MANIFEST) as tmp:
-                tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+            disk.commit_generation(root, data, settings)
             self._generation = generation
-            for old in root.glob("gen-*"):
-                if old.name != data.name and old.is_dir():
-                    shutil.rmtree(old, ignore_errors=True)
         return root
-
-    @staticmethod
-    def _read_generation(root: Path) -> int:
-        try:
-            name = json.loads((root / MANIFEST).read_text())["generation"]
-            return int(name.split("-")[1])
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            return 0
 
     @staticmethod
     def exists(folder: str | os.PathLike[str]) -> bool:
         """Return True when ``folder`` holds a saved index (its manifest)."""
-        return (Path(folder) / MANIFEST).exists()
+        return (Path(folder) / disk.MANIFEST).exists()
 
     @classmethod
     def load_or_create(cls, folder: str | os.PathLike[str], embedder: Embedder) -> Index:
@@ -593,34 +466,9 @@ class Index:
     def load(cls, folder: str | os.PathLike[str], embedder: Embedder | None = None) -> Index:
         """Open a saved index; with a model, check it is the one that built the index."""
         root = Path(folder)
-        manifest_file = root / MANIFEST
-        if not manifest_file.exists():
-            raise SearchIndexError(f"no index at {root} (missing {MANIFEST})")
-        try:
-            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-            version = manifest["format_version"]
-            data = root / manifest["generation"]
-            hnsw = manifest["hnsw"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SearchIndexError(f"{manifest_file} is unreadable or incomplete: {exc}") from exc
-        if version != FORMAT_VERSION:
-            raise SearchIndexError(
-                f"index format {version} is not supported (expected {FORMAT_VERSION})"
-            )
-        for name, expected in manifest.get("checksums", {}).items():
-            file = data / name
-            if not file.exists() or sha256_file(file) != expected:
-                raise SearchIndexError(
-                    f"{file} is missing, truncated or modified (checksum mismatch); "
-                    "restore the folder from a backup or rebuild the index"
-                )
-        recorded = manifest.get("model", {}).get("fingerprint")
-        if embedder is not None and recorded and embedder.fingerprint != recorded:
-            raise IndexModelMismatchError(
-                f"the index at {root} was built with another model "
-                f"({manifest['model'].get('path', recorded)}); open it with that model or "
-                "rebuild the index"
-            )
+        manifest, data = disk.read_manifest(root)
+        disk.check_model(manifest, embedder.fingerprint if embedder is not None else None, root)
+        hnsw = manifest["hnsw"]
         try:
             index = cls(
                 embedder,
@@ -633,7 +481,7 @@ class Index:
                 exact_threshold=int(hnsw.get("exact_threshold", 20_000)),
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise SearchIndexError(f"{manifest_file} holds invalid settings: {exc}") from exc
+            raise SearchIndexError(f"{root / disk.MANIFEST} holds invalid settings: {exc}") from exc
         index.model = manifest.get("model", {})
         index._generation = int(manifest["generation"].split("-")[1])
         try:

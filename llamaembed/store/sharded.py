@@ -19,15 +19,9 @@ import numpy.typing as npt
 
 from ..embedder import Embedder
 from ..errors import IndexModelMismatchError, SearchIndexError
-from .index import (
-    Hit,
-    Index,
-    fuse_candidates,
-    query_vector,
-    rerank_hits,
-    search_pool,
-)
+from .index import Index
 from .partition import shard_of
+from .search import Hit, fuse_candidates, query_vector, rerank_hits, search_pool
 
 __all__ = ["ShardedIndex", "shard_folder", "shard_of"]
 

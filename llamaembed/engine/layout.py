@@ -1,0 +1,148 @@
+"""How a GGUF model runs in llama.cpp: its pooling, context and micro-batches.
+
+``read_layout`` decides, from the file's metadata and the caller's parameters, which
+pooling the model runs with (and whether it is a cross-encoder), how long a text may be
+and how texts are packed into micro-batches; ``plan_batches`` packs them. No llama.cpp
+call is made here beyond reading what the open model reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._files import sample_file
+from ..errors import RerankNotSupportedError
+from ..params import LlamaParams, Pooling
+
+__all__ = ["DECODER_DEFAULT_CTX", "Layout", "file_fingerprint", "plan_batches", "read_layout"]
+
+logger = logging.getLogger(__name__)
+
+# Decoders train on long contexts; a default this size keeps the KV cache and compute
+# buffers small. Pass n_ctx explicitly to go further.
+DECODER_DEFAULT_CTX = 2048
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What ``read_layout`` decided for one model opened with one set of parameters."""
+
+    architecture: str
+    is_decoder: bool
+    gguf_pooling: Pooling | None  # what the file says it was trained with
+    has_rank_head: bool  # a classification head: a cross-encoder
+    pooling: Pooling  # what it runs with
+    n_ctx: int  # the most tokens of one text
+    n_ubatch: int  # llama.cpp's micro-batch
+    budget: int  # tokens per micro-batch when packing texts
+    n_seq_max: int  # texts per micro-batch
+    fingerprint: str
+
+
+def file_fingerprint(path: Path, pooling: Pooling) -> str:
+    """Return a short hash of the file's size and sampled contents, plus the pooling."""
+    digest = hashlib.sha256()
+    sample_file(digest, path)
+    digest.update(pooling.value.encode())
+    return digest.hexdigest()[:32]
+
+
+def _has_cls_head(path: Path) -> bool:
+    """Return True when the file holds a classification head (``cls.output.weight``).
+
+    llama.cpp's converter writes cross-encoders with their labels (an array, which
+    llama.cpp's metadata API does not expose) and no pooling type, so the tensor itself
+    is the sign.
+    """
+    from .gguf_check import scan
+
+    return "cls.output.weight" in scan(path).tensors
+
+
+def read_layout(model: Any, params: LlamaParams, *, warn_pooling: bool = True) -> Layout:
+    """Return the layout of an open ``NativeModel`` under ``params``.
+
+    Raises RerankNotSupportedError for rank pooling on a model without a classification
+    head; warns (unless ``warn_pooling`` is False) when the pooling asked for is not the
+    one the file was trained with.
+    """
+    meta = model.metadata
+    architecture = meta.get("general.architecture", "unknown")
+    is_decoder = meta.get(f"{architecture}.attention.causal", "true") == "true" and bool(
+        model.has_decoder
+    )
+    code = meta.get(f"{architecture}.pooling_type")
+    gguf_pooling = Pooling.parse(int(code)) if code not in (None, "") else None
+    has_rank_head = (
+        gguf_pooling is Pooling.RANK
+        or f"{architecture}.classifier.output_labels" in meta
+        or (gguf_pooling is None and not is_decoder and _has_cls_head(model.path))
+    )
+    if has_rank_head and gguf_pooling is None:
+        default = Pooling.RANK  # a cross-encoder from llama.cpp's converter: no pooling key
+    else:
+        default = gguf_pooling or (Pooling.LAST if is_decoder else Pooling.MEAN)
+    pooling = params.pooling or default
+    name = Path(params.model_path).name
+    mismatch = gguf_pooling not in (None, params.pooling)
+    if params.pooling is not None and mismatch and warn_pooling:
+        logger.warning(
+            "%s was trained with %s pooling but is opened with %s pooling",
+            name,
+            gguf_pooling.value if gguf_pooling else "?",
+            params.pooling.value,
+        )
+    if pooling is Pooling.RANK and not has_rank_head:
+        raise RerankNotSupportedError(
+            f"{name} has no classification head, so rank pooling is impossible: it is a "
+            "bi-encoder; use embed() and cosine similarity"
+        )
+    trained = model.n_ctx_train or 512
+    limit = min(trained, DECODER_DEFAULT_CTX) if is_decoder else trained
+    n_ctx = min(params.n_ctx, trained) if params.n_ctx else limit
+    # Every text must fit one micro-batch (encoders attend across it), so the
+    # micro-batch holds at least a full context. A decoder's batch also fills its KV
+    # cache, so it holds at most n_ctx tokens (llama.cpp cuts n_batch to n_ctx for
+    # causal models). A micro-batch cannot hold more sequences than tokens, and
+    # llama.cpp aborts (GGML_ASSERT in output_reserve) when n_seq_max exceeds it.
+    n_ubatch = n_ctx if is_decoder else max(n_ctx, params.n_batch)
+    return Layout(
+        architecture=architecture,
+        is_decoder=is_decoder,
+        gguf_pooling=gguf_pooling,
+        has_rank_head=has_rank_head,
+        pooling=pooling,
+        n_ctx=n_ctx,
+        n_ubatch=n_ubatch,
+        budget=min(params.n_batch, n_ubatch),
+        n_seq_max=min(params.n_seq_max, n_ubatch),
+        fingerprint=file_fingerprint(model.path, pooling),
+    )
+
+
+def plan_batches(lengths: Sequence[int], budget: int, max_seqs: int) -> list[list[int]]:
+    """Group text indices into micro-batches: longest first, packed up to ``budget`` tokens.
+
+    A text longer than the budget gets a micro-batch of its own; no micro-batch holds more
+    than ``max_seqs`` texts.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for i in order:
+        n = lengths[i]
+        full = used + n > max(budget, lengths[current[0]]) if current else False
+        if full or len(current) >= max_seqs:
+            batches.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += n
+    if current:
+        batches.append(current)
+    return batches

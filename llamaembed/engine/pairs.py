@@ -1,0 +1,87 @@
+"""The inputs a cross-encoder reads: one query–document pair per document.
+
+Pairs are built as llama.cpp's own server builds them: from a "rerank" template stored
+in the GGUF, or as ``[BOS] query [EOS] [SEP] document [EOS]`` (each marker only where the
+vocabulary asks for it). For a BERT cross-encoder with two token types, the pair goes in
+as input embeddings with the document's tokens marked as sentence B, which llama.cpp's
+BERT graph would not do (it adds token type 0 to every token).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._types import FloatArray, TokenArray
+
+__all__ = ["Segments", "build_pairs", "pair_tokens", "segment_tables"]
+
+Segments = tuple[FloatArray, FloatArray]
+"""The word-embedding table and ``type_1 - type_0`` of a BERT cross-encoder."""
+
+
+def segment_tables(path: Path) -> Segments:
+    """Return the word-embedding table and ``type_1 - type_0`` read from a BERT GGUF."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    tensors = {t.name: t for t in reader.tensors}
+    tables = []
+    for name in ("token_embd.weight", "token_types.weight"):
+        tensor = tensors[name]
+        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        tables.append(np.asarray(values, dtype=np.float32).reshape(-1, int(tensor.shape[0])))
+    words, types = tables
+    return words, types[1] - types[0]
+
+
+def pair_tokens(
+    vocab: Any, query: TokenArray, doc: TokenArray, n_ctx: int
+) -> tuple[TokenArray, int]:
+    """Return a pair's tokens and the index where the document's segment starts.
+
+    A pair longer than ``n_ctx`` is cut: the query keeps at least half the room, the
+    document gets the rest.
+    """
+    closing = vocab.eos if vocab.eos >= 0 else vocab.sep
+    head = [vocab.bos] if vocab.add_bos else []
+    middle = ([closing] if vocab.add_eos else []) + ([vocab.sep] if vocab.add_sep else [])
+    tail = [closing] if vocab.add_eos else []
+    room = n_ctx - len(head) - len(middle) - len(tail)
+    if len(query) + len(doc) > room:
+        keep = min(len(query), max(room // 2, room - len(doc)))
+        query, doc = query[:keep], doc[: room - keep]
+    parts = [head, query.tolist(), middle, doc.tolist(), tail]
+    tokens = np.asarray([t for part in parts for t in part], dtype=np.int32)
+    return tokens, len(head) + len(query) + len(middle)
+
+
+def build_pairs(
+    model: Any, query: str, documents: list[str], n_ctx: int, segments: Segments | None
+) -> list[npt.NDArray[Any]]:
+    """Return one input per document for an open ``NativeModel``: token ids or embeddings."""
+    if model.rerank_template:
+        templated = []
+        for document in documents:
+            text = model.rerank_template.replace("{query}", query).replace("{document}", document)
+            # As llama.cpp's server: the template's markers are special tokens.
+            tokens = model.tokenize(text, add_special=False, parse_special=True)
+            templated.append(tokens[:n_ctx])
+        return templated
+    query_tokens = model.tokenize(query, add_special=False)
+    pairs = [
+        pair_tokens(model.vocab, query_tokens, model.tokenize(d, add_special=False), n_ctx)
+        for d in documents
+    ]
+    if segments is None:
+        return [tokens for tokens, _ in pairs]
+    words, type_shift = segments
+    inputs = []
+    for tokens, start in pairs:
+        matrix = words[tokens]  # fancy indexing: a fresh array
+        matrix[start:] += type_shift  # the document is sentence B
+        inputs.append(matrix)
+    return inputs

@@ -1,0 +1,128 @@
+"""What a search returns and the steps every index shares: query vectors, pools, fusion.
+
+``Index`` and ``ShardedIndex`` both search through these functions, so one index and its
+shards rank alike. Pure functions besides the embedder's own calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..embedder import Embedder
+from ..engine.pooling import reciprocal_rank_fusion
+from ..errors import SearchIndexError
+
+__all__ = [
+    "Hit",
+    "embed_with",
+    "exact_search",
+    "fuse_candidates",
+    "query_vector",
+    "rerank_hits",
+    "search_pool",
+    "stored_metadata",
+]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def stored_metadata(stored: str) -> dict[str, Any]:
+    """Decode a metadata column; most documents have none, so skip json for those."""
+    return {} if stored == "{}" else dict(json.loads(stored))
+
+
+def rerank_hits(hits: list[Hit], text: str, reranker: Any) -> list[Hit]:
+    """Return hits rescored by a cross-encoder, best first; its scores become the scores."""
+    if not hits:
+        return hits
+    scored = reranker.rerank(text, [h.text for h in hits])
+    order = np.argsort(-np.asarray(scored), kind="stable")
+    return [Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order]
+
+
+def embed_with(
+    embedder: Embedder | None, texts: list[str], *, query: bool
+) -> npt.NDArray[np.float32]:
+    """Embed texts with an index's model: its query or document side where it has one."""
+    if embedder is None:
+        raise SearchIndexError("this index has no model: pass vectors or open it with one")
+    if query:
+        return np.asarray([embedder.embed_query(t) for t in texts], dtype=np.float32)
+    return np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+
+
+def query_vector(
+    embedder: Embedder | None, dim: int, query: str | npt.ArrayLike
+) -> tuple[npt.NDArray[np.float32], str | None]:
+    """Return a query's vector and its text (None when the query is a vector)."""
+    if isinstance(query, str):
+        return embed_with(embedder, [query], query=True)[0], query
+    vector = np.asarray(query, dtype=np.float32).reshape(-1)
+    if vector.shape != (dim,):
+        raise ValueError(f"query vector must have {dim} values")
+    if not np.all(np.isfinite(vector)):
+        raise ValueError("query vector contains NaN or infinity")
+    return vector, None
+
+
+def search_pool(k: int, candidates: int | None, widen: bool) -> int:
+    """Return how many candidates a search for ``k`` hits gathers (0: none are wanted).
+
+    ``widen`` (hybrid search or a rerank) gathers ``max(4k, 40)`` unless ``candidates``
+    says how many.
+    """
+    if candidates is not None and candidates < 1:
+        raise ValueError(f"candidates must be at least 1, got {candidates}")
+    if k <= 0:
+        return 0
+    return candidates or (max(k * 4, 40) if widen else k)
+
+
+def fuse_candidates(
+    dense: Sequence[tuple[Any, float]],
+    keyword: Sequence[tuple[Any, float]] | None,
+    limit: int,
+) -> list[tuple[Any, float]]:
+    """Return the first ``limit`` (key, score) pairs: dense alone, or fused with keywords.
+
+    Both lists run best first; a key is any hashable (a label, or a shard and a label).
+    The keyword list goes first into reciprocal-rank fusion, so an exact match on a rare
+    word wins a tie.
+    """
+    if keyword is None:
+        return list(dense[:limit])
+    fused = reciprocal_rank_fusion([[key for key, _ in keyword], [key for key, _ in dense]])
+    return fused[:limit]
+
+
+def exact_search(
+    labels: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    query: npt.NDArray[np.float32],
+    k: int,
+    allowed: set[int] | None,
+) -> list[tuple[int, float]]:
+    """Return the ``k`` best (label, score) pairs by inner product, best first.
+
+    ``allowed`` keeps only those labels (a metadata filter); ties keep label order.
+    """
+    scores = vectors @ query
+    if allowed is not None:
+        scores = np.where(np.isin(labels, list(allowed)), scores, -np.inf)
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(labels[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
