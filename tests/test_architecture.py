@@ -158,3 +158,29 @@ def test_modules_and_functions_stay_readable() -> None:
                     long_functions.append(f"{name}:{node.name} ({length} lines)")
     assert not long_modules, f"modules over {MAX_MODULE_LINES} lines: {long_modules}"
     assert not long_functions, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"
+
+
+def test_benchmarks_and_examples_import_what_exists() -> None:
+    """A name moved or removed in the package fails here, not when someone runs a script."""
+    import importlib
+
+    missing = []
+    for folder in ("benchmarks", "examples"):
+        for file in sorted((PACKAGE.parent / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.ImportFrom) and node.level == 0):
+                    continue
+                if not (node.module or "").startswith("llamaembed"):
+                    continue
+                module = importlib.import_module(node.module or "")
+                for alias in node.names:
+                    found = hasattr(module, alias.name)
+                    if not found:
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                            found = True
+                        except ImportError:
+                            pass
+                    if not found:
+                        missing.append(f"{file.name}: {node.module}.{alias.name}")
+    assert not missing, missing
