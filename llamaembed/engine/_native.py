@@ -115,10 +115,19 @@ def extra_buffers() -> tuple[bool, str]:
     """Return (once per process) whether models may use llama.cpp's extra CPU buffers."""
     global _extra_buffers
     if _extra_buffers is None:
-        from .hardware import extra_buffers_allowed, parse_system_info
+        from .hardware import amx_kernels_compiled, extra_buffers_allowed, parse_system_info
+        from .probe import REBUILD_COMMAND, probe
 
-        _extra_buffers = extra_buffers_allowed(parse_system_info(system_info_text()))
-        if not _extra_buffers[0]:
+        info = parse_system_info(system_info_text())
+        _extra_buffers = extra_buffers_allowed(info, probe=probe)
+        if not _extra_buffers[0] and amx_kernels_compiled(info):
+            # Once per process: this machine runs quantised models at half their speed.
+            logger.warning(
+                "llama.cpp's AMX kernels are off: %s. To use them: %s",
+                _extra_buffers[1],
+                REBUILD_COMMAND,
+            )
+        elif not _extra_buffers[0]:
             logger.debug("extra CPU buffer types off: %s", _extra_buffers[1])
     return _extra_buffers
 

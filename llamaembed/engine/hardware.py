@@ -1,4 +1,4 @@
-"""What the hardware offers and what follows from it: the weight-type rule, the AMX guard.
+"""What the hardware offers and what follows from it: the weight-type rule, the AMX rule.
 
 The rules here are pure functions of CPU flags and llama.cpp's system-info line, so they
 are tested on given inputs without the machine they describe; ``engine.system`` gathers
@@ -24,9 +24,10 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "FULL_QUALITY_TYPES",
@@ -126,7 +127,9 @@ def amx_kernels_compiled(info: dict[str, dict[str, str]]) -> bool:
 
 
 def extra_buffers_allowed(
-    info: dict[str, dict[str, str]], environ: dict[str, str] | None = None
+    info: dict[str, dict[str, str]],
+    environ: dict[str, str] | None = None,
+    probe: Callable[[], Any] | None = None,
 ) -> tuple[bool, str]:
     """Return whether llama.cpp may repack weights into its extra CPU buffers, and why.
 
@@ -134,11 +137,11 @@ def extra_buffers_allowed(
     header declares that asm as reading 8 bytes, so GCC drops the stores that fill the
     rest of the 64-byte configuration and ``ldtilecfg`` loads garbage: SIGSEGV or SIGILL
     on the first quantised matmul (llama.cpp #20824). pip builds llama.cpp with the
-    system compiler and ``-march=native``, so on an AMX CPU with GCC 12 every Q8_0/Q4_K
-    model crashes. The AMX buffer is one of llama.cpp's "extra" buffer types, so builds
-    with AMX kernels open models without extra buffers (weights stay in plain CPU
-    buffers; F16/BF16 never use AMX here). ``LLAMAEMBED_CPU_EXTRA_BUFFERS=1`` restores
-    llama.cpp's default for builds from a compiler without that bug (GCC 13+, clang).
+    system compiler and ``-march=native``, so an AMX CPU may or may not have a working
+    build. On a build with AMX kernels ``probe()`` (``engine.probe.probe``: a verdict with
+    ``ok`` and ``reason``) decides; without a probe such a build stays off. A build without
+    AMX kernels keeps llama.cpp's default. ``LLAMAEMBED_CPU_EXTRA_BUFFERS=1`` or ``=0``
+    overrides all of it.
     """
     env = os.environ if environ is None else environ
     forced = env.get(EXTRA_BUFFERS_ENV, "").strip().lower()
@@ -146,10 +149,17 @@ def extra_buffers_allowed(
         return True, f"{EXTRA_BUFFERS_ENV}=1"
     if forced in ("0", "false", "no", "off"):
         return False, f"{EXTRA_BUFFERS_ENV}=0"
-    if amx_kernels_compiled(info):
+    if not amx_kernels_compiled(info):
+        return True, "llama.cpp's default (this build has no AMX kernels)"
+    if probe is None:
         return False, (
-            "this llama.cpp build has AMX kernels, whose tile set-up GCC 12 miscompiles "
-            f"(crash on quantised weights); set {EXTRA_BUFFERS_ENV}=1 for a build without "
-            "that bug"
+            "this llama.cpp build has AMX kernels, which GCC 12 miscompiles unless built "
+            "with -fno-tree-dse -fno-dse, and no probe was run"
         )
-    return True, "llama.cpp's default"
+    verdict = probe()
+    if verdict.ok:
+        return True, f"AMX kernels {verdict.reason}"
+    return False, (
+        f"AMX kernels refused: {verdict.reason} (llama.cpp #20824: GCC 12 miscompiles their "
+        "tile set-up); rebuild llama-cpp-python with -fno-tree-dse -fno-dse, GCC 13+ or clang"
+    )
