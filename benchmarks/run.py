@@ -75,8 +75,8 @@ def write_results(report: str, command: str, key: str, heading: str | None = Non
 
 def machine_header(threads: int) -> list[str]:
     """Return the lines naming the machine: CPU model, its relevant flags, llama.cpp's view."""
-    from llamaembed.engine.hardware import RELEVANT_CPU_FLAGS, choose_weight_type, cpu_flags
-    from llamaembed.engine.system import system_info
+    from llamaembed.engine.hardware import RELEVANT_CPU_FLAGS, cpu_flags
+    from llamaembed.engine.system import auto_weight_type, system_info
 
     model = platform.processor() or platform.machine()
     try:
@@ -88,7 +88,7 @@ def machine_header(threads: int) -> list[str]:
         pass
     flags = cpu_flags()
     info = system_info()
-    choice = choose_weight_type(flags)
+    choice = auto_weight_type()
     return [
         f"Machine: {model}, {threads} threads for every system, Python "
         f"{platform.python_version()}.",

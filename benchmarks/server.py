@@ -205,9 +205,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from llamaembed import Llama
-    from llamaembed.engine.hardware import choose_weight_type, cpu_flags
+    from llamaembed.engine.system import auto_weight_type
 
-    kind = choose_weight_type(cpu_flags()).type
+    kind = auto_weight_type().type
     model = gguf_paths()[kind]
     texts = text_sets()["short"]
     bodies = [json.dumps({"input": t}).encode() for t in texts]

@@ -44,9 +44,9 @@ def load_system(name: str, threads: int) -> Callable[[list[str]], np.ndarray]:
 
         kind = name.split("-", 1)[1]
         if kind == "auto":  # the type llamaembed's auto rule picks on this machine
-            from llamaembed.engine.hardware import choose_weight_type, cpu_flags
+            from llamaembed.engine.system import auto_weight_type
 
-            kind = choose_weight_type(cpu_flags()).type
+            kind = auto_weight_type().type
         llama = Llama(gguf_paths()[kind], n_threads=threads)
         return llama.embed_texts
     if name.startswith("fastembed-"):

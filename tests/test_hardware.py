@@ -19,6 +19,7 @@ from llamaembed.engine.hardware import (
     extra_buffers_allowed,
     parse_system_info,
 )
+from llamaembed.engine.system import auto_weight_type
 
 AVX2_ONLY = "fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 bmi2".split()
 ZEN4 = AVX2_ONLY + "avx512f avx512bw avx512_vnni avx512_bf16".split()
@@ -49,6 +50,15 @@ def test_auto_weight_type_rule(flags: list[str], expected: str) -> None:
     assert choose_weight_type(flags, gpu=True).type == "f16"
 
 
+def test_auto_picks_q8_0_only_where_amx_kernels_run() -> None:
+    amx = choose_weight_type(SAPPHIRE_RAPIDS, amx=True)
+    assert amx.type == "q8_0" and "AMX" in amx.reason
+    assert choose_weight_type(SAPPHIRE_RAPIDS, amx=False).type == "f32"  # refused build
+    assert choose_weight_type(ZEN4, amx=True).type == "bf16"  # no amx_int8: never q8_0
+    assert choose_weight_type(SAPPHIRE_RAPIDS, amx=True, gpu=True).type == "f16"
+    assert set(hardware.AUTO_TYPES) == {*hardware.FULL_QUALITY_TYPES, "q8_0"}
+
+
 def test_parse_system_info_cpu_and_cuda() -> None:
     info = parse_system_info(SPR_BUILD)
     assert list(info) == ["CPU"]
@@ -74,8 +84,10 @@ def test_system_info_live() -> None:
     assert info["ggml"] != "unknown" and "(" in info["ggml"]  # version (commit)
     assert "CPU" in info["backends"]
     assert any(d["type"] == "cpu" for d in info["devices"])
-    assert info["auto_type"] in hardware.FULL_QUALITY_TYPES and info["auto_reason"]
-    assert info["auto_type"] == choose_weight_type(cpu_flags()).type
+    assert info["auto_type"] in hardware.AUTO_TYPES and info["auto_reason"]
+    assert info["auto_type"] == auto_weight_type().type
+    amx_here = "amx_int8" in cpu_flags() and info["extra_cpu_buffers"]
+    assert (info["auto_type"] == "q8_0") == bool(amx_here and "AMX_INT8" in info["cpu_features"])
     assert isinstance(info["gpu_offload"], bool)
 
 
@@ -137,7 +149,7 @@ def test_info_command() -> None:
 
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0, result.output
-    auto = choose_weight_type(cpu_flags()).type
+    auto = auto_weight_type().type
     assert f"auto weight type  {auto}:" in result.stdout
     assert "llama-cpp-python  0.3.36" in result.stdout and "GPU offload" in result.stdout
     facts = json.loads(CliRunner().invoke(main, ["info", "--json"]).stdout)

@@ -10,9 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 from . import _native
-from .hardware import RELEVANT_CPU_FLAGS, choose_weight_type, cpu_flags, parse_system_info
+from .hardware import (
+    RELEVANT_CPU_FLAGS,
+    WeightChoice,
+    amx_kernels_compiled,
+    choose_weight_type,
+    cpu_flags,
+    parse_system_info,
+)
 
-__all__ = ["system_info"]
+__all__ = ["amx_in_use", "auto_weight_type", "system_info"]
+
+
+def amx_in_use() -> bool:
+    """Return True when llama.cpp runs its AMX kernels here (built in, probe passed)."""
+    info = parse_system_info(_native.system_info_text())
+    return amx_kernels_compiled(info) and _native.extra_buffers()[0]
+
+
+def auto_weight_type(*, gpu: bool = False) -> WeightChoice:
+    """Return what ``auto`` picks on this machine, from its CPU flags and llama.cpp build."""
+    return choose_weight_type(cpu_flags(), gpu=gpu, amx=not gpu and amx_in_use())
 
 
 def system_info() -> dict[str, Any]:
@@ -28,7 +46,7 @@ def system_info() -> dict[str, Any]:
     devices = _native.devices()
     gpu = _native.supports_gpu_offload()
     flags = cpu_flags()
-    choice = choose_weight_type(flags, gpu=False)
+    choice = auto_weight_type()
     allowed, why = _native.extra_buffers()  # the rule in effect for this process
     return {
         "llama_cpp_python": binding_version,
@@ -41,7 +59,7 @@ def system_info() -> dict[str, Any]:
         "devices": devices,
         "auto_type": choice.type,
         "auto_reason": choice.reason,
-        "auto_type_gpu": choose_weight_type(flags, gpu=True).type,
+        "auto_type_gpu": auto_weight_type(gpu=True).type,
         "extra_cpu_buffers": allowed,
         "extra_cpu_buffers_reason": why,
     }

@@ -58,6 +58,7 @@ _FALLBACK_ORDER = {
     "f32": ("f32", "f16", "bf16", *_QUANTISED_ORDER),
     "bf16": ("bf16", "f16", "f32", *_QUANTISED_ORDER),
     "f16": ("f16", "bf16", "f32", *_QUANTISED_ORDER),
+    "q8_0": tuple(dict.fromkeys(("q8_0", "f32", "f16", "bf16", *_QUANTISED_ORDER))),
 }
 _said: set[tuple[str, str]] = set()
 _REQUIRED = ("kind", "repo", "files", "dimension", "pooling")
@@ -309,16 +310,17 @@ def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
 def choose_quant(entry: ModelEntry, quant: str | None, *, warn: bool = True) -> str:
     """Return the type to open: ``quant`` itself, or for auto the hardware's best type.
 
-    ``auto`` wants F32, BF16 or F16 (engine.hardware); an entry built from a package has every
+    ``auto`` wants F32, BF16, F16 or, where AMX runs it, Q8_0 (engine.hardware); an entry
+    built from a package has every
     type, an entry of the hub has the files it lists, and when it lacks the wanted type
     the nearest in quality is used, with a warning (once per process) that says so.
     """
     quant = (quant or DEFAULT_QUANT).lower()
     if quant != AUTO:
         return quant
-    from ..engine.hardware import choose_weight_type, cpu_flags
+    from ..engine.system import auto_weight_type
 
-    wanted = choose_weight_type(cpu_flags()).type
+    wanted = auto_weight_type().type
     if _package_installed(entry) is not None or wanted in entry.files:
         return wanted
     order = _FALLBACK_ORDER[wanted]
