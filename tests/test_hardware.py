@@ -86,6 +86,7 @@ def test_system_info_live() -> None:
     assert any(d["type"] == "cpu" for d in info["devices"])
     assert info["auto_type"] in hardware.AUTO_TYPES and info["auto_reason"]
     assert info["auto_type"] == auto_weight_type().type
+    assert info["amx_in_use"] == (info["amx_kernels_compiled"] and info["extra_cpu_buffers"])
     amx_here = "amx_int8" in cpu_flags() and info["extra_cpu_buffers"]
     assert (info["auto_type"] == "q8_0") == bool(amx_here and "AMX_INT8" in info["cpu_features"])
     assert isinstance(info["gpu_offload"], bool)
@@ -152,6 +153,8 @@ def test_info_command() -> None:
     auto = auto_weight_type().type
     assert f"auto weight type  {auto}:" in result.stdout
     assert "llama-cpp-python  0.3.36" in result.stdout and "GPU offload" in result.stdout
+    amx_line = next(line for line in result.stdout.splitlines() if line.startswith("AMX kernels"))
+    assert ("in use" in amx_line) == (auto == "q8_0")
     facts = json.loads(CliRunner().invoke(main, ["info", "--json"]).stdout)
     assert facts["auto_type"] == auto and facts["devices"]
 

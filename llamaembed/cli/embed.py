@@ -121,3 +121,10 @@ def info(as_json: bool) -> None:
     click.echo(f"auto weight type  {facts['auto_type']}: {facts['auto_reason']}")
     extra = "on" if facts["extra_cpu_buffers"] else "off"
     click.echo(f"extra CPU buffers {extra}: {facts['extra_cpu_buffers_reason']}")
+    if facts["amx_in_use"]:
+        amx = "in use"
+    elif facts["amx_kernels_compiled"]:
+        amx = "built in, not used (see extra CPU buffers)"
+    else:
+        amx = "not in this build"
+    click.echo(f"AMX kernels       {amx}")

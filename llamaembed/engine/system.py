@@ -62,4 +62,6 @@ def system_info() -> dict[str, Any]:
         "auto_type_gpu": auto_weight_type(gpu=True).type,
         "extra_cpu_buffers": allowed,
         "extra_cpu_buffers_reason": why,
+        "amx_kernels_compiled": amx_kernels_compiled(info),
+        "amx_in_use": amx_kernels_compiled(info) and allowed,
     }
