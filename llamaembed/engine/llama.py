@@ -233,17 +233,6 @@ class Llama(Embedder):
         """Return the text of token ids."""
         return str(self._model.detokenize(tokens, special=special))
 
-    def _fit(self, tokens: TokenArray, index: int, truncate: bool) -> tuple[TokenArray, bool]:
-        return fit_tokens(tokens, self.n_ctx, self._model.vocab, index=index, truncate=truncate)
-
-    def _prepare(
-        self,
-        texts: list[str],
-        options: EmbedOptions,
-        on_truncate: Callable[[int], None] | None = None,
-    ) -> list[TokenArray]:
-        return tokenize_texts(self._model, texts, options, self.n_ctx, on_truncate)
-
     # ----------------------------------------------------------------- batching
     def _context_or_raise(self) -> Any:
         if not self._params.embeddings:
@@ -304,7 +293,8 @@ class Llama(Embedder):
         (a server counts them in a metric rather than logging every request).
         """
         self._require_embedder()
-        return self._prepare(check_texts(texts), EmbedOptions(truncate=truncate), on_truncate)
+        options = EmbedOptions(truncate=truncate)
+        return tokenize_texts(self._model, check_texts(texts), options, self.n_ctx, on_truncate)
 
     def prepare_tokens(
         self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True
@@ -319,7 +309,9 @@ class Llama(Embedder):
         prepared = []
         for i, ids in enumerate(token_lists):
             tokens = check_token_ids(ids, i, n_vocab)
-            fitted, _ = self._fit(tokens.astype(np.int32), i, truncate)
+            fitted, _ = fit_tokens(
+                tokens.astype(np.int32), self.n_ctx, self._model.vocab, index=i, truncate=truncate
+            )
             prepared.append(fitted)
         return prepared
 
@@ -395,7 +387,7 @@ class Llama(Embedder):
             if self.pooling is Pooling.NONE:
                 return []
             return np.empty((0, self.n_embd), dtype=np.float32)
-        sequences = self._prepare(texts, options)
+        sequences = tokenize_texts(self._model, texts, options, self.n_ctx)
         result = self._run(sequences, self.n_embd, batch_size, show_progress)
         if options.normalize:
             if isinstance(result, list):

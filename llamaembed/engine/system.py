@@ -24,6 +24,8 @@ __all__ = ["amx_in_use", "auto_weight_type", "system_info"]
 
 def amx_in_use() -> bool:
     """Return True when llama.cpp runs its AMX kernels here (built in, probe passed)."""
+    if "amx_int8" not in cpu_flags():
+        return False  # no AMX here: nothing to ask llama.cpp (nor to probe)
     info = parse_system_info(_native.system_info_text())
     return amx_kernels_compiled(info) and _native.extra_buffers()[0]
 

@@ -29,7 +29,7 @@ from .. import __version__
 from ..embedder import Embedder
 from ..engine.pooling import l2_normalize, sigmoid
 from .batcher import Job
-from .errors import LIBRARY_ERRORS, ApiError, error_response
+from .errors import ANSWERED, ApiError, error_response
 from .guard import Guard, route_label
 from .metrics import CONTENT_TYPE
 from .schemas import (
@@ -356,11 +356,7 @@ def create_app(
         label = route_label(request.url.path)
         return error_response(exc, lambda code: state.metrics.failures.labels(label, code).inc())
 
-    from starlette.exceptions import HTTPException
-
-    handled: list[type[BaseException]] = [ApiError, RequestValidationError, HTTPException]
-    handled += [kind for kind, _row in LIBRARY_ERRORS]
-    for kind in [*handled, Exception]:
+    for kind in ANSWERED:
         app.add_exception_handler(kind, handle)
     return app
 

@@ -28,7 +28,14 @@ from ..errors import (
 from .infer import ClientGone
 from .schemas import error_body
 
-__all__ = ["LIBRARY_ERRORS", "ApiError", "ErrorRow", "error_response", "to_api_error"]
+__all__ = [
+    "ANSWERED",
+    "LIBRARY_ERRORS",
+    "ApiError",
+    "ErrorRow",
+    "error_response",
+    "to_api_error",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +115,7 @@ def _http_row(exc: BaseException) -> ApiError:
 
 
 # Exception class -> answer, first match wins (subclasses before their bases).
-LIBRARY_ERRORS: tuple[tuple[type[BaseException], ErrorRow], ...] = (
+LIBRARY_ERRORS: tuple[tuple[type[Exception], ErrorRow], ...] = (
     (InputTooLongError, ErrorRow(400, "input_too_long", param="input", message=_too_long)),
     (InvalidTokenError, ErrorRow(400, "invalid_token", param="input")),
     (EmptyInputError, ErrorRow(400, "empty_input", param="input")),
@@ -127,9 +134,19 @@ LIBRARY_ERRORS: tuple[tuple[type[BaseException], ErrorRow], ...] = (
 )
 
 # Exceptions of the web framework, each answered by a function of its own.
-_FRAMEWORK_ERRORS: tuple[tuple[type[BaseException], Callable[[BaseException], ApiError]], ...] = (
+_FRAMEWORK_ERRORS: tuple[tuple[type[Exception], Callable[[BaseException], ApiError]], ...] = (
     (RequestValidationError, _validation_row),
     (StarletteHTTPException, _http_row),
+)
+
+
+# Every exception class the app hands to error_response: the tables' classes, ApiError,
+# and Exception for anything else (a 500).
+ANSWERED: tuple[type[Exception], ...] = (
+    ApiError,
+    *(kind for kind, _row in LIBRARY_ERRORS),
+    *(kind for kind, _convert in _FRAMEWORK_ERRORS),
+    Exception,
 )
 
 

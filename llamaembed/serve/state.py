@@ -81,14 +81,15 @@ class ServerState:
         self.ready = True
 
     def _serve(self, kind: str, spec: ModelSpec, model: Embedder, *, owned: bool) -> None:
+        refusal = None
         if kind == "rerank" and not model.capabilities.rerank:
+            refusal = f"{spec.name} is not a cross-encoder (rank pooling)"
+        elif kind == "embedding" and model.capabilities.rerank:
+            refusal = f"{spec.name} is a cross-encoder: serve it with --rerank"
+        if refusal is not None:
             if owned:
                 model.close()
-            raise ValueError(f"{spec.name} is not a cross-encoder (rank pooling)")
-        if kind == "embedding" and model.capabilities.rerank:
-            if owned:
-                model.close()
-            raise ValueError(f"{spec.name} is a cross-encoder: serve it with --rerank")
+            raise ValueError(refusal)
         self.models[kind] = start(kind, spec, model, self.config.limits, self.metrics, owned=owned)
 
     def close(self) -> None:
