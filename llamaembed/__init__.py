@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         QuantizationError,
         QueueFullError,
         RegistryError,
+        RequestTooLargeError,
         RerankNotSupportedError,
         SearchIndexError,
     )
@@ -72,6 +73,7 @@ _LAZY = {
     "QUANT_TYPES": "conversion.quantize",
     "QuantizationError": "errors",
     "QueueFullError": "errors",
+    "RequestTooLargeError": "errors",
     "RegistryError": "errors",
     "RerankNotSupportedError": "errors",
     "RerankResult": "engine.llama",
@@ -117,6 +119,7 @@ __all__ = [
     "QuantizationError",
     "QueueFullError",
     "RegistryError",
+    "RequestTooLargeError",
     "RerankNotSupportedError",
     "RerankResult",
     "SearchIndexError",

@@ -161,7 +161,10 @@ class Embedder(abc.ABC):
 
     # ----------------------------------------------------------------- batch interface
     # The server's queue packs the inputs of many requests into shared runs, so a request's
-    # inputs are prepared first (tokenised, checked) and run together later.
+    # inputs are prepared first (tokenised, checked) and run together later. ``on_tokens(n)``
+    # hears the tokens of each input (or each chunk of inputs) as soon as they are counted;
+    # an exception it raises stops the work, so a server refuses an over-large request
+    # before it has tokenised all of it.
     @abc.abstractmethod
     def prepare_texts(
         self,
@@ -169,6 +172,7 @@ class Embedder(abc.ABC):
         *,
         truncate: bool = True,
         on_truncate: Callable[[int], None] | None = None,
+        on_tokens: Callable[[int], None] | None = None,
     ) -> list[Any]:
         """Return each text as the input ``forward`` takes; ``on_truncate(n)`` hears cuts."""
 
@@ -178,7 +182,13 @@ class Embedder(abc.ABC):
     ) -> list[Any]:
         """Return token id lists checked against the vocabulary, as ``forward`` takes them."""
 
-    def prepare_pairs(self, query: str, documents: Sequence[str]) -> list[Any]:
+    def prepare_pairs(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        on_tokens: Callable[[int], None] | None = None,
+    ) -> list[Any]:
         """Return query–document inputs for ``forward``; embedders refuse, as ``rerank`` does."""
         result: list[Any] = self.rerank(query, documents)
         return result

@@ -16,6 +16,7 @@ the boundary and re-raised as one of these, with what to do next in the message:
     ├── ConversionError             `convert` could not turn a Hugging Face folder into GGUF
     ├── QuantizationError           `quantize` failed or got an unknown type
     ├── QueueFullError              the server's batching queue has no room (HTTP 429)
+    ├── RequestTooLargeError        one request holds more tokens than the server takes (413)
     ├── SearchIndexError            an index folder is missing, truncated or tampered with
     │   └── IndexModelMismatchError the index (or embedded Parquet) is from another model
     ├── DatasetError                a dataset to embed or an embedded Parquet file is unusable
@@ -48,6 +49,7 @@ __all__ = [
     "QuantizationError",
     "QueueFullError",
     "RegistryError",
+    "RequestTooLargeError",
     "RerankNotSupportedError",
     "SearchIndexError",
 ]
@@ -114,6 +116,15 @@ class QueueFullError(LlamaEmbedError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RequestTooLargeError(LlamaEmbedError, ValueError):
+    """One request holds more tokens than a server takes (``--max-request-tokens``)."""
+
+    def __init__(self, message: str, *, n_tokens: int, limit: int) -> None:
+        super().__init__(message)
+        self.n_tokens = n_tokens  # counted so far: counting stops past the limit
+        self.limit = limit
 
 
 class InferenceError(LlamaEmbedError):

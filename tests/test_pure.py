@@ -157,6 +157,7 @@ def test_every_error_pickles_with_its_fields() -> None:
         errors.InputTooLongError: {"index": 3, "n_tokens": 600, "limit": 512},
         errors.InvalidTokenError: {"index": 1},
         errors.QueueFullError: {"retry_after": 1.5},
+        errors.RequestTooLargeError: {"n_tokens": 9000, "limit": 4096},
     }
     classes = {
         value

@@ -47,7 +47,13 @@ def check_token_ids(ids: Sequence[int], index: int, n_vocab: int) -> npt.NDArray
     """
     try:
         tokens = np.asarray(ids, dtype=np.int64)
-    except (OverflowError, ValueError, TypeError) as exc:
+    except OverflowError:
+        raise InvalidTokenError(
+            f"token list at index {index} holds an id too large for any vocabulary; this "
+            f"model's ids run from 0 to {n_vocab - 1}",
+            index=index,
+        ) from None
+    except (ValueError, TypeError) as exc:
         raise InvalidTokenError(
             f"token list at index {index} is not a list of token ids: {exc}", index=index
         ) from exc
@@ -93,10 +99,12 @@ def tokenize_texts(
     options: EmbedOptions,
     limit: int,
     on_truncate: Callable[[int], None] | None = None,
+    on_tokens: Callable[[int], None] | None = None,
 ) -> list[TokenArray]:
     """Return each text's tokens (specials added, fitted to ``limit``) from a NativeModel.
 
     Truncated texts are logged as one warning, or counted by ``on_truncate(n)`` instead.
+    ``on_tokens(n)`` hears each text's fitted token count as soon as it is known.
     """
     vocab = model.vocab
     prepared = []
@@ -113,6 +121,8 @@ def tokenize_texts(
         tokens, cut = fit_tokens(tokens, limit, vocab, index=i, truncate=options.truncate)
         n_truncated += cut
         prepared.append(tokens)
+        if on_tokens is not None:
+            on_tokens(len(tokens))
     if n_truncated and on_truncate is not None:
         on_truncate(n_truncated)
     elif n_truncated:

@@ -286,15 +286,18 @@ class Llama(Embedder):
         *,
         truncate: bool = True,
         on_truncate: Callable[[int], None] | None = None,
+        on_tokens: Callable[[int], None] | None = None,
     ) -> list[TokenArray]:
         """Return the token sequences ``forward`` takes for texts (specials added, fitted).
 
         Truncated texts are logged as a warning, or counted by ``on_truncate(n)`` instead
         (a server counts them in a metric rather than logging every request).
+        ``on_tokens(n)`` hears each text's token count as it is tokenised.
         """
         self._require_embedder()
         options = EmbedOptions(truncate=truncate)
-        return tokenize_texts(self._model, check_texts(texts), options, self.n_ctx, on_truncate)
+        texts = check_texts(texts)
+        return tokenize_texts(self._model, texts, options, self.n_ctx, on_truncate, on_tokens)
 
     def prepare_tokens(
         self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True
@@ -315,12 +318,19 @@ class Llama(Embedder):
             prepared.append(fitted)
         return prepared
 
-    def prepare_pairs(self, query: str, documents: Sequence[str]) -> list[npt.NDArray[Any]]:
+    def prepare_pairs(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        on_tokens: Callable[[int], None] | None = None,
+    ) -> list[npt.NDArray[Any]]:
         """Return the query–document inputs ``forward`` takes to score documents."""
         self._require_reranker()
         if not isinstance(query, str):
             raise TypeError(f"query is {type(query).__name__}, not str")
-        return build_pairs(self._model, query, check_texts(documents), self.n_ctx, self._segments)
+        docs = check_texts(documents)
+        return build_pairs(self._model, query, docs, self.n_ctx, self._segments, on_tokens)
 
     def forward(self, sequences: list[npt.NDArray[Any]]) -> FloatArray:
         """Return the raw pooled outputs of prepared inputs, one row each, in input order.

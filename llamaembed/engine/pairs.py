@@ -9,6 +9,7 @@ BERT graph would not do (it adds token type 0 to every token).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,22 +61,35 @@ def pair_tokens(
 
 
 def build_pairs(
-    model: Any, query: str, documents: list[str], n_ctx: int, segments: Segments | None
+    model: Any,
+    query: str,
+    documents: list[str],
+    n_ctx: int,
+    segments: Segments | None,
+    on_tokens: Callable[[int], None] | None = None,
 ) -> list[npt.NDArray[Any]]:
-    """Return one input per document for an open ``NativeModel``: token ids or embeddings."""
+    """Return one input per document for an open ``NativeModel``: token ids or embeddings.
+
+    ``on_tokens(n)`` hears each pair's token count as soon as it is known.
+    """
     if model.rerank_template:
         templated = []
         for document in documents:
             text = model.rerank_template.replace("{query}", query).replace("{document}", document)
             # As llama.cpp's server: the template's markers are special tokens.
-            tokens = model.tokenize(text, add_special=False, parse_special=True)
-            templated.append(tokens[:n_ctx])
+            tokens = model.tokenize(text, add_special=False, parse_special=True)[:n_ctx]
+            templated.append(tokens)
+            if on_tokens is not None:
+                on_tokens(len(tokens))
         return templated
     query_tokens = model.tokenize(query, add_special=False)
-    pairs = [
-        pair_tokens(model.vocab, query_tokens, model.tokenize(d, add_special=False), n_ctx)
-        for d in documents
-    ]
+    pairs = []
+    for document in documents:
+        document_tokens = model.tokenize(document, add_special=False)
+        pair = pair_tokens(model.vocab, query_tokens, document_tokens, n_ctx)
+        pairs.append(pair)
+        if on_tokens is not None:
+            on_tokens(len(pair[0]))
     if segments is None:
         return [tokens for tokens, _ in pairs]
     words, type_shift = segments

@@ -35,6 +35,7 @@ __all__ = ["StaticModel", "mean_rows"]
 
 DEFAULT_MAX_LENGTH = 512  # Model2Vec's default, so both truncate alike
 _CHUNK = 8192  # texts tokenised and pooled at once
+_PREPARE_CHUNK = 256  # texts tokenised at once for the server, which counts as it goes
 
 
 def mean_rows(
@@ -196,12 +197,24 @@ class StaticModel(Embedder):
         *,
         truncate: bool = True,
         on_truncate: Callable[[int], None] | None = None,
+        on_tokens: Callable[[int], None] | None = None,
     ) -> list[IdArray]:
-        """Return each text's token ids, as ``forward`` takes them."""
+        """Return each text's token ids, as ``forward`` takes them.
+
+        ``on_tokens(n)`` hears the tokens of each chunk of texts as it is tokenised.
+        """
         checked = check_texts(texts)
         limit = self.max_length if truncate else None
-        flat, lengths = self._encode(checked, limit, on_truncate)
-        return np.split(flat, np.cumsum(lengths)[:-1]) if len(checked) else []
+        prepared: list[IdArray] = []
+        # In chunks, so that on_tokens can stop a large request early (the tokenizer
+        # takes a whole list in one call).
+        for start in range(0, len(checked), _PREPARE_CHUNK):
+            chunk = checked[start : start + _PREPARE_CHUNK]
+            flat, lengths = self._encode(chunk, limit, on_truncate)
+            prepared += np.split(flat, np.cumsum(lengths)[:-1])
+            if on_tokens is not None:
+                on_tokens(int(lengths.sum()))
+        return prepared
 
     def prepare_tokens(
         self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True
