@@ -76,7 +76,10 @@ def test_records_written_before_modelspec_still_open(
 
 
 def test_token_counting_and_documents(tiny_encoder_path: Path, static_folder: Path) -> None:
-    for model in (Llama(tiny_encoder_path, document_prefix="passage: "), StaticModel(static_folder)):
+    for model in (
+        Llama(tiny_encoder_path, document_prefix="passage: "),
+        StaticModel(static_folder),
+    ):
         with model:
             for text in TEXTS:
                 assert model.count_tokens(text) == len(model.tokenize(text, add_special=False))
@@ -85,3 +88,27 @@ def test_token_counting_and_documents(tiny_encoder_path: Path, static_folder: Pa
             assert np.abs(documents - expected).max() < 1e-6
             with pytest.raises(TypeError):
                 model.embed(["not", "a", "string"])  # type: ignore[arg-type]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_on_tokens_hears_every_input_and_can_stop_the_work(
+    tiny_encoder_path: Path, static_folder: Path, tiny_reranker: Llama
+) -> None:
+    texts = [f"text number {i} about cats and rust" for i in range(600)]
+    with Llama(tiny_encoder_path) as gguf, StaticModel(static_folder) as static:
+        for model in (gguf, static):
+            heard: list[int] = []
+            prepared = model.prepare_texts(texts, on_tokens=heard.append)
+            assert sum(heard) == sum(len(p) for p in prepared)
+
+            def stop(n: int) -> None:
+                raise _Stop
+
+            with pytest.raises(_Stop):
+                model.prepare_texts(texts, on_tokens=stop)
+    heard = []
+    pairs = tiny_reranker.prepare_pairs("cats", texts[:5], on_tokens=heard.append)
+    assert heard == [len(p) for p in pairs]
