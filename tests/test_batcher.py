@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from llamaembed import Llama, QueueFullError
-from llamaembed.serve.batcher import Batcher
+from llamaembed.serve.batcher import RETRY_AFTER_CAP, Batcher
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_full_queue_raises_with_retry_after(encoder: Llama) -> None:
         gate.wait(30)
         return encoder.forward(inputs)
 
-    batcher = Batcher(blocked, max_batch_tokens=8, max_queue=4)
+    batcher = Batcher(blocked, max_batch_tokens=8, max_queue_tokens=12)  # four of 3 tokens
     sequence = encoder.prepare_texts(["cats"])[0]
     try:
         first = batcher.submit([sequence], [len(sequence)])
@@ -213,3 +213,59 @@ def test_close_runs_what_is_queued(encoder: Llama) -> None:
     assert job.future.result(timeout=1).shape[0] == 20
     with pytest.raises(RuntimeError):
         batcher.submit(sequences, [len(s) for s in sequences])
+
+
+def test_queue_is_bounded_in_tokens_with_retry_after_from_the_token_rate(encoder: Llama) -> None:
+    gate = threading.Event()
+    gate.set()
+
+    def run(inputs: list) -> np.ndarray:
+        gate.wait(30)
+        return encoder.forward(inputs)
+
+    batcher = Batcher(run, max_batch_tokens=64, max_queue_tokens=100)
+    sequence = encoder.prepare_texts(["cats purr"])[0]
+    n = len(sequence)
+    try:
+        assert batcher.retry_after(10**6) == 1.0  # no rate measured yet
+        batcher.submit([sequence] * 4, [n] * 4).future.result(timeout=30)  # measures the rate
+        gate.clear()
+        batcher.submit([sequence], [n])  # held by the worker
+        time.sleep(0.1)
+        waiting = batcher.submit([sequence] * 5, [n] * 5)
+        assert batcher.queued_tokens == 5 * n and batcher.free_tokens == 100 - 5 * n
+        fits = 100 - 5 * n
+        assert batcher.retry_after(fits) == 1.0  # it would fit now
+        with pytest.raises(QueueFullError) as info:
+            batcher.submit([sequence] * 20, [n] * 20)  # more tokens than are free
+        assert 1.0 <= info.value.retry_after <= RETRY_AFTER_CAP
+        assert "needs" in str(info.value)
+        assert batcher.retry_after(10**12) == RETRY_AFTER_CAP  # capped, however long
+        gate.set()
+        assert waiting.future.result(timeout=30).shape == (5, encoder.n_embd)
+        assert batcher.queued_tokens == 0
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_close_without_drain_fails_the_queued_jobs(encoder: Llama) -> None:
+    gate = threading.Event()
+
+    def run(inputs: list) -> np.ndarray:
+        gate.wait(30)
+        return encoder.forward(inputs)
+
+    batcher = Batcher(run, max_batch_tokens=4)
+    sequence = encoder.prepare_texts(["cats"])[0]
+    running = batcher.submit([sequence], [3])
+    time.sleep(0.1)
+    queued = batcher.submit([sequence] * 3, [3] * 3)
+    closer = threading.Thread(target=lambda: batcher.close(drain=False))
+    closer.start()
+    time.sleep(0.1)
+    with pytest.raises(RuntimeError, match="stopped before"):
+        queued.future.result(timeout=5)
+    gate.set()
+    closer.join(30)
+    assert running.future.result(timeout=0).shape == (1, encoder.n_embd)  # the run finished

@@ -408,7 +408,9 @@ def long_texts(n: int, seed: int) -> list[str]:
 @pytest.fixture()
 def slow_server(minilm_f16_path: Path) -> Iterator[ServerProcess]:
     with ServerProcess(
-        minilm_f16_path, "--max-queue", "64", "--max-client-batch", "32", "--threads", "1"
+        minilm_f16_path,
+        *("--max-queue-tokens", "32768", "--max-request-tokens", "16384"),
+        *("--max-client-batch", "32", "--threads", "1"),
     ) as process:
         yield process
 
@@ -450,7 +452,9 @@ def test_full_queue_answers_429_with_retry_after(slow_server: ServerProcess) -> 
 
 def test_disconnected_client_is_dropped_from_the_queue(minilm_f16_path: Path) -> None:
     server = ServerProcess(
-        minilm_f16_path, "--max-queue", "256", "--max-client-batch", "32", "--threads", "1"
+        minilm_f16_path,
+        *("--max-queue-tokens", "131072", "--max-request-tokens", "16384"),
+        *("--max-client-batch", "32", "--threads", "1"),
     )
     try:
         url = f"{server.url}/v1/embeddings"

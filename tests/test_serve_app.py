@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from llamaembed.errors import (
     InputTooLongError,
     InvalidTokenError,
     QueueFullError,
+    RequestTooLargeError,
 )
 from llamaembed.hub.spec import ModelSpec
 from llamaembed.params import LlamaParams
@@ -149,6 +151,7 @@ def test_the_error_table_answers_every_library_error() -> None:
         InvalidTokenError("bad id", index=0): (400, "invalid_token"),
         EmptyInputError("empty"): (400, "empty_input"),
         QueueFullError("queue full", retry_after=1.2): (429, "queue_full"),
+        RequestTooLargeError("too many", n_tokens=9000, limit=4096): (413, "too_many_tokens"),
         ClientGone(): (499, "client_disconnected"),
         InferenceError("decode failed"): (500, "inference_failed"),
         RequestValidationError([{"type": "json_invalid", "loc": (), "msg": "x"}]): (
@@ -192,3 +195,61 @@ def test_health_is_503_while_loading_then_200(
             time.sleep(0.02)
         assert client.get("/health").status_code == 200
         assert client.post("/v1/embeddings", json={"input": "cats"}).status_code == 200
+
+
+# ----------------------------------------------------------------------------- pure parts
+def test_count_values_skips_commas_inside_strings() -> None:
+    from llamaembed.serve.parsing import count_values
+
+    body = json.dumps({"input": ['a, b, "c", d\\, e', "x,y"], "model": "m"}).encode()
+    assert count_values(body, enough=0) == 2  # the commas between the values only
+    assert count_values(b"[" + b"1," * 1000 + b"1]", enough=0) == 1000
+    assert count_values(b"[1,2,3]", enough=10) == 2  # under `enough`: the plain count
+
+
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        ("", True),
+        ("   ", True),
+        ("\t\r\n", True),
+        ("\x00\x01\x7f\x9f", True),
+        ("\u3000\x85", True),
+        ("a", False),
+        (" a ", False),
+        ("\x01a", False),
+        ("é", False),
+        ("\u200b", False),
+    ],
+)
+def test_blank_means_only_whitespace_and_control_characters(text: str, blank: bool) -> None:
+    from llamaembed.serve.parsing import is_blank
+
+    assert is_blank(text) is blank
+
+
+def test_body_reader_decodes_within_its_limit() -> None:
+    import gzip
+    import zlib
+
+    from llamaembed.serve.body import BodyReader
+
+    raw = b'{"input": "cats"}' * 10
+    for encoding, packed in ((b"gzip", gzip.compress(raw)), (b"deflate", zlib.compress(raw))):
+        reader = BodyReader(encoding, limit=len(raw))
+        for i in range(0, len(packed), 7):  # as it arrives, in pieces
+            reader.feed(packed[i : i + 7])
+        assert reader.finish() == raw
+    bomb = gzip.compress(b"0" * 10_000_000)
+    reader = BodyReader(b"gzip", limit=1_000_000)
+    with pytest.raises(ApiError) as info:
+        reader.feed(bomb)
+    assert info.value.status == 413 and len(reader.buffer) <= 1_000_000
+    with pytest.raises(ApiError) as info:
+        BodyReader(b"br", limit=10)
+    assert info.value.status == 415
+    with pytest.raises(ApiError) as info:
+        short = BodyReader(b"gzip", limit=1000)
+        short.feed(gzip.compress(raw)[:-12])
+        short.finish()
+    assert info.value.status == 400

@@ -50,11 +50,17 @@ from ._common import errors, gpu_layers_option
     help="Inputs one request may send.",
 )
 @click.option(
-    "--max-queue",
-    default=16384,
+    "--max-request-tokens",
+    default=300_000,
     show_default=True,
     type=click.IntRange(1),
-    help="Inputs waiting before requests get 429.",
+    help="Tokens one request may hold (413 above), counted as it is tokenised.",
+)
+@click.option(
+    "--max-queue-tokens",
+    default=None,
+    type=click.IntRange(1),
+    help="Tokens waiting before requests get 429 [default: 2 x --max-request-tokens].",
 )
 @click.option(
     "--batch-wait-ms",
@@ -65,10 +71,52 @@ from ._common import errors, gpu_layers_option
 )
 @click.option(
     "--max-body-mb",
-    default=64,
+    default=16,
     show_default=True,
     type=click.IntRange(1),
-    help="Largest request body (413 above).",
+    help="Largest request body, once decoded (413 above).",
+)
+@click.option(
+    "--max-header-kb",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest request line and headers (431 above).",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a client has to send a request's headers (408, closed).",
+)
+@click.option(
+    "--body-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a client has to send a request's body after its headers (408, closed).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds an idle connection stays open between requests.",
+)
+@click.option(
+    "--max-connections",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Connections open at once (a request on one past them gets 503).",
+)
+@click.option(
+    "--graceful-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds after SIGTERM for requests in flight; those still running get 503.",
 )
 @click.option(
     "--threads",
@@ -99,9 +147,16 @@ def serve(
     api_key_file: str | None,
     max_batch_tokens: int,
     max_client_batch: int,
-    max_queue: int,
+    max_request_tokens: int,
+    max_queue_tokens: int | None,
     batch_wait_ms: float,
     max_body_mb: int,
+    max_header_kb: int,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive_timeout: float,
+    max_connections: int,
+    graceful_timeout: float,
     threads: int,
     n_ctx: int,
     query_prefix: str | None,
@@ -112,8 +167,8 @@ def serve(
     """Serve MODEL over HTTP: OpenAI /v1/embeddings, Cohere-style /v1/rerank, /metrics."""
     try:
         from ..hub.spec import resolve_model
-        from ..serve.app import ServerConfig
         from ..serve.runner import serve as run
+        from ..serve.state import HttpLimits, ServerConfig
     except ImportError as exc:
         raise click.ClickException(
             f"the server needs the [server] extra ({exc.name} is missing): "
@@ -133,16 +188,32 @@ def serve(
         model, quant=quant, **options, **{k: v for k, v in prefixes.items() if v is not None}
     )
     reranker = resolve_model(rerank_model, quant=quant, **options) if rerank_model else None
-    config = ServerConfig(
-        embedding=embedding,
-        rerank=reranker,
-        api_keys=tuple(keys),
-        max_batch_tokens=max_batch_tokens,
-        max_client_batch=max_client_batch,
-        max_queue=max_queue,
-        max_body_bytes=max_body_mb * 2**20,
-        batch_wait=batch_wait_ms / 1000,
+    http = HttpLimits(
+        max_header_bytes=max_header_kb * 1024,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive=keep_alive_timeout,
+        max_connections=max_connections,
     )
+    try:
+        config = ServerConfig(
+            embedding=embedding,
+            rerank=reranker,
+            api_keys=tuple(keys),
+            max_batch_tokens=max_batch_tokens,
+            max_client_batch=max_client_batch,
+            max_request_tokens=max_request_tokens,
+            max_queue_tokens=max_queue_tokens,
+            max_body_bytes=max_body_mb * 2**20,
+            batch_wait=batch_wait_ms / 1000,
+            graceful_timeout=graceful_timeout,
+            http=http,
+        )
+    except ValueError as exc:
+        message = str(exc).replace("max_queue_tokens", "--max-queue-tokens")
+        raise click.UsageError(
+            message.replace("max_request_tokens", "--max-request-tokens")
+        ) from exc
     try:
         run(
             config,

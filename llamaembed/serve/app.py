@@ -1,8 +1,9 @@
 """The HTTP layer: OpenAI embeddings, Cohere/Jina/TEI rerank, models, health and metrics.
 
-Routes live at module level on one router; they parse, check and answer, and the work goes
-through ``serve.infer`` (one queue per model). ``serve.guard`` checks keys and body sizes
-first; every error leaves through ``serve.errors`` in OpenAI's shape. ``create_app``
+Routes live at module level on one router; they parse (``serve.parsing``), check and
+answer, and the work goes through ``serve.infer`` (one queue per model). ``serve.guard``
+checks keys and body sizes first; every error leaves through ``serve.errors`` in OpenAI's
+shape. ``create_app``
 wires them together, opening the configured models in a thread after start-up, or
 serving models already open (``models=``), as tests do in-process.
 """
@@ -16,22 +17,23 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from .. import __version__
 from ..embedder import Embedder
 from ..engine.pooling import l2_normalize, sigmoid
 from .batcher import Job
 from .errors import ANSWERED, ApiError, error_response
-from .guard import Guard, route_label
+from .guard import OPEN_PATHS, Guard, route_label
 from .metrics import CONTENT_TYPE
+from .parsing import check_count, check_texts, embedding_inputs, parse, prefix_for
 from .schemas import (
     EmbeddingRequest,
     EmbeddingResponse,
@@ -85,73 +87,6 @@ def _json(payload: dict[str, Any], headers: dict[str, str]) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
-def _check_count(n: int, limit: int, what: str) -> None:
-    if n == 0:
-        raise ApiError(400, f"{what} is empty", param=what, code="empty_input")
-    if n > limit:
-        raise ApiError(
-            400,
-            f"{what} has {n} items; this server takes at most {limit} per request "
-            "(--max-client-batch)",
-            param=what,
-            code="too_many_inputs",
-        )
-
-
-def _embedding_inputs(
-    body: EmbeddingRequest, limit: int
-) -> tuple[list[str] | None, list[list[int]] | None]:
-    value = body.input
-    if isinstance(value, str):
-        value = [value]
-    _check_count(len(value), limit, "input")
-    first = value[0]
-    if isinstance(first, str):
-        texts: list[str] = value  # type: ignore[assignment]
-        for i, text in enumerate(texts):
-            if not text:
-                raise ApiError(
-                    400, f"input at index {i} is an empty string", param="input", code="empty_input"
-                )
-        return texts, None
-    if isinstance(first, int):
-        return None, [value]  # type: ignore[list-item]
-    return None, value  # type: ignore[return-value]
-
-
-def _prefix(body: EmbeddingRequest, model: Embedder, is_text: bool) -> str:
-    kinds = {k for k in (body.input_type, body.prompt_name) if k is not None}
-    if not kinds:
-        return ""
-
-    def refuse(message: str) -> ApiError:
-        return ApiError(400, message, param="input_type", code="invalid_input_type")
-
-    if len(kinds) > 1:
-        raise refuse("input_type and prompt_name disagree")
-    kind = kinds.pop()
-    if kind not in ("query", "document"):
-        raise refuse(f"input_type must be 'query' or 'document', got {kind!r}")
-    if not is_text:
-        raise refuse("input_type applies to text input, not token ids")
-    return model.query_prefix if kind == "query" else model.document_prefix
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def _parse(model: type[_Model], raw: bytes) -> _Model:
-    """Return the request parsed and checked in one pass (pydantic's JSON parser).
-
-    Cheaper per request than FastAPI's body parameter (json.loads, then validation);
-    errors go through the same handler, so the answers are the same.
-    """
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
-
-
 def _request_body(model: type[BaseModel]) -> dict[str, Any]:
     """Return the OpenAPI request body of a route that parses its body itself."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -174,10 +109,11 @@ async def embeddings(request: Request) -> Response:
     """Embed texts or token ids (OpenAI's contract)."""
     started = time.perf_counter()
     state = _state(request)
-    body = _parse(EmbeddingRequest, await request.body())
+    state.model_for("embedding", None).check_room()  # a full queue refuses before parsing
+    body = parse(EmbeddingRequest, await request.body(), _max_values(state))
     served = state.model_for("embedding", body.model)
     model = served.model
-    texts, token_lists = _embedding_inputs(body, state.config.max_client_batch)
+    texts, token_lists = embedding_inputs(body, state.config.max_client_batch)
     if body.encoding_format not in ("float", "base64"):
         raise ApiError(
             400,
@@ -193,7 +129,7 @@ async def embeddings(request: Request) -> Response:
             param="dimensions",
             code="invalid_dimensions",
         )
-    prefix = _prefix(body, model, texts is not None)
+    prefix = prefix_for(body, model, texts is not None)
     if texts is not None and prefix:
         texts = [prefix + t for t in texts]
     rows, job = await served.embed(
@@ -230,7 +166,8 @@ async def rerank(request: Request) -> Response:
     """Score documents against a query (Cohere's / Jina's contract), best first."""
     started = time.perf_counter()
     state = _state(request)
-    body = _parse(RerankRequest, await request.body())
+    state.model_for("rerank", None).check_room()  # a full queue refuses before parsing
+    body = parse(RerankRequest, await request.body(), _max_values(state))
     served = state.model_for("rerank", body.model)
     if body.documents is not None and body.texts is not None:
         raise ApiError(
@@ -239,14 +176,14 @@ async def rerank(request: Request) -> Response:
     documents = body.documents if body.documents is not None else body.texts
     if documents is None:
         raise ApiError(400, "documents is required", param="documents", code="missing_documents")
-    _check_count(len(documents), state.config.max_client_batch, "documents")
-    if not body.query:
-        raise ApiError(400, "query is an empty string", param="query", code="empty_input")
+    check_count(len(documents), state.config.max_client_batch, "documents")
+    check_texts([body.query], "query")
     if body.top_n is not None and body.top_n < 1:
         raise ApiError(
             400, f"top_n must be at least 1, got {body.top_n}", param="top_n", code="invalid_top_n"
         )
     texts = [d if isinstance(d, str) else d.text for d in documents]
+    check_texts(texts, "documents")
     rows, job = await served.rerank(body.query, texts, gone=_gone(request))
     scores = rows[:, 0] if body.raw_scores else sigmoid(rows[:, 0])
     order = np.argsort(-scores, kind="stable")[: body.top_n]
@@ -289,7 +226,7 @@ async def models(request: Request) -> Response:
     return _json({"object": "list", "data": cards}, {})
 
 
-@router.get("/health", responses={503: {"model": ErrorResponse}})
+@router.api_route("/health", methods=["GET", "HEAD"], responses={503: {"model": ErrorResponse}})
 async def health(request: Request) -> Response:
     """Return 200 when the models are loaded, 503 while loading or shutting down."""
     state = _state(request)
@@ -335,7 +272,9 @@ def create_app(
         state.shutting_down = True
         if loading is not None:
             await loading
-        await asyncio.to_thread(state.close)
+        # uvicorn has let requests finish, or cancelled them past the grace period (they
+        # answer 503): whatever is still queued belongs to nobody.
+        await asyncio.to_thread(lambda: state.close(drain=False))
 
     app = FastAPI(
         title="llamaembed",
@@ -358,7 +297,35 @@ def create_app(
 
     for kind in ANSWERED:
         app.add_exception_handler(kind, handle)
+    if config.api_keys:
+        app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_bearer(app: FastAPI) -> dict[str, Any]:
+    """Return the OpenAPI schema, saying which routes take ``Authorization: Bearer``."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "One of the server's keys (--api-key, --api-key-file).",
+        }
+        for path, operations in schema["paths"].items():
+            if path not in OPEN_PATHS:
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _max_values(state: ServerState) -> int:
+    """Return how many JSON values a request body may hold: ids, plus a few per input."""
+    config = state.config
+    return config.max_request_tokens + 4 * config.max_client_batch + 64
 
 
 async def _load(state: ServerState, on_fatal: Callable[[BaseException], None] | None) -> None:

@@ -4,8 +4,9 @@ A plain class with no HTTP in it. Each request submits its prepared inputs as on
 :class:`Job`; one worker thread takes inputs first come, first served, up to a token
 budget per run (a request's inputs may span several runs), hands them to the model (whose
 engine packs them into micro-batches longest first) and scatters the output rows back to
-their jobs in input order. The queue is bounded in inputs; a job whose client has gone
-is dropped before it costs any inference.
+their jobs in input order. The queue is bounded in tokens, the unit of work, so that a
+job admitted waits at most for the tokens ahead of it; a job whose client has gone is
+dropped before it costs any inference.
 
 When fewer inputs wait than the last run took, the worker waits a moment (``batch_wait``)
 for the rest: under steady load the clients just answered are sending their next
@@ -29,9 +30,13 @@ import numpy.typing as npt
 
 from ..errors import QueueFullError
 
-__all__ = ["Batcher", "Job"]
+__all__ = ["RETRY_AFTER_CAP", "Batcher", "Job"]
 
 logger = logging.getLogger(__name__)
+
+# The longest Retry-After a full queue advises, in seconds: past a minute an estimate from
+# the recent token rate says little, and a client should rather look elsewhere.
+RETRY_AFTER_CAP = 60.0
 
 RunFunction = Callable[[list[Any]], npt.NDArray[np.float32]]
 BatchObserver = Callable[[int, int, float], None]
@@ -101,8 +106,8 @@ class Batcher:
 
     ``run`` takes a list of prepared inputs and returns one float32 row per input (e.g.
     ``Llama.forward``). ``max_batch_tokens`` caps the tokens of one run (an input longer
-    than it runs alone); ``max_queue`` caps the inputs waiting, beyond which ``submit``
-    raises :class:`QueueFullError`. ``batch_wait`` is the longest wait, in seconds, for
+    than it runs alone); ``max_queue_tokens`` caps the tokens waiting, beyond which
+    ``submit`` raises :class:`QueueFullError`. ``batch_wait`` is the longest wait, in seconds, for
     as many inputs as the last run took (0: run whatever waits at once).
     """
 
@@ -111,19 +116,19 @@ class Batcher:
         run: RunFunction,
         *,
         max_batch_tokens: int = 4096,
-        max_queue: int = 16384,
+        max_queue_tokens: int = 600_000,
         batch_wait: float = 0.002,
         on_batch: BatchObserver | None = None,
         on_drop: Callable[[int], None] | None = None,
         name: str = "model",
     ) -> None:
-        if max_batch_tokens < 1 or max_queue < 1:
-            raise ValueError("max_batch_tokens and max_queue must be at least 1")
+        if max_batch_tokens < 1 or max_queue_tokens < 1:
+            raise ValueError("max_batch_tokens and max_queue_tokens must be at least 1")
         if not 0 <= batch_wait <= 1:
             raise ValueError(f"batch_wait must be within 0 and 1 second, got {batch_wait}")
         self._run = run
         self.max_batch_tokens = max_batch_tokens
-        self.max_queue = max_queue
+        self.max_queue_tokens = max_queue_tokens
         self.batch_wait = batch_wait
         self._last_run = 0  # inputs in the last run
         self._on_batch = on_batch
@@ -131,9 +136,10 @@ class Batcher:
         self.name = name
         self._items: collections.deque[tuple[Job, int, Any]] = collections.deque()
         self._queued = 0  # inputs waiting, cancelled ones included until they are skipped
+        self._queued_tokens = 0  # their tokens
         self._condition = threading.Condition()
         self._closing = False
-        self._rate = 0.0  # inputs per second, smoothed, for Retry-After
+        self._rate = 0.0  # tokens per second, smoothed, for Retry-After
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -142,11 +148,33 @@ class Batcher:
         """Return the number of inputs waiting to run."""
         return self._queued
 
-    def retry_after(self) -> float:
-        """Return an estimate in seconds of how long the queue takes to drain (at least 1)."""
-        if self._rate <= 0:
+    @property
+    def queued_tokens(self) -> int:
+        """Return the number of tokens waiting to run."""
+        return self._queued_tokens
+
+    @property
+    def free_tokens(self) -> int:
+        """Return how many tokens a job may hold to be admitted now."""
+        return self.max_queue_tokens - self._queued_tokens
+
+    def retry_after(self, tokens: int) -> float:
+        """Return the seconds until a job of ``tokens`` would fit, from the measured rate.
+
+        At least 1 and at most :data:`RETRY_AFTER_CAP`; 1 before any run was measured.
+        """
+        excess = self._queued_tokens + tokens - self.max_queue_tokens
+        if self._rate <= 0 or excess <= 0:
             return 1.0
-        return max(1.0, self._queued / self._rate)
+        return min(RETRY_AFTER_CAP, max(1.0, excess / self._rate))
+
+    def refuse(self, tokens: int) -> QueueFullError:
+        """Return the error for a job of ``tokens`` (or more) that does not fit now."""
+        return QueueFullError(
+            f"the queue holds {self._queued_tokens} tokens and takes at most "
+            f"{self.max_queue_tokens}; this request needs {tokens}",
+            retry_after=self.retry_after(tokens),
+        )
 
     def submit(self, inputs: Sequence[Any], lengths: Sequence[int]) -> Job:
         """Queue one request's inputs and return its Job; raise QueueFullError when full."""
@@ -159,21 +187,27 @@ class Batcher:
         with self._condition:
             if self._closing:
                 raise RuntimeError("the batcher is stopped")
-            if self._queued + len(inputs) > self.max_queue:
-                raise QueueFullError(
-                    f"the queue holds {self._queued} inputs and takes at most "
-                    f"{self.max_queue}; retry later",
-                    retry_after=self.retry_after(),
-                )
+            if job.tokens > self.free_tokens:
+                raise self.refuse(job.tokens)
             self._items.extend((job, i, item) for i, item in enumerate(inputs))
             self._queued += len(inputs)
+            self._queued_tokens += job.tokens
             self._condition.notify()
         return job
 
-    def close(self, timeout: float | None = None) -> None:
-        """Run what is queued, then stop the worker thread."""
+    def close(self, timeout: float | None = None, *, drain: bool = True) -> None:
+        """Stop the worker thread once the queue is run (``drain``) or dropped.
+
+        Without ``drain`` the jobs still queued fail with RuntimeError, at once; the run in
+        progress finishes first.
+        """
         with self._condition:
             self._closing = True
+            if not drain:
+                for job in dict.fromkeys(job for job, _, _ in self._items):
+                    job._fail(RuntimeError("the server stopped before this request ran"))
+                self._items.clear()
+                self._queued = self._queued_tokens = 0
             self._condition.notify()
         self._thread.join(timeout)
 
@@ -191,16 +225,18 @@ class Batcher:
             dropped = 0
             while self._items:
                 job, index, item = self._items[0]
+                length = job.lengths[index]
                 if job.finished:  # cancelled by its client, or failed in an earlier run
                     self._items.popleft()
                     self._queued -= 1
+                    self._queued_tokens -= length
                     dropped += job.cancelled
                     continue
-                length = job.lengths[index]
                 if batch and used + length > self.max_batch_tokens:
                     break
                 self._items.popleft()
                 self._queued -= 1
+                self._queued_tokens -= length
                 batch.append((job, index, item))
                 used += length
             self._last_run = len(batch)
@@ -253,7 +289,7 @@ class Batcher:
         for (job, index, _), row in zip(batch, rows, strict=True):
             tokens += job.lengths[index]
             job._deliver(index, row)
-        rate = len(batch) / seconds if seconds > 0 else 0.0
+        rate = tokens / seconds if seconds > 0 else 0.0
         self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
         if self._on_batch is not None:
             self._on_batch(len(batch), tokens, seconds)

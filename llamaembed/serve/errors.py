@@ -24,6 +24,7 @@ from ..errors import (
     InputTooLongError,
     InvalidTokenError,
     QueueFullError,
+    RequestTooLargeError,
 )
 from .infer import ClientGone
 from .schemas import error_body
@@ -119,6 +120,7 @@ LIBRARY_ERRORS: tuple[tuple[type[Exception], ErrorRow], ...] = (
     (InputTooLongError, ErrorRow(400, "input_too_long", param="input", message=_too_long)),
     (InvalidTokenError, ErrorRow(400, "invalid_token", param="input")),
     (EmptyInputError, ErrorRow(400, "empty_input", param="input")),
+    (RequestTooLargeError, ErrorRow(413, "too_many_tokens", param="input")),
     (
         QueueFullError,
         ErrorRow(

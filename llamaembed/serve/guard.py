@@ -1,17 +1,21 @@
 """The guard: API keys and body limits, checked before any parsing, and request metrics.
 
-An ASGI middleware around the whole app. It reads an inference request's body itself, so
-that an over-long one is a 413 before FastAPI parses anything (FastAPI would turn an error
-while it reads into a 400), then replays it to the route.
+An ASGI middleware around the whole app. It reads an inference request's body itself,
+decoding gzip or deflate as it arrives, so that an over-long one is a 413 before FastAPI
+parses anything (FastAPI would turn an error while it reads into a 400), then replays the
+decoded body to the route. A request the server cancels at shutdown, past its grace
+period, is answered 503 in our error shape here (uvicorn would send a plain-text 500).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .body import BodyReader
 from .errors import ApiError
 from .metrics import Metrics
 
@@ -81,7 +85,7 @@ class Guard:
         metrics = self.metrics
         route = route_label(scope["path"])
         started = time.perf_counter()
-        status = 500
+        status = 0  # no answer yet
 
         async def send_counted(message: Message) -> None:
             nonlocal status
@@ -106,8 +110,25 @@ class Guard:
                 return
             if checked is not None:
                 await self.app(scope, checked, send_counted)
+        except asyncio.CancelledError:
+            # uvicorn cancels the requests still running when the grace period after
+            # SIGTERM ends; answer them, once, rather than leave uvicorn's plain 500.
+            if status:
+                raise
+            task = asyncio.current_task()
+            if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
+                task.uncancel()
+            refusal = ApiError(
+                503,
+                "the server shut down before this request finished; retry on another replica",
+                type_="server_error",
+                code="shutting_down",
+                headers={"Connection": "close"},
+            )
+            metrics.failures.labels(route, "shutting_down").inc()
+            await refusal.response()(scope, receive, send_counted)
         finally:
-            metrics.requests.labels(route, str(status)).inc()
+            metrics.requests.labels(route, str(status or 500)).inc()
             if route in _INFERENCE:
                 metrics.request_duration.labels(route).observe(time.perf_counter() - started)
 
@@ -121,27 +142,22 @@ class Guard:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise self._too_large()
         if route in _INFERENCE and scope["method"] == "POST":
-            body = await self._read_body(receive)
+            reader = BodyReader(headers.get(b"content-encoding", b""), self.max_body_bytes)
+            body = await self._read_body(reader, receive)
             if body is None:
                 return None  # the client left while sending
             return _replay(body, receive)
         return receive
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        """Return the whole body (None if the client left); raise a 413 past the limit."""
-        chunks: list[bytes] = []
-        size = 0
+    async def _read_body(self, reader: BodyReader, receive: Receive) -> bytes | None:
+        """Return the whole decoded body (None if the client left); raise past the limit."""
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise self._too_large()
-            chunks.append(chunk)
+            reader.feed(message.get("body", b""))
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                return bytes(reader.finish())
 
     def _authorize(self, header: bytes) -> None:
         scheme, _, token = header.decode("latin-1").partition(" ")
@@ -160,7 +176,7 @@ class Guard:
     def _too_large(self) -> ApiError:
         return ApiError(
             413,
-            f"the request body is larger than {self.max_body_bytes} bytes; "
+            f"the request body is larger than {self.max_body_bytes} bytes (--max-body-mb); "
             "split the inputs over several requests",
             code="body_too_large",
         )

@@ -2,9 +2,11 @@
 
 A request's inputs are prepared (tokenised and checked, inline when small, in a thread
 when large), submitted to the model's :class:`Batcher` as one job, and awaited; a client
-that leaves first has its job dropped from the queue. Only library errors are raised
-(``InputTooLongError``, ``QueueFullError``, ``InferenceError``, …) and :class:`ClientGone`;
-``serve.errors`` turns them into answers.
+that leaves first has its job dropped from the queue. Tokens are counted as they are
+tokenised: past ``max_request_tokens``, or past the room left in the queue, the work stops
+and the request is refused at once. Only library errors are raised (``InputTooLongError``,
+``QueueFullError``, ``RequestTooLargeError``, ``InferenceError``, …) and
+:class:`ClientGone`; ``serve.errors`` turns them into answers.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from typing import Any
 
 from .._types import FloatArray
 from ..embedder import Embedder
-from ..errors import InferenceError
+from ..errors import InferenceError, RequestTooLargeError
 from ..hub.spec import ModelSpec
 from .batcher import Batcher, Job
 from .metrics import Metrics
 
-__all__ = ["INLINE_TOKENIZE", "ClientGone", "Limits", "Served", "start"]
+__all__ = ["INLINE_TOKENIZE", "Budget", "ClientGone", "Limits", "Served", "start"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +46,35 @@ class Limits:
     """The queue's settings, from the server's configuration."""
 
     max_batch_tokens: int
-    max_queue: int
+    max_queue_tokens: int
+    max_request_tokens: int
     batch_wait: float
+
+
+class Budget:
+    """A request's token count, refusing it as soon as it is over a limit.
+
+    Called with each input's tokens while they are counted (``on_tokens``): raises
+    RequestTooLargeError past ``limit``, QueueFullError past the queue's free room.
+    """
+
+    def __init__(self, limit: int, batcher: Batcher) -> None:
+        self.limit = limit
+        self.batcher = batcher
+        self.tokens = 0
+
+    def __call__(self, tokens: int) -> None:
+        """Count ``tokens`` more; raise if the request is now over a limit."""
+        self.tokens += tokens
+        if self.tokens > self.limit:
+            raise RequestTooLargeError(
+                f"this request holds more than {self.limit} tokens, the most this server "
+                "takes in one request (--max-request-tokens); split it",
+                n_tokens=self.tokens,
+                limit=self.limit,
+            )
+        if self.tokens > self.batcher.free_tokens:
+            raise self.batcher.refuse(self.tokens)
 
 
 @dataclass
@@ -56,12 +85,18 @@ class Served:
     spec: ModelSpec
     model: Embedder
     batcher: Batcher
+    max_request_tokens: int
     owned: bool = True  # the server opened it, so the server closes it
     created: int = field(default_factory=lambda: int(time.time()))
 
     def answers_to(self, name: str | None) -> bool:
         """Return True when a request naming ``name`` (None: any) means this model."""
         return name is None or name == self.spec.name or name in self.spec.aliases
+
+    def check_room(self) -> None:
+        """Raise QueueFullError when the queue has no room at all (before any parsing)."""
+        if self.batcher.free_tokens < 1:
+            raise self.batcher.refuse(1)
 
     async def embed(
         self,
@@ -74,17 +109,21 @@ class Served:
     ) -> tuple[FloatArray, Job]:
         """Return the raw output rows of texts (or token id lists) and the job that ran them."""
         model = self.model
+        budget = Budget(self.max_request_tokens, self.batcher)
         if texts is not None:
             size = sum(map(len, texts))
             sequences = await _prepare(
-                size, lambda: model.prepare_texts(texts, truncate=truncate, on_truncate=on_truncate)
+                size,
+                lambda: model.prepare_texts(
+                    texts, truncate=truncate, on_truncate=on_truncate, on_tokens=budget
+                ),
             )
         else:
             assert token_lists is not None
             ids = token_lists
-            sequences = await _prepare(
-                sum(map(len, ids)), lambda: model.prepare_tokens(ids, truncate=truncate)
-            )
+            size = sum(map(len, ids))
+            budget(size)  # ids count as sent, before any is checked
+            sequences = await _prepare(size, lambda: model.prepare_tokens(ids, truncate=truncate))
         return await self._run(sequences, gone)
 
     async def rerank(
@@ -92,17 +131,20 @@ class Served:
     ) -> tuple[FloatArray, Job]:
         """Return the cross-encoder's raw output rows for each document and the job."""
         model = self.model
+        budget = Budget(self.max_request_tokens, self.batcher)
         size = sum(map(len, documents)) + len(query) * len(documents)
-        pairs = await _prepare(size, lambda: model.prepare_pairs(query, documents))
+        pairs = await _prepare(
+            size, lambda: model.prepare_pairs(query, documents, on_tokens=budget)
+        )
         return await self._run(pairs, gone)
 
     async def _run(self, inputs: list[Any], gone: Gone) -> tuple[FloatArray, Job]:
         job = self.batcher.submit(inputs, [len(item) for item in inputs])  # may be QueueFull
         return await _wait(job, gone), job
 
-    def close(self) -> None:
-        """Finish the queued work, stop the worker; free the model if the server opened it."""
-        self.batcher.close()
+    def close(self, *, drain: bool = True) -> None:
+        """Stop the queue (after its work, or dropping it); free the model if ours."""
+        self.batcher.close(drain=drain)
         if self.owned:
             self.model.close()
 
@@ -125,14 +167,15 @@ def start(
     batcher = Batcher(
         model.forward,
         max_batch_tokens=limits.max_batch_tokens,
-        max_queue=limits.max_queue,
+        max_queue_tokens=limits.max_queue_tokens,
         batch_wait=limits.batch_wait,
         on_batch=observe,
         on_drop=metrics.dropped.labels(name).inc,
         name=name,
     )
     metrics.queue_size.labels(name).set_function(lambda: batcher.queue_size)
-    return Served(kind, spec, model, batcher, owned=owned)
+    metrics.queue_tokens.labels(name).set_function(lambda: batcher.queued_tokens)
+    return Served(kind, spec, model, batcher, limits.max_request_tokens, owned=owned)
 
 
 async def _prepare(size: int, work: Callable[[], list[Any]]) -> list[Any]:

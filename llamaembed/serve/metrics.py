@@ -43,6 +43,12 @@ class Metrics:
         self.queue_size = Gauge(
             "llamaembed_queue_size", "Inputs waiting in the batching queue", ["model"], registry=r
         )
+        self.queue_tokens = Gauge(
+            "llamaembed_queue_tokens",
+            "Tokens waiting in the batching queue (bounded by --max-queue-tokens)",
+            ["model"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "llamaembed_batch_size",
             "Inputs per model run",

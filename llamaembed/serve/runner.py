@@ -1,4 +1,9 @@
-"""The server process: bind the socket, run uvicorn, drain on SIGTERM, exit 0."""
+"""The server process: bind the socket, run uvicorn, drain on SIGTERM, exit 0.
+
+uvicorn runs with our bounded HTTP protocol (``serve.protocol``), its keep-alive timeout
+and its graceful-shutdown timeout from the configuration; requests still running when
+that ends are answered 503 by the guard.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,14 @@ from typing import Any
 import uvicorn
 
 from .app import ServerConfig, create_app
+from .protocol import protocol_for
 
 __all__ = ["serve"]
 
-# In-flight requests get this long to finish after SIGTERM before connections are cut.
-GRACEFUL_SHUTDOWN_SECONDS = 30
+logger = logging.getLogger("llamaembed.serve")
+
+# File descriptors the process needs beside its connections: the model, logs, threads.
+_SPARE_FILES = 64
 
 
 class _Server(uvicorn.Server):
@@ -79,14 +87,18 @@ def serve(
     def shutting_down() -> None:
         state.shutting_down = True
 
+    def refused(code: str) -> None:
+        state.metrics.failures.labels("connection", code).inc()
+
+    _allow_files(config.http.max_connections + _SPARE_FILES)
     uv_config = uvicorn.Config(
         app,
+        http=protocol_for(config.http, refused),
         log_level=log_level,
         access_log=access_log,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        # Each request's answer is ready when its batch is; no keep-alive tuning needed
-        # beyond uvicorn's default, but a longer one spares load balancers reconnects.
-        timeout_keep_alive=30,
+        timeout_graceful_shutdown=config.graceful_timeout,  # type: ignore[arg-type]
+        # Longer than uvicorn's 5 s default: it spares load balancers reconnects.
+        timeout_keep_alive=config.http.keep_alive,  # type: ignore[arg-type]
     )
     server = _Server(uv_config, shutting_down)
     bound_host, bound_port = sock.getsockname()[:2]
@@ -105,3 +117,24 @@ def serve(
         sock.close()
     if fatal:
         raise fatal[0]
+
+
+def _allow_files(needed: int) -> None:
+    """Raise the soft limit on open files to ``needed`` if it is lower (and may be raised)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        logger.warning(
+            "the open-file limit is %d (ulimit -n), below the %d that --max-connections "
+            "needs; connections past it will fail to open",
+            target,
+            needed,
+        )

@@ -8,7 +8,7 @@ down, 404 for a model it does not serve.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..embedder import Embedder
 from ..hub.spec import ModelSpec
@@ -16,9 +16,29 @@ from .errors import ApiError
 from .infer import Limits, Served, start
 from .metrics import Metrics
 
-__all__ = ["KINDS", "ServerConfig", "ServerState"]
+__all__ = ["KINDS", "HttpLimits", "ServerConfig", "ServerState"]
 
 KINDS = ("embedding", "rerank")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """What one connection may cost before the app sees a request (see ``serve.protocol``)."""
+
+    max_header_bytes: int = 16 * 1024  # request line and headers; past it: 431, closed
+    max_headers: int = 100  # header lines; past it: 431, closed
+    header_timeout: float = 10.0  # seconds from connecting (or a request's first byte)
+    body_timeout: float = 60.0  # seconds from the end of the headers to the end of the body
+    keep_alive: float = 30.0  # seconds an idle connection stays open between requests
+    max_connections: int = 1024  # open at once; a request past them gets 503
+
+    def __post_init__(self) -> None:
+        for name in ("max_header_bytes", "max_headers", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("header_timeout", "body_timeout", "keep_alive"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0 seconds")
 
 
 @dataclass(frozen=True)
@@ -30,25 +50,41 @@ class ServerConfig:
     api_keys: tuple[str, ...] = ()
     max_batch_tokens: int = 4096
     max_client_batch: int = 2048
-    max_queue: int = 16384
-    max_body_bytes: int = 64 * 2**20
+    max_request_tokens: int = 300_000  # as OpenAI's embeddings API
+    max_queue_tokens: int | None = None  # None: twice max_request_tokens
+    max_body_bytes: int = 16 * 2**20
     batch_wait: float = 0.002
+    graceful_timeout: float = 30.0  # after SIGTERM, for requests in flight; then 503
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     def __post_init__(self) -> None:
-        if self.max_client_batch < 1 or self.max_batch_tokens < 1 or self.max_body_bytes < 1:
-            raise ValueError("max_client_batch, max_batch_tokens, max_body_bytes must be >= 1")
+        sizes = ("max_client_batch", "max_batch_tokens", "max_body_bytes", "max_request_tokens")
+        for name in sizes:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
         if not 0 <= self.batch_wait <= 1:
             raise ValueError(f"batch_wait must be within 0 and 1 second, got {self.batch_wait}")
-        if self.max_queue < self.max_client_batch:
+        if self.graceful_timeout < 0:
+            raise ValueError(f"graceful_timeout must be >= 0, got {self.graceful_timeout}")
+        if self.queue_tokens < self.max_request_tokens:
             raise ValueError(
-                f"max_queue ({self.max_queue}) must hold at least one full request "
-                f"(max_client_batch {self.max_client_batch})"
+                f"max_queue_tokens ({self.queue_tokens}) must hold at least one full request "
+                f"(max_request_tokens {self.max_request_tokens})"
             )
+
+    @property
+    def queue_tokens(self) -> int:
+        """Return the tokens the queue holds at most."""
+        if self.max_queue_tokens is None:
+            return 2 * self.max_request_tokens
+        return self.max_queue_tokens
 
     @property
     def limits(self) -> Limits:
         """Return the queue's settings."""
-        return Limits(self.max_batch_tokens, self.max_queue, self.batch_wait)
+        return Limits(
+            self.max_batch_tokens, self.queue_tokens, self.max_request_tokens, self.batch_wait
+        )
 
 
 class ServerState:
@@ -92,10 +128,10 @@ class ServerState:
             raise ValueError(refusal)
         self.models[kind] = start(kind, spec, model, self.config.limits, self.metrics, owned=owned)
 
-    def close(self) -> None:
-        """Finish queued work, stop the queues, free the models the server opened."""
+    def close(self, *, drain: bool = True) -> None:
+        """Stop the queues (after their work, or dropping it); free the models we opened."""
         for served in self.models.values():
-            served.close()
+            served.close(drain=drain)
 
     def model_for(self, kind: str, requested: str | None) -> Served:
         """Return the served model of a kind that answers to a name, or raise ApiError."""
