@@ -162,7 +162,7 @@ class Embedder(abc.ABC):
     # ----------------------------------------------------------------- batch interface
     # The server's queue packs the inputs of many requests into shared runs, so a request's
     # inputs are prepared first (tokenised, checked) and run together later. ``on_tokens(n)``
-    # hears the tokens of each input (or each chunk of inputs) as soon as they are counted;
+    # hears the tokens of each input, in order, as soon as they are counted;
     # an exception it raises stops the work, so a server refuses an over-large request
     # before it has tokenised all of it.
     @abc.abstractmethod

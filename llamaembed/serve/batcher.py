@@ -172,7 +172,7 @@ class Batcher:
         """Return the error for a job of ``tokens`` (or more) that does not fit now."""
         return QueueFullError(
             f"the queue holds {self._queued_tokens} tokens and takes at most "
-            f"{self.max_queue_tokens}; this request needs {tokens}",
+            f"{self.max_queue_tokens}; this request needs about {tokens}",
             retry_after=self.retry_after(tokens),
         )
 

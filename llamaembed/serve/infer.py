@@ -54,18 +54,23 @@ class Limits:
 class Budget:
     """A request's token count, refusing it as soon as it is over a limit.
 
-    Called with each input's tokens while they are counted (``on_tokens``): raises
-    RequestTooLargeError past ``limit``, QueueFullError past the queue's free room.
+    Called with each input's tokens while they are counted (``on_tokens``), ``inputs``
+    times in all: raises RequestTooLargeError past ``limit``, QueueFullError past the
+    queue's free room. A request refused part-way is estimated at its average so far
+    times its inputs, for a Retry-After that is about the wait it needs.
     """
 
-    def __init__(self, limit: int, batcher: Batcher) -> None:
+    def __init__(self, limit: int, batcher: Batcher, inputs: int) -> None:
         self.limit = limit
         self.batcher = batcher
+        self.inputs = inputs
+        self.counted = 0
         self.tokens = 0
 
     def __call__(self, tokens: int) -> None:
-        """Count ``tokens`` more; raise if the request is now over a limit."""
+        """Count one input's ``tokens``; raise if the request is now over a limit."""
         self.tokens += tokens
+        self.counted += 1
         if self.tokens > self.limit:
             raise RequestTooLargeError(
                 f"this request holds more than {self.limit} tokens, the most this server "
@@ -74,7 +79,8 @@ class Budget:
                 limit=self.limit,
             )
         if self.tokens > self.batcher.free_tokens:
-            raise self.batcher.refuse(self.tokens)
+            expected = self.tokens * max(1, self.inputs) // max(1, min(self.counted, self.inputs))
+            raise self.batcher.refuse(max(self.tokens, expected))
 
 
 @dataclass
@@ -109,8 +115,8 @@ class Served:
     ) -> tuple[FloatArray, Job]:
         """Return the raw output rows of texts (or token id lists) and the job that ran them."""
         model = self.model
-        budget = Budget(self.max_request_tokens, self.batcher)
         if texts is not None:
+            budget = Budget(self.max_request_tokens, self.batcher, len(texts))
             size = sum(map(len, texts))
             sequences = await _prepare(
                 size,
@@ -122,7 +128,7 @@ class Served:
             assert token_lists is not None
             ids = token_lists
             size = sum(map(len, ids))
-            budget(size)  # ids count as sent, before any is checked
+            Budget(self.max_request_tokens, self.batcher, 1)(size)  # as sent, before checks
             sequences = await _prepare(size, lambda: model.prepare_tokens(ids, truncate=truncate))
         return await self._run(sequences, gone)
 
@@ -131,7 +137,7 @@ class Served:
     ) -> tuple[FloatArray, Job]:
         """Return the cross-encoder's raw output rows for each document and the job."""
         model = self.model
-        budget = Budget(self.max_request_tokens, self.batcher)
+        budget = Budget(self.max_request_tokens, self.batcher, len(documents))
         size = sum(map(len, documents)) + len(query) * len(documents)
         pairs = await _prepare(
             size, lambda: model.prepare_pairs(query, documents, on_tokens=budget)

@@ -201,7 +201,7 @@ class StaticModel(Embedder):
     ) -> list[IdArray]:
         """Return each text's token ids, as ``forward`` takes them.
 
-        ``on_tokens(n)`` hears the tokens of each chunk of texts as it is tokenised.
+        ``on_tokens(n)`` hears each text's tokens, a chunk of texts at a time.
         """
         checked = check_texts(texts)
         limit = self.max_length if truncate else None
@@ -213,7 +213,8 @@ class StaticModel(Embedder):
             flat, lengths = self._encode(chunk, limit, on_truncate)
             prepared += np.split(flat, np.cumsum(lengths)[:-1])
             if on_tokens is not None:
-                on_tokens(int(lengths.sum()))
+                for length in lengths.tolist():
+                    on_tokens(length)
         return prepared
 
     def prepare_tokens(
