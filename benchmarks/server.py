@@ -50,10 +50,16 @@ def free_port() -> int:
 class Server:
     """A server process on 127.0.0.1 that answers /v1/embeddings."""
 
-    def __init__(self, command: list[str], port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.port = port
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd
         )
         body = json.dumps({"input": "warm up"}).encode()
         deadline = time.monotonic() + 120
@@ -237,6 +243,9 @@ def main() -> None:
              "--threads", str(THREADS)],
             base_port,
             env={**os.environ, "PYTHONPATH": str(args.baseline.resolve())},
+            # `python -m` puts the working folder first on sys.path: run in the checkout,
+            # or this one's llamaembed is what serves.
+            cwd=args.baseline.resolve(),
         )
     llama = Llama(model, n_threads=THREADS)
     # This machine's speed drifts by a third within minutes, so every round measures the
