@@ -5,6 +5,10 @@ decoding gzip or deflate as it arrives, so that an over-long one is a 413 before
 parses anything (FastAPI would turn an error while it reads into a 400), then replays the
 decoded body to the route. A request the server cancels at shutdown, past its grace
 period, is answered 503 in our error shape here (uvicorn would send a plain-text 500).
+
+The two hot routes (embeddings, rerank) are called from here directly, skipping the
+framework's router and middleware stack; their errors go through the app's own handler,
+so they are answered as on any other route.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
 
 from .body import BodyReader
 from .errors import ApiError
@@ -26,6 +33,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 # Paths anyone may read: probes and scrapers carry no key, and the docs hold no data.
 OPEN_PATHS = frozenset({"/health", "/metrics", "/docs", "/redoc", "/openapi.json"})
@@ -71,11 +80,17 @@ class Guard:
         api_keys: tuple[str, ...],
         max_body_bytes: int,
         metrics: Metrics,
+        hot_routes: Mapping[str, Endpoint] | None = None,
+        on_error: ErrorHandler | None = None,
     ) -> None:
+        if hot_routes and on_error is None:
+            raise ValueError("hot_routes need on_error, the app's error handler")
         self.app = app
         self.api_keys = api_keys
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.hot_routes = dict(hot_routes or {})
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a refused request here; pass the rest to the app, counting each."""
@@ -108,8 +123,13 @@ class Guard:
                 metrics.failures.labels(route, error.code).inc()
                 await error.response()(scope, receive, send_counted)
                 return
-            if checked is not None:
+            if checked is None:
+                return
+            hot = self.hot_routes.get(scope["path"]) if scope["method"] == "POST" else None
+            if hot is None:
                 await self.app(scope, checked, send_counted)
+            else:
+                await self._call_hot(hot, scope, checked, send_counted)
         except asyncio.CancelledError:
             # uvicorn cancels the requests still running when the grace period after
             # SIGTERM ends; answer them, once, rather than leave uvicorn's plain 500.
@@ -131,6 +151,18 @@ class Guard:
             metrics.requests.labels(route, str(status or 500)).inc()
             if route in _INFERENCE:
                 metrics.request_duration.labels(route).observe(time.perf_counter() - started)
+
+    async def _call_hot(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Answer a request with a hot route's endpoint, errors through the app's handler."""
+        assert self.on_error is not None
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request)
+        except Exception as exc:
+            response = await self.on_error(request, exc)
+        await response(scope, receive, send)
 
     async def _check(
         self, scope: Scope, headers: dict[bytes, bytes], route: str, receive: Receive
