@@ -171,6 +171,13 @@ def test_unfinished_requests_are_closed_within_their_limits(server: ServerProces
     status, error = error_of(raw)
     assert status == 408 and "body" in error["message"]
     assert BODY_TIMEOUT - 0.2 < waited < BODY_TIMEOUT + PROMPT
+    # A request answered before its body (a wrong key) is not answered twice: its
+    # connection is closed quietly once the body is overdue.
+    with socket.create_connection((host, port)) as sock:
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        raw, waited = read_response(sock, 30)
+    assert raw.startswith(b"HTTP/1.1 401") and raw.count(b"HTTP/1.1 ") == 1, raw
+    assert waited < BODY_TIMEOUT + PROMPT
     # A connection that never sends a byte is closed as well, without an answer.
     with socket.create_connection((host, port)) as sock:
         raw, waited = read_response(sock, 30)

@@ -153,18 +153,18 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._timer = None
         if self.transport.is_closing() or self._refused:
             return
-        if what == "body" and self.pipeline:  # queued behind another request: not its fault
+        cycle = self.cycle
+        busy = cycle is not None and not cycle.response_complete
+        if (what == "body" and self.pipeline) or (what == "headers" and busy):
+            # Pipelined behind a request still answering: the wait is ours, not the client's.
             self._arm(seconds, what)
             return
         if what == "headers" and self._header_bytes == 0:  # idle, never sent a byte: close
-            self._refused = True
-            self.transport.close()
-            self.on_refusal("idle_connection")
+            self._close_quietly("idle_connection")
             return
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            if cycle.response_started:  # the app answered without waiting for the body
-                self.transport.close()
+        if what == "body" and cycle is not None:
+            if cycle.response_started:  # answered without the body (401, 413): just close
+                self._close_quietly("body_timeout")
                 return
             cycle.disconnected = True  # the app reads a disconnect; its sends are dropped
             cycle.message_event.set()
@@ -174,6 +174,11 @@ class BoundedHttpTools(HttpToolsProtocol):
             f"(--{what[:-1] if what == 'headers' else what}-timeout)",
             "request_timeout",
         )
+
+    def _close_quietly(self, code: str) -> None:
+        self._refused = True
+        self.transport.close()
+        self.on_refusal(code)
 
     def _answer(
         self,
