@@ -135,6 +135,12 @@ def tiny_reranker_path(tiny_reranker_folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_encoder(tiny_encoder_path: Path) -> Iterator[Llama]:
+    with Llama(tiny_encoder_path) as model:
+        yield model
+
+
+@pytest.fixture(scope="session")
 def tiny_reranker(tiny_reranker_path: Path) -> Iterator[Llama]:
     with Llama(tiny_reranker_path) as model:
         yield model

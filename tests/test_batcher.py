@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from llamaembed import Llama, QueueFullError
 from llamaembed.serve.batcher import RETRY_AFTER_CAP, Batcher
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_encoder_path: Path) -> Iterator[Llama]:
-    with Llama(tiny_encoder_path) as llama:
-        yield llama
 
 
 class Recorder:
@@ -36,15 +28,15 @@ class Recorder:
         return self.llama.forward(inputs)
 
 
-def test_concurrent_jobs_share_batches_and_keep_their_order(encoder: Llama) -> None:
+def test_concurrent_jobs_share_batches_and_keep_their_order(tiny_encoder: Llama) -> None:
     texts = [f"the cat {'runs ' * (i % 7)} fast {i}" for i in range(60)]
-    expected = encoder.embed_texts(texts, normalize=False)
-    run = Recorder(encoder, delay=0.05)
+    expected = tiny_encoder.embed_texts(texts, normalize=False)
+    run = Recorder(tiny_encoder, delay=0.05)
     batcher = Batcher(run, max_batch_tokens=10_000)
     try:
         jobs = []
         for start in range(0, 60, 6):  # ten requests of six texts, queued together
-            chunk = encoder.prepare_texts(texts[start : start + 6])
+            chunk = tiny_encoder.prepare_texts(texts[start : start + 6])
             jobs.append(batcher.submit(chunk, [len(s) for s in chunk]))
         rows = np.vstack([job.future.result(timeout=30) for job in jobs])
     finally:
@@ -59,32 +51,32 @@ def test_concurrent_jobs_share_batches_and_keep_their_order(encoder: Llama) -> N
     assert sum(run.batches) == 60
 
 
-def test_token_budget_splits_one_job_over_several_runs(encoder: Llama) -> None:
-    sequences = encoder.prepare_texts([("the " * 20).strip()] * 10)  # 22 tokens each
+def test_token_budget_splits_one_job_over_several_runs(tiny_encoder: Llama) -> None:
+    sequences = tiny_encoder.prepare_texts([("the " * 20).strip()] * 10)  # 22 tokens each
     assert {len(s) for s in sequences} == {22}
-    run = Recorder(encoder)
+    run = Recorder(tiny_encoder)
     batcher = Batcher(run, max_batch_tokens=50)
     try:
         job = batcher.submit(sequences, [len(s) for s in sequences])
         rows = job.future.result(timeout=30)
     finally:
         batcher.close()
-    assert rows.shape == (10, encoder.n_embd)
+    assert rows.shape == (10, tiny_encoder.n_embd)
     assert max(run.tokens) <= 50 and sum(run.batches) == 10 and len(run.batches) == 5
     # An input longer than the budget still runs (alone).
-    batcher = Batcher(Recorder(encoder), max_batch_tokens=5)
+    batcher = Batcher(Recorder(tiny_encoder), max_batch_tokens=5)
     try:
         assert batcher.submit(sequences[:1], [22]).future.result(timeout=30).shape[0] == 1
     finally:
         batcher.close()
 
 
-def test_a_run_waits_briefly_for_as_many_inputs_as_the_last_one(encoder: Llama) -> None:
-    sequence = encoder.prepare_texts(["cats"])[0]
+def test_a_run_waits_briefly_for_as_many_inputs_as_the_last_one(tiny_encoder: Llama) -> None:
+    sequence = tiny_encoder.prepare_texts(["cats"])[0]
 
     def scenario(batch_wait: float) -> list[int]:
         """Four inputs run; then one arrives, and three more 50 ms later."""
-        run = Recorder(encoder)
+        run = Recorder(tiny_encoder)
         batcher = Batcher(run, max_batch_tokens=1000, batch_wait=batch_wait)
         try:
             batcher.submit([sequence] * 4, [len(sequence)] * 4).future.result(timeout=30)
@@ -92,7 +84,7 @@ def test_a_run_waits_briefly_for_as_many_inputs_as_the_last_one(encoder: Llama) 
             time.sleep(0.05)
             jobs += [batcher.submit([sequence], [len(sequence)]) for _ in range(3)]
             for job in jobs:
-                assert job.future.result(timeout=30).shape == (1, encoder.n_embd)
+                assert job.future.result(timeout=30).shape == (1, tiny_encoder.n_embd)
         finally:
             batcher.close()
         return run.batches
@@ -102,7 +94,7 @@ def test_a_run_waits_briefly_for_as_many_inputs_as_the_last_one(encoder: Llama) 
     assert without[:2] == [4, 1] and sum(without) == 8  # it ran alone
 
     # One client at a time (its last run held one input) never waits.
-    run = Recorder(encoder)
+    run = Recorder(tiny_encoder)
     batcher = Batcher(run, max_batch_tokens=1000, batch_wait=1.0)
     try:
         batcher.submit([sequence], [len(sequence)]).future.result(timeout=30)
@@ -110,32 +102,32 @@ def test_a_run_waits_briefly_for_as_many_inputs_as_the_last_one(encoder: Llama) 
         time.sleep(0.1)  # had the first waited for company, the second would join its run
         second = batcher.submit([sequence], [len(sequence)])
         for job in (first, second):
-            assert job.future.result(timeout=30).shape == (1, encoder.n_embd)
+            assert job.future.result(timeout=30).shape == (1, tiny_encoder.n_embd)
         # The wait ends at its limit when no more come, and at close.
         batcher.submit([sequence] * 4, [len(sequence)] * 4).future.result(timeout=30)
         lone = batcher.submit([sequence], [len(sequence)])
-        assert lone.future.result(timeout=30).shape == (1, encoder.n_embd)
+        assert lone.future.result(timeout=30).shape == (1, tiny_encoder.n_embd)
         batcher.submit([sequence] * 4, [len(sequence)] * 4).future.result(timeout=30)
         last = batcher.submit([sequence], [len(sequence)])
     finally:
         started = time.perf_counter()
         batcher.close(timeout=30)
-    assert last.future.result(timeout=0).shape == (1, encoder.n_embd)
+    assert last.future.result(timeout=0).shape == (1, tiny_encoder.n_embd)
     assert time.perf_counter() - started < 0.5  # close cut the 1 s wait short
     assert run.batches == [1, 1, 1, 4, 1, 4, 1]
     with pytest.raises(ValueError, match="batch_wait"):
         Batcher(run, batch_wait=2.0)
 
 
-def test_full_queue_raises_with_retry_after(encoder: Llama) -> None:
+def test_full_queue_raises_with_retry_after(tiny_encoder: Llama) -> None:
     gate = threading.Event()
 
     def blocked(inputs: list) -> np.ndarray:
         gate.wait(30)
-        return encoder.forward(inputs)
+        return tiny_encoder.forward(inputs)
 
     batcher = Batcher(blocked, max_batch_tokens=8, max_queue_tokens=12)  # four of 3 tokens
-    sequence = encoder.prepare_texts(["cats"])[0]
+    sequence = tiny_encoder.prepare_texts(["cats"])[0]
     try:
         first = batcher.submit([sequence], [len(sequence)])
         time.sleep(0.1)  # the worker holds the first; the queue is empty again
@@ -151,7 +143,7 @@ def test_full_queue_raises_with_retry_after(encoder: Llama) -> None:
         batcher.close()
 
 
-def test_cancelled_job_is_dropped_before_inference(encoder: Llama) -> None:
+def test_cancelled_job_is_dropped_before_inference(tiny_encoder: Llama) -> None:
     gate = threading.Event()
     seen: list[int] = []
     dropped: list[int] = []
@@ -159,10 +151,10 @@ def test_cancelled_job_is_dropped_before_inference(encoder: Llama) -> None:
     def run(inputs: list) -> np.ndarray:
         gate.wait(30)
         seen.append(len(inputs))
-        return encoder.forward(inputs)
+        return tiny_encoder.forward(inputs)
 
     batcher = Batcher(run, max_batch_tokens=4, on_drop=dropped.append)
-    sequence = encoder.prepare_texts(["cats"])[0]  # 3 tokens: one input per run
+    sequence = tiny_encoder.prepare_texts(["cats"])[0]  # 3 tokens: one input per run
     try:
         first = batcher.submit([sequence], [3])
         time.sleep(0.1)
@@ -177,7 +169,7 @@ def test_cancelled_job_is_dropped_before_inference(encoder: Llama) -> None:
     assert sum(seen) == 2 and sum(dropped) == 5
 
 
-def test_a_failing_input_fails_only_its_own_request(encoder: Llama) -> None:
+def test_a_failing_input_fails_only_its_own_request(tiny_encoder: Llama) -> None:
     poison = np.array([10**6], dtype=np.int32)  # an id past the vocabulary
     gate = threading.Event()
 
@@ -185,10 +177,10 @@ def test_a_failing_input_fails_only_its_own_request(encoder: Llama) -> None:
         gate.wait(30)
         if any(len(x) == 1 and x[0] == poison[0] for x in inputs):
             raise ValueError("bad input")
-        return encoder.forward(inputs)
+        return tiny_encoder.forward(inputs)
 
     batcher = Batcher(run, max_batch_tokens=1000)
-    good = encoder.prepare_texts(["cats purr", "dogs bark"])
+    good = tiny_encoder.prepare_texts(["cats purr", "dogs bark"])
     try:
         blocker = batcher.submit(good[:1], [len(good[0])])
         time.sleep(0.1)
@@ -196,7 +188,7 @@ def test_a_failing_input_fails_only_its_own_request(encoder: Llama) -> None:
         bad = batcher.submit([poison], [1])
         gate.set()
         blocker.future.result(timeout=30)
-        assert ok.future.result(timeout=30).shape == (2, encoder.n_embd)
+        assert ok.future.result(timeout=30).shape == (2, tiny_encoder.n_embd)
         with pytest.raises(ValueError, match="bad input"):
             bad.future.result(timeout=30)
         after = batcher.submit(good, [len(s) for s in good])  # the worker is still alive
@@ -205,9 +197,9 @@ def test_a_failing_input_fails_only_its_own_request(encoder: Llama) -> None:
         batcher.close()
 
 
-def test_close_runs_what_is_queued(encoder: Llama) -> None:
-    sequences = encoder.prepare_texts(["a b c"] * 20)
-    batcher = Batcher(Recorder(encoder, delay=0.01), max_batch_tokens=10)
+def test_close_runs_what_is_queued(tiny_encoder: Llama) -> None:
+    sequences = tiny_encoder.prepare_texts(["a b c"] * 20)
+    batcher = Batcher(Recorder(tiny_encoder, delay=0.01), max_batch_tokens=10)
     job = batcher.submit(sequences, [len(s) for s in sequences])
     batcher.close()
     assert job.future.result(timeout=1).shape[0] == 20
@@ -215,16 +207,18 @@ def test_close_runs_what_is_queued(encoder: Llama) -> None:
         batcher.submit(sequences, [len(s) for s in sequences])
 
 
-def test_queue_is_bounded_in_tokens_with_retry_after_from_the_token_rate(encoder: Llama) -> None:
+def test_queue_is_bounded_in_tokens_with_retry_after_from_the_token_rate(
+    tiny_encoder: Llama,
+) -> None:
     gate = threading.Event()
     gate.set()
 
     def run(inputs: list) -> np.ndarray:
         gate.wait(30)
-        return encoder.forward(inputs)
+        return tiny_encoder.forward(inputs)
 
     batcher = Batcher(run, max_batch_tokens=64, max_queue_tokens=100)
-    sequence = encoder.prepare_texts(["cats purr"])[0]
+    sequence = tiny_encoder.prepare_texts(["cats purr"])[0]
     n = len(sequence)
     try:
         assert batcher.retry_after(10**6) == 1.0  # no rate measured yet
@@ -242,22 +236,22 @@ def test_queue_is_bounded_in_tokens_with_retry_after_from_the_token_rate(encoder
         assert "needs" in str(info.value)
         assert batcher.retry_after(10**12) == RETRY_AFTER_CAP  # capped, however long
         gate.set()
-        assert waiting.future.result(timeout=30).shape == (5, encoder.n_embd)
+        assert waiting.future.result(timeout=30).shape == (5, tiny_encoder.n_embd)
         assert batcher.queued_tokens == 0
     finally:
         gate.set()
         batcher.close()
 
 
-def test_close_without_drain_fails_the_queued_jobs(encoder: Llama) -> None:
+def test_close_without_drain_fails_the_queued_jobs(tiny_encoder: Llama) -> None:
     gate = threading.Event()
 
     def run(inputs: list) -> np.ndarray:
         gate.wait(30)
-        return encoder.forward(inputs)
+        return tiny_encoder.forward(inputs)
 
     batcher = Batcher(run, max_batch_tokens=4)
-    sequence = encoder.prepare_texts(["cats"])[0]
+    sequence = tiny_encoder.prepare_texts(["cats"])[0]
     running = batcher.submit([sequence], [3])
     time.sleep(0.1)
     queued = batcher.submit([sequence] * 3, [3] * 3)
@@ -268,4 +262,4 @@ def test_close_without_drain_fails_the_queued_jobs(encoder: Llama) -> None:
         queued.future.result(timeout=5)
     gate.set()
     closer.join(30)
-    assert running.future.result(timeout=0).shape == (1, encoder.n_embd)  # the run finished
+    assert running.future.result(timeout=0).shape == (1, tiny_encoder.n_embd)  # the run finished

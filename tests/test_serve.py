@@ -62,12 +62,6 @@ def server(tiny_encoder_path: Path, tiny_reranker_path: Path) -> Iterator[Server
 
 
 @pytest.fixture(scope="module")
-def encoder(tiny_encoder_path: Path) -> Iterator[Llama]:
-    with Llama(tiny_encoder_path) as llama:
-        yield llama
-
-
-@pytest.fixture(scope="module")
 def client(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as http:
         yield http
@@ -91,31 +85,33 @@ def assert_error(response: httpx.Response, status: int, param: str | None = None
 
 # ----------------------------------------------------------------------------- embeddings
 def test_openai_client_base64_default_equals_embed_texts(
-    server: ServerProcess, encoder: Llama
+    server: ServerProcess, tiny_encoder: Llama
 ) -> None:
     texts = sentences(40, seed=1)
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
     result = client.embeddings.create(model="tiny-encoder-f32", input=texts)
     got = np.array([item.embedding for item in result.data], dtype=np.float32)
     assert [item.index for item in result.data] == list(range(len(texts)))
-    expected = encoder.embed_texts(texts)
+    expected = tiny_encoder.embed_texts(texts)
     assert cosines(got, expected).min() >= 0.99999
     assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
-    tokens = sum(len(encoder.tokenize(t)) for t in texts)
+    tokens = sum(len(tiny_encoder.tokenize(t)) for t in texts)
     assert result.usage.prompt_tokens == result.usage.total_tokens == tokens
     assert result.model == "tiny-encoder-f32"
 
 
-def test_openai_client_dimensions_and_token_arrays(server: ServerProcess, encoder: Llama) -> None:
+def test_openai_client_dimensions_and_token_arrays(
+    server: ServerProcess, tiny_encoder: Llama
+) -> None:
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
     texts = sentences(5, seed=2)
-    full = encoder.embed_texts(texts)
+    full = tiny_encoder.embed_texts(texts)
     cut = client.embeddings.create(model="tiny-encoder-f32", input=texts, dimensions=16)
     got = np.array([d.embedding for d in cut.data], dtype=np.float32)
     assert got.shape == (5, 16)
     expected = full[:, :16] / np.linalg.norm(full[:, :16], axis=1, keepdims=True)
     assert np.abs(got - expected).max() < 1e-5
-    ids = [encoder.tokenize(t).tolist() for t in texts]
+    ids = [tiny_encoder.tokenize(t).tolist() for t in texts]
     by_ids = client.embeddings.create(model="tiny-encoder-f32", input=ids)
     assert cosines(np.array([d.embedding for d in by_ids.data]), full).min() >= 0.99999
     one = client.embeddings.create(model="tiny-encoder-f32", input=ids[0])
@@ -140,27 +136,27 @@ def test_float_and_base64_formats_agree(client: httpx.Client) -> None:
         assert header in as_float.headers
 
 
-def test_single_string_input_and_input_types(client: httpx.Client, encoder: Llama) -> None:
+def test_single_string_input_and_input_types(client: httpx.Client, tiny_encoder: Llama) -> None:
     text = "which language is memory safe"
     plain = post(client, "/v1/embeddings", {"input": text}).json()["data"]
     assert len(plain) == 1
-    assert cosines(np.array([plain[0]["embedding"]]), encoder.embed_texts([text]))[0] > 0.99999
+    assert cosines(np.array([plain[0]["embedding"]]), tiny_encoder.embed_texts([text]))[0] > 0.99999
     for field, value, prefix in (
         ("input_type", "query", QUERY_PREFIX),
         ("prompt_name", "document", DOCUMENT_PREFIX),
     ):
         got = post(client, "/v1/embeddings", {"input": [text], field: value}).json()["data"]
-        expected = encoder.embed_texts([prefix + text])
+        expected = tiny_encoder.embed_texts([prefix + text])
         assert cosines(np.array([got[0]["embedding"]]), expected)[0] > 0.99999
 
 
 def test_long_input_is_truncated_by_default_and_refused_without(
-    client: httpx.Client, encoder: Llama
+    client: httpx.Client, tiny_encoder: Llama
 ) -> None:
     long_text = " ".join(["rust"] * 500)  # the tiny model takes 128 tokens
     ok = post(client, "/v1/embeddings", {"input": ["cats", long_text]})
     assert ok.status_code == 200
-    expected = encoder.embed_texts(["cats", long_text])
+    expected = tiny_encoder.embed_texts(["cats", long_text])
     got = np.array([d["embedding"] for d in ok.json()["data"]])
     assert cosines(got, expected).min() > 0.99999
     truncated = r"llamaembed_inputs_truncated_total\{[^}]*\} (\S+)"
@@ -374,10 +370,10 @@ def test_curl_style_form_content_type_is_read_as_json(client: httpx.Client) -> N
 
 
 # ----------------------------------------------------------------------------- load
-def test_load_32_clients_20_requests_each(server: ServerProcess, encoder: Llama) -> None:
+def test_load_32_clients_20_requests_each(server: ServerProcess, tiny_encoder: Llama) -> None:
     clients, per_client = 32, 20
     texts = sentences(clients * per_client, seed=6, length=(1, 30))
-    expected = encoder.embed_texts(texts)
+    expected = tiny_encoder.embed_texts(texts)
     got = np.zeros_like(expected)
     failures: list[str] = []
 
@@ -530,11 +526,15 @@ def test_api_key_file_accepts_each_key(tmp_path: Path, tiny_encoder_path: Path) 
         for key in ("first-key", "second-key"):
             ok = httpx.post(url, json={"input": "cats"}, headers={"Authorization": f"Bearer {key}"})
             assert ok.status_code == 200
-        assert_error(httpx.post(url, json={"input": "cats"},
-                                headers={"Authorization": "Bearer # one key a line"}), 401)
+        assert_error(
+            httpx.post(
+                url, json={"input": "cats"}, headers={"Authorization": "Bearer # one key a line"}
+            ),
+            401,
+        )
 
 
-def test_n_ctx_bounds_the_input_length(tiny_encoder_path: Path, encoder: Llama) -> None:
+def test_n_ctx_bounds_the_input_length(tiny_encoder_path: Path, tiny_encoder: Llama) -> None:
     with ServerProcess(tiny_encoder_path, "--n-ctx", "32") as process:
         url = f"{process.url}/v1/embeddings"
         long_text = " ".join(["rust"] * 100)

@@ -49,12 +49,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def encoder(tiny_encoder_path: Path) -> Iterator[Llama]:
-    with Llama(tiny_encoder_path) as llama:
-        yield llama
-
-
-@pytest.fixture(scope="module")
 def static(tiny_encoder_path: Path, tmp_path_factory: pytest.TempPathFactory) -> StaticModel:
     folder = distill(tiny_encoder_path, tmp_path_factory.mktemp("static") / "tiny", dims=16)
     return StaticModel(folder)
@@ -71,26 +65,26 @@ def run(app, method: str, path: str, **kwargs) -> httpx.Response:  # type: ignor
 
 
 @pytest.fixture
-def app(encoder: Llama, tiny_reranker: Llama) -> Iterator[object]:
+def app(tiny_encoder: Llama, tiny_reranker: Llama) -> Iterator[object]:
     config = ServerConfig(api_keys=(KEY,), max_client_batch=8, max_body_bytes=4096)
-    application = create_app(config, {"embedding": encoder, "rerank": tiny_reranker})
+    application = create_app(config, {"embedding": tiny_encoder, "rerank": tiny_reranker})
     yield application
     application.state.llamaembed.close()
 
 
-def test_injected_models_are_served_and_stay_the_callers(app, encoder: Llama) -> None:  # type: ignore[no-untyped-def]
+def test_injected_models_are_served_and_stay_the_callers(app, tiny_encoder: Llama) -> None:  # type: ignore[no-untyped-def]
     reply = run(app, "POST", "/v1/embeddings", json={"input": TEXTS}, headers=AUTH)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     got = np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
-    assert cosines(got, encoder.embed_texts(TEXTS)).min() >= 0.99999
-    assert body["model"] == encoder.spec.name
-    tokens = sum(len(encoder.tokenize(t)) for t in TEXTS)
+    assert cosines(got, tiny_encoder.embed_texts(TEXTS)).min() >= 0.99999
+    assert body["model"] == tiny_encoder.spec.name
+    tokens = sum(len(tiny_encoder.tokenize(t)) for t in TEXTS)
     assert body["usage"]["prompt_tokens"] == tokens
     cards = run(app, "GET", "/v1/models", headers=AUTH).json()["data"]
     assert {c["kind"] for c in cards} == {"embedding", "rerank"}
     app.state.llamaembed.close()  # stops the queues; the models are the caller's
-    assert encoder.embed_texts(TEXTS[:1]).shape == (1, encoder.n_embd)
+    assert tiny_encoder.embed_texts(TEXTS[:1]).shape == (1, tiny_encoder.n_embd)
 
 
 def test_rerank_route_equals_the_cross_encoder(app, tiny_reranker: Llama) -> None:  # type: ignore[no-untyped-def]

@@ -47,12 +47,6 @@ def server(tiny_encoder_path: Path, tiny_reranker_path: Path) -> Iterator[Server
         yield process
 
 
-@pytest.fixture(scope="module")
-def encoder(tiny_encoder_path: Path) -> Iterator[Llama]:
-    with Llama(tiny_encoder_path) as llama:
-        yield llama
-
-
 def address(server: ServerProcess) -> tuple[str, int]:
     host, port = server.url.removeprefix("http://").split(":")
     return host, int(port)
@@ -217,7 +211,7 @@ def test_connections_past_the_limit_get_503_in_our_shape(server: ServerProcess) 
 
 # ----------------------------------------------------------------------------- bodies
 def test_a_60_mb_body_of_token_ids_is_refused_with_bounded_memory(
-    server: ServerProcess, encoder: Llama
+    server: ServerProcess, tiny_encoder: Llama
 ) -> None:
     ids = list(range(1000, 6900))  # 5,900 ids
     body = orjson.dumps({"input": [ids] * 2048})
@@ -240,10 +234,10 @@ def test_a_60_mb_body_of_token_ids_is_refused_with_bounded_memory(
     assert_healthy(server)
     # Token ids within the limit are served, and equal the texts they came from.
     texts = sentences(4, seed=3)
-    id_lists = [encoder.tokenize(t).tolist() for t in texts]
+    id_lists = [tiny_encoder.tokenize(t).tolist() for t in texts]
     served = httpx.post(f"{server.url}/v1/embeddings", json={"input": id_lists}, headers=AUTH)
     got = np.array([d["embedding"] for d in served.json()["data"]])
-    assert cosines(got, encoder.embed_texts(texts)).min() >= 0.99999
+    assert cosines(got, tiny_encoder.embed_texts(texts)).min() >= 0.99999
 
 
 def test_a_request_over_its_token_limit_is_413_before_it_is_tokenised(
@@ -263,10 +257,10 @@ def test_a_request_over_its_token_limit_is_413_before_it_is_tokenised(
     assert_healthy(server)
 
 
-def test_gzip_and_deflate_bodies_are_decoded(server: ServerProcess, encoder: Llama) -> None:
+def test_gzip_and_deflate_bodies_are_decoded(server: ServerProcess, tiny_encoder: Llama) -> None:
     texts = sentences(8, seed=5)
     raw = json.dumps({"input": texts}).encode()
-    expected = encoder.embed_texts(texts)
+    expected = tiny_encoder.embed_texts(texts)
     url = f"{server.url}/v1/embeddings"
     plain = {**AUTH, "content-type": "application/json"}
     for encoding, packed in (("gzip", gzip.compress(raw)), ("deflate", zlib.compress(raw))):
