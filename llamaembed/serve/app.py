@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -32,8 +32,9 @@ from ..engine.pooling import l2_normalize, sigmoid
 from .batcher import Job
 from .errors import ANSWERED, ApiError, error_response
 from .guard import OPEN_PATHS, Guard, route_label
+from .infer import Served
 from .metrics import CONTENT_TYPE
-from .parsing import check_count, check_texts, embedding_inputs, parse, prefix_for
+from .parsing import check_count, embedding_inputs, parse, prefix_for, refuse_blank
 from .schemas import (
     EmbeddingRequest,
     EmbeddingResponse,
@@ -47,6 +48,8 @@ from .state import KINDS, ServerConfig, ServerState
 __all__ = ["ServerConfig", "create_app", "router"]
 
 logger = logging.getLogger(__name__)
+
+_Body = TypeVar("_Body", EmbeddingRequest, RerankRequest)
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503)
@@ -94,6 +97,22 @@ def _request_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+async def _accept(
+    request: Request, kind: str, schema: type[_Body]
+) -> tuple[ServerState, _Body, Served]:
+    """Return an inference request's state, parsed body and model, refused if it must be.
+
+    A full queue refuses before the body is parsed; then the body is bounded and parsed,
+    and the model it names looked up (404 for one not served, 503 while loading).
+    """
+    state = _state(request)
+    state.model_for(kind, None).check_room()
+    config = state.config
+    max_values = config.max_request_tokens + 4 * config.max_client_batch + 64  # ids + a few
+    body = parse(schema, await request.body(), max_values)
+    return state, body, state.model_for(kind, body.model)
+
+
 # ----------------------------------------------------------------------------- routes
 router = APIRouter()
 
@@ -108,10 +127,7 @@ router = APIRouter()
 async def embeddings(request: Request) -> Response:
     """Embed texts or token ids (OpenAI's contract)."""
     started = time.perf_counter()
-    state = _state(request)
-    state.model_for("embedding", None).check_room()  # a full queue refuses before parsing
-    body = parse(EmbeddingRequest, await request.body(), _max_values(state))
-    served = state.model_for("embedding", body.model)
+    state, body, served = await _accept(request, "embedding", EmbeddingRequest)
     model = served.model
     texts, token_lists = embedding_inputs(body, state.config.max_client_batch)
     if body.encoding_format not in ("float", "base64"):
@@ -165,10 +181,7 @@ async def embeddings(request: Request) -> Response:
 async def rerank(request: Request) -> Response:
     """Score documents against a query (Cohere's / Jina's contract), best first."""
     started = time.perf_counter()
-    state = _state(request)
-    state.model_for("rerank", None).check_room()  # a full queue refuses before parsing
-    body = parse(RerankRequest, await request.body(), _max_values(state))
-    served = state.model_for("rerank", body.model)
+    state, body, served = await _accept(request, "rerank", RerankRequest)
     if body.documents is not None and body.texts is not None:
         raise ApiError(
             400, "give documents or texts, not both", param="documents", code="invalid_request"
@@ -177,13 +190,13 @@ async def rerank(request: Request) -> Response:
     if documents is None:
         raise ApiError(400, "documents is required", param="documents", code="missing_documents")
     check_count(len(documents), state.config.max_client_batch, "documents")
-    check_texts([body.query], "query")
+    refuse_blank([body.query], "query")
     if body.top_n is not None and body.top_n < 1:
         raise ApiError(
             400, f"top_n must be at least 1, got {body.top_n}", param="top_n", code="invalid_top_n"
         )
     texts = [d if isinstance(d, str) else d.text for d in documents]
-    check_texts(texts, "documents")
+    refuse_blank(texts, "documents")
     rows, job = await served.rerank(body.query, texts, gone=_gone(request))
     scores = rows[:, 0] if body.raw_scores else sigmoid(rows[:, 0])
     order = np.argsort(-scores, kind="stable")[: body.top_n]
@@ -330,12 +343,6 @@ def _openapi_with_bearer(app: FastAPI) -> dict[str, Any]:
                     operation["security"] = [{"bearer": []}]
         app.openapi_schema = schema
     return app.openapi_schema
-
-
-def _max_values(state: ServerState) -> int:
-    """Return how many JSON values a request body may hold: ids, plus a few per input."""
-    config = state.config
-    return config.max_request_tokens + 4 * config.max_client_batch + 64
 
 
 async def _load(state: ServerState, on_fatal: Callable[[BaseException], None] | None) -> None:

@@ -12,7 +12,7 @@ import zlib
 
 from .errors import ApiError
 
-__all__ = ["ENCODINGS", "BodyReader"]
+__all__ = ["ENCODINGS", "BodyReader", "body_too_large"]
 
 # Content-Encoding -> zlib's window bits: gzip's header, or zlib's (HTTP's "deflate").
 ENCODINGS = {
@@ -20,6 +20,17 @@ ENCODINGS = {
     b"x-gzip": 16 + zlib.MAX_WBITS,
     b"deflate": zlib.MAX_WBITS,
 }
+
+
+def body_too_large(limit: int, *, decoded: bool = False) -> ApiError:
+    """Return the 413 for a body past ``limit`` bytes (``decoded``: counted once inflated)."""
+    after = " once decoded" if decoded else ""
+    return ApiError(
+        413,
+        f"the request body is larger than {limit} bytes{after} (--max-body-mb); "
+        "split the inputs over several requests",
+        code="body_too_large",
+    )
 
 
 class BodyReader:
@@ -74,13 +85,7 @@ class BodyReader:
 
     def too_large(self) -> ApiError:
         """Return the 413 for a body past the limit."""
-        decoded = " once decoded" if self._inflate is not None else ""
-        return ApiError(
-            413,
-            f"the request body is larger than {self.limit} bytes{decoded} (--max-body-mb); "
-            "split the inputs over several requests",
-            code="body_too_large",
-        )
+        return body_too_large(self.limit, decoded=self._inflate is not None)
 
     def _corrupt(self, reason: object) -> ApiError:
         return ApiError(

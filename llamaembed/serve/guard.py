@@ -22,7 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .body import BodyReader
+from .body import BodyReader, body_too_large
 from .errors import ApiError
 from .metrics import Metrics
 
@@ -172,7 +172,7 @@ class Guard:
             self._authorize(headers.get(b"authorization", b""))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise self._too_large()
+            raise body_too_large(self.max_body_bytes)
         if route in _INFERENCE and scope["method"] == "POST":
             reader = BodyReader(headers.get(b"content-encoding", b""), self.max_body_bytes)
             body = await self._read_body(reader, receive)
@@ -204,11 +204,3 @@ class Guard:
                 type_="authentication_error",
                 code="invalid_api_key",
             )
-
-    def _too_large(self) -> ApiError:
-        return ApiError(
-            413,
-            f"the request body is larger than {self.max_body_bytes} bytes (--max-body-mb); "
-            "split the inputs over several requests",
-            code="body_too_large",
-        )

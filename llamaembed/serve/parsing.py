@@ -24,12 +24,12 @@ from .schemas import EmbeddingRequest
 
 __all__ = [
     "check_count",
-    "check_texts",
     "count_values",
     "embedding_inputs",
     "is_blank",
     "parse",
     "prefix_for",
+    "refuse_blank",
 ]
 
 # A JSON string literal, escapes included (for counting what lies outside strings).
@@ -101,7 +101,7 @@ def is_blank(text: str) -> bool:
     return not text.translate(_CONTROL).strip()
 
 
-def check_texts(texts: list[str], what: str) -> None:
+def refuse_blank(texts: list[str], what: str) -> None:
     """Raise a 400 naming the first blank text (see :func:`is_blank`)."""
     for i, text in enumerate(texts):
         if is_blank(text):
@@ -141,7 +141,7 @@ def embedding_inputs(
     first = value[0]
     if isinstance(first, str):
         texts: list[str] = value  # type: ignore[assignment]
-        check_texts(texts, "input")
+        refuse_blank(texts, "input")
         return texts, None
     if isinstance(first, int):
         return None, [value]  # type: ignore[list-item]
