@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from .conversion.quantize import QUANT_TYPES, quantize
     from .distributed.ray import embed_dataset
     from .embedder import Capabilities, Embedder
-    from .engine.llama import Llama, RerankResult
+    from .engine.llama import Llama
+    from .engine.m3 import colbert_score, lexical_matching_score
+    from .engine.pairs import RerankResult
     from .engine.pooling import cosine_similarity, l2_normalize, reciprocal_rank_fusion
     from .errors import (
         ConversionError,
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
         InputTooLongError,
         InvalidTokenError,
         LlamaEmbedError,
+        MissingHeadError,
         ModelLoadError,
         ModelNotCachedError,
         PoolingError,
@@ -66,6 +69,7 @@ _LAZY = {
     "Llama": "engine.llama",
     "LlamaEmbedError": "errors",
     "LlamaParams": "params",
+    "MissingHeadError": "errors",
     "ModelLoadError": "errors",
     "ModelNotCachedError": "errors",
     "Pooling": "params",
@@ -76,16 +80,18 @@ _LAZY = {
     "RequestTooLargeError": "errors",
     "RegistryError": "errors",
     "RerankNotSupportedError": "errors",
-    "RerankResult": "engine.llama",
+    "RerankResult": "engine.pairs",
     "SearchIndexError": "errors",
     "ShardedIndex": "store.sharded",
     "StaticModel": "static.model",
     "chunk_text": "store.chunking",
+    "colbert_score": "engine.m3",
     "convert": "conversion",
     "cosine_similarity": "engine.pooling",
     "distill": "static.distill",
     "embed_dataset": "distributed.ray",
     "l2_normalize": "engine.pooling",
+    "lexical_matching_score": "engine.m3",
     "quantize": "conversion.quantize",
     "reciprocal_rank_fusion": "engine.pooling",
 }
@@ -112,6 +118,7 @@ __all__ = [
     "Llama",
     "LlamaEmbedError",
     "LlamaParams",
+    "MissingHeadError",
     "ModelLoadError",
     "ModelNotCachedError",
     "Pooling",
@@ -126,11 +133,13 @@ __all__ = [
     "ShardedIndex",
     "StaticModel",
     "chunk_text",
+    "colbert_score",
     "convert",
     "cosine_similarity",
     "distill",
     "embed_dataset",
     "l2_normalize",
+    "lexical_matching_score",
     "quantize",
     "reciprocal_rank_fusion",
 ]

@@ -8,7 +8,8 @@ the boundary and re-raised as one of these, with what to do next in the message:
     ├── ModelLoadError              the GGUF file is missing, not GGUF, corrupt or unsupported
     ├── EmbeddingsDisabledError     the model was loaded without embedding mode
     ├── PoolingError                the pooling does not fit the model or the call
-    │   └── RerankNotSupportedError rerank() on a bi-encoder (no classification head)
+    │   ├── RerankNotSupportedError rerank() on a bi-encoder (no classification head)
+    │   └── MissingHeadError        sparse or ColBERT output of a model without that head
     ├── InputTooLongError           a text is longer than the context and truncate=False
     ├── EmptyInputError             a text gives no tokens at all (a decoder without BOS)
     ├── InvalidTokenError           a token id outside the model's vocabulary
@@ -43,6 +44,7 @@ __all__ = [
     "InputTooLongError",
     "InvalidTokenError",
     "LlamaEmbedError",
+    "MissingHeadError",
     "ModelLoadError",
     "ModelNotCachedError",
     "PoolingError",
@@ -86,6 +88,10 @@ class PoolingError(LlamaEmbedError):
 
 class RerankNotSupportedError(PoolingError):
     """``rerank`` was called on a model without a classification (rank) head."""
+
+
+class MissingHeadError(PoolingError):
+    """Sparse or ColBERT output was asked of a model without that head (bge-m3's heads)."""
 
 
 class InputTooLongError(LlamaEmbedError):

@@ -3,9 +3,11 @@
 ``convert`` reads the folder's ``config.json`` and hands it to the module of its
 architecture family: ``bert`` (BERT encoders and cross-encoders) or ``xlm_roberta``
 (XLM-RoBERTa: bge-m3, bge-reranker-*), whose SentencePiece tokenizer ``sentencepiece``
-reads; ``quantize`` re-types GGUF files. Modules here may import ``llamaembed.errors``,
-``llamaembed.params``, ``llamaembed._files`` and, for quantising,
-``llamaembed.engine._native``.
+reads; ``quantize`` re-types GGUF files. ``m3`` carries bge-m3's sparse and ColBERT heads
+(``sparse_linear.pt``, ``colbert_linear.pt``, read by ``torch_state`` without torch) into
+the heads file beside the GGUF (``llamaembed.heads``). Modules here may import
+``llamaembed.errors``, ``llamaembed.params``, ``llamaembed._files``, ``llamaembed.heads``
+and, for quantising, ``llamaembed.engine._native``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .bert import (
     convert_bert,
 )
 from .hf_folder import read_json, resolve_source
+from .m3 import read_m3_heads, write_m3_heads
 from .xlm_roberta import XLM_ROBERTA_ARCHITECTURES, convert_xlm_roberta
 
 __all__ = ["CONVERTER_VERSION", "OUTTYPES", "SUPPORTED_ARCHITECTURES", "convert"]
@@ -60,13 +63,14 @@ def convert(
     arch = architectures[0]
     target = Path(output).expanduser()
     if arch in BERT_ARCHITECTURES:
-        return convert_bert(
-            folder, config, arch, target, outtype=outtype, pooling=pooling, name=name
+        writer = convert_bert
+    elif arch in XLM_ROBERTA_ARCHITECTURES:
+        writer = convert_xlm_roberta
+    else:
+        raise ConversionError(
+            f"unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
         )
-    if arch in XLM_ROBERTA_ARCHITECTURES:
-        return convert_xlm_roberta(
-            folder, config, arch, target, outtype=outtype, pooling=pooling, name=name
-        )
-    raise ConversionError(
-        f"unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
-    )
+    heads = read_m3_heads(folder)  # read (and refused) before anything is written
+    written = writer(folder, config, arch, target, outtype=outtype, pooling=pooling, name=name)
+    write_m3_heads(written, heads, int(config.get("hidden_size", 0)), folder)
+    return written

@@ -11,6 +11,7 @@ from typing import Any
 import numpy.typing as npt
 
 from ..errors import ConversionError
+from ..heads import HEADS_SUFFIX
 
 __all__ = ["load_tensors", "read_json", "resolve_source"]
 
@@ -56,8 +57,11 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def load_tensors(folder: Path) -> dict[str, npt.NDArray[Any]]:
-    """Return every tensor of the folder's safetensors files (PyTorch pickles are refused)."""
-    files = sorted(folder.glob("*.safetensors"))
+    """Return every tensor of the folder's safetensors files (PyTorch pickles are refused).
+
+    A heads file we wrote beside a GGUF converted into the folder is not weights.
+    """
+    files = sorted(f for f in folder.glob("*.safetensors") if not f.name.endswith(HEADS_SUFFIX))
     if not files:
         if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
             raise ConversionError(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .._files import atomic_path, output_problem
 from ..errors import QuantizationError
+from ..heads import copy_heads, heads_path
 
 __all__ = ["QUANT_TYPES", "quantize"]
 
@@ -38,6 +39,8 @@ def quantize(
     """Write a quantised copy of a GGUF model; return the output path.
 
     The output appears only when complete (written under a temporary name, then renamed).
+    A heads file beside the source (bge-m3's sparse and ColBERT heads) is copied beside
+    the output.
     """
     key = qtype.strip().lower()
     if key not in QUANT_TYPES:
@@ -61,6 +64,9 @@ def quantize(
     try:
         with atomic_path(target) as tmp:
             _native.quantize_file(src, tmp, QUANT_TYPES[key], n_threads)
+        # bge-m3's heads stay float32 beside the quantised file (see llamaembed.heads).
+        if not copy_heads(src, target):
+            heads_path(target).unlink(missing_ok=True)
     except OSError as exc:
         raise QuantizationError(f"cannot write {target}: {exc}") from exc
     return target

@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -21,46 +20,18 @@ from ..errors import (
     PoolingError,
     RerankNotSupportedError,
 )
+from ..heads import M3Heads, load_heads
 from ..params import EmbedOptions, LlamaParams, Pooling
 from .inputs import check_batch_size, check_texts, check_token_ids, fit_tokens, tokenize_texts
-from .layout import plan_batches, read_layout
-from .pairs import Segments, build_pairs, segment_tables
-from .pooling import l2_normalize, sigmoid
+from .layout import read_layout, run_batches
+from .m3 import encode_m3
+from .pairs import RerankResult, Segments, build_pairs, rank_scores, segment_tables
+from .pooling import l2_normalize
 
 if TYPE_CHECKING:
     from ..hub.spec import ModelSpec
 
 __all__ = ["Llama", "RerankResult"]
-
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RerankResult:
-    """One reranked document: its position in the input, its score and its text."""
-
-    index: int
-    score: float
-    text: str
-
-
-_gpu_warned = False
-
-GPU_BUILD_HINT = (
-    'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
-    "--no-deps llama-cpp-python==0.3.36"
-)
-
-
-def _warn_no_gpu_once() -> None:
-    global _gpu_warned
-    if not _gpu_warned:
-        _gpu_warned = True
-        logger.warning(
-            "GPU layers were asked for, but this llama-cpp-python build has no GPU backend; "
-            "running on the CPU. For NVIDIA GPUs rebuild it with CUDA: %s",
-            GPU_BUILD_HINT,
-        )
 
 
 class Llama(Embedder):
@@ -82,6 +53,7 @@ class Llama(Embedder):
         self._warn_pooling = warn_pooling
         self._lock = threading.RLock()
         self._context: Any = None
+        self._token_ctx: Any = None
         from . import _handles, _native
 
         if params.verbose:
@@ -91,7 +63,9 @@ class Llama(Embedder):
                 native_logger.addHandler(logging.StreamHandler())
         n_gpu_layers = params.n_gpu_layers
         if n_gpu_layers and not _native.supports_gpu_offload():
-            _warn_no_gpu_once()
+            from .system import warn_no_gpu_once
+
+            warn_no_gpu_once()
             n_gpu_layers = 0
         self.n_gpu_layers = n_gpu_layers
         self._model = _handles.NativeModel(
@@ -132,6 +106,7 @@ class Llama(Embedder):
         params = self._params
         model = self._model
         layout = read_layout(model, params, warn_pooling=self._warn_pooling)
+        self._layout = layout
         self.architecture = layout.architecture
         self._is_decoder = layout.is_decoder
         self.gguf_pooling: Pooling | None = layout.gguf_pooling
@@ -143,7 +118,11 @@ class Llama(Embedder):
         self.metadata: dict[str, str] = {
             k: v for k, v in model.metadata.items() if not k.startswith("tokenizer.ggml.token")
         }
+        # bge-m3's sparse and ColBERT heads, from the heads file beside the GGUF.
+        self.heads: M3Heads | None = load_heads(model.path, model.n_embd)
         self.fingerprint = layout.fingerprint
+        if self.heads is not None:
+            self.fingerprint = f"{layout.fingerprint}+{self.heads.fingerprint[:8]}"
         self._budget = layout.budget
         self._n_seq_max = layout.n_seq_max
         # llama.cpp adds token type 0 to every token, so a BERT cross-encoder would read
@@ -199,11 +178,13 @@ class Llama(Embedder):
 
     @property
     def capabilities(self) -> Capabilities:
-        """Return what the pooling allows: vectors, token vectors or pair scores (rank)."""
+        """Return what the pooling and heads allow: vectors, token vectors, sparse, rank."""
+        heads = self.heads if self.pooling is not Pooling.RANK else None
         return Capabilities(
             dense=self.pooling not in (Pooling.RANK, Pooling.NONE),
             rerank=self.pooling is Pooling.RANK,
-            multi_vector=self.pooling is Pooling.NONE,
+            sparse=heads is not None and heads.sparse_weight is not None,
+            multi_vector=self.pooling is Pooling.NONE or bool(heads and heads.colbert_dim),
         )
 
     @property
@@ -249,33 +230,43 @@ class Llama(Embedder):
         width: int,
         batch_size: int | None = None,
         show_progress: bool = False,
+        *,
+        token_level: bool | None = None,
     ) -> FloatArray | list[FloatArray]:
-        token_level = self.pooling is Pooling.NONE
+        """Run sequences: pooled rows, or token rows (pooling none, or ``token_level``)."""
         max_seqs = min(self._n_seq_max, batch_size or self._n_seq_max)
-        batches = plan_batches([len(s) for s in sequences], self._budget, max_seqs)
-        rows: list[FloatArray] = [np.empty(0, np.float32)] * len(sequences)
-        pooled = np.empty((len(sequences), width), dtype=np.float32)
-        progress = None
-        if show_progress:
-            from tqdm.auto import tqdm
+        native = self.pooling is Pooling.NONE
+        with self._lock:
+            context = self._context_or_raise()
+            if token_level and not native:
+                context = self._token_context()
+            return run_batches(
+                context,
+                sequences,
+                width,
+                budget=self._budget,
+                max_seqs=max_seqs,
+                token_level=native or bool(token_level),
+                show_progress=show_progress,
+            )
 
-            progress = tqdm(total=len(sequences), unit="text", desc="embedding")
-        try:
-            with self._lock:
-                context = self._context_or_raise()
-                for batch in batches:
-                    group = [sequences[i] for i in batch]
-                    if token_level:
-                        for i, matrix in zip(batch, context.token_level(group, width), strict=True):
-                            rows[i] = matrix
-                    else:
-                        pooled[batch] = context.pooled(group, width)
-                    if progress is not None:
-                        progress.update(len(batch))
-        finally:
-            if progress is not None:
-                progress.close()
-        return rows if token_level else pooled
+    def _token_context(self) -> Any:
+        # A second context with pooling none, opened on first use (bge-m3's token outputs).
+        if self._token_ctx is None:
+            from . import _handles
+
+            layout = self._layout
+            self._token_ctx = _handles.NativeContext(
+                self._model,
+                n_ctx=layout.n_ctx,
+                n_ubatch=layout.n_ubatch,
+                n_seq_max=layout.n_seq_max,
+                n_threads=self._params.threads,
+                pooling_code=Pooling.NONE.llama_code,
+                embeddings=True,
+                flash_attn=self._params.flash_attn,
+            )
+        return self._token_ctx
 
     # ----------------------------------------------------------------- prepared inputs
     # The server packs inputs of many requests into shared batches, so it prepares each
@@ -417,6 +408,23 @@ class Llama(Embedder):
             return self._embed_many([text_or_texts], options)[0]
         return self._embed_many(check_texts(text_or_texts), options)
 
+    # ----------------------------------------------------------------- bge-m3
+    encode_m3 = encode_m3  # bge-m3's dense, lexical and ColBERT outputs: see engine.m3
+
+    def token_states(
+        self, texts: Sequence[str], *, batch_size: int | None = None
+    ) -> tuple[list[TokenArray], list[FloatArray]]:
+        """Return each text's token ids and the encoder's raw (n_tokens, n_embd) states."""
+        self._require_embedder()
+        self._context_or_raise()
+        checked = check_texts(texts)
+        sequences = tokenize_texts(self._model, checked, EmbedOptions(), self.n_ctx)
+        if not sequences:
+            return [], []
+        states = self._run(sequences, self.n_embd, check_batch_size(batch_size), token_level=True)
+        assert isinstance(states, list)
+        return sequences, states
+
     # ----------------------------------------------------------------- rerank
     @overload
     def rerank(
@@ -470,24 +478,16 @@ class Llama(Embedder):
             scores = np.asarray(raw, dtype=np.float32)[:, 0].copy()
         else:
             scores = np.empty(0, dtype=np.float32)
-        if activation == "sigmoid":
-            scores = sigmoid(scores)
-        elif callable(activation):
-            scores = np.asarray(activation(scores), dtype=np.float32)
-        elif activation not in (None, "none"):
-            raise ValueError(f"unknown activation {activation!r}; use None or 'sigmoid'")
-        if top_n is None:
-            return scores
-        order = np.argsort(-scores, kind="stable")[:top_n]
-        return [RerankResult(int(i), float(scores[i]), docs[i]) for i in order]
+        return rank_scores(scores, docs, top_n, activation)
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
         """Free the llama.cpp context and model; later calls raise ModelLoadError."""
         with self._lock:
-            if self._context is not None:
-                self._context.close()
-                self._context = None
+            for context in (self._context, self._token_ctx):
+                if context is not None:
+                    context.close()
+            self._context = self._token_ctx = None
             self._model.close()
 
     def __getstate__(self) -> dict[str, Any]:

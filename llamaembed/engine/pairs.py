@@ -9,7 +9,8 @@ BERT graph would not do (it adds token type 0 to every token).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,14 @@ import numpy.typing as npt
 
 from .._types import FloatArray, TokenArray
 
-__all__ = ["Segments", "build_pairs", "pair_tokens", "segment_tables"]
+__all__ = [
+    "RerankResult",
+    "Segments",
+    "build_pairs",
+    "pair_tokens",
+    "rank_scores",
+    "segment_tables",
+]
 
 Segments = tuple[FloatArray, FloatArray]
 """The word-embedding table and ``type_1 - type_0`` of a BERT cross-encoder."""
@@ -99,3 +107,33 @@ def build_pairs(
         matrix[start:] += type_shift  # the document is sentence B
         inputs.append(matrix)
     return inputs
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One reranked document: its position in the input, its score and its text."""
+
+    index: int
+    score: float
+    text: str
+
+
+def rank_scores(
+    scores: FloatArray,
+    docs: Sequence[str],
+    top_n: int | None,
+    activation: str | Callable[[FloatArray], FloatArray] | None,
+) -> FloatArray | list[RerankResult]:
+    """Apply ``rerank``'s activation; with ``top_n`` return the best as sorted results."""
+    from .pooling import sigmoid
+
+    if activation == "sigmoid":
+        scores = sigmoid(scores)
+    elif callable(activation):
+        scores = np.asarray(activation(scores), dtype=np.float32)
+    elif activation not in (None, "none"):
+        raise ValueError(f"unknown activation {activation!r}; use None or 'sigmoid'")
+    if top_n is None:
+        return scores
+    order = np.argsort(-scores, kind="stable")[:top_n]
+    return [RerankResult(int(i), float(scores[i]), docs[i]) for i in order]

@@ -7,6 +7,7 @@ and ``llamaembed info`` show the result.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from . import _native
@@ -19,7 +20,27 @@ from .hardware import (
     parse_system_info,
 )
 
-__all__ = ["amx_in_use", "auto_weight_type", "system_info"]
+__all__ = ["GPU_BUILD_HINT", "amx_in_use", "auto_weight_type", "system_info", "warn_no_gpu_once"]
+
+logger = logging.getLogger(__name__)
+
+GPU_BUILD_HINT = (
+    'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
+    "--no-deps llama-cpp-python==0.3.36"
+)
+_gpu_warned = False
+
+
+def warn_no_gpu_once() -> None:
+    """Warn once that GPU layers were asked for on a build without a GPU backend."""
+    global _gpu_warned
+    if not _gpu_warned:
+        _gpu_warned = True
+        logger.warning(
+            "GPU layers were asked for, but this llama-cpp-python build has no GPU backend; "
+            "running on the CPU. For NVIDIA GPUs rebuild it with CUDA: %s",
+            GPU_BUILD_HINT,
+        )
 
 
 def amx_in_use() -> bool:

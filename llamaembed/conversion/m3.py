@@ -1,0 +1,50 @@
+"""bge-m3's heads at conversion: read the ``.pt`` files, write the heads file beside the GGUF."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConversionError, ModelLoadError
+from ..heads import COLBERT, SPARSE, heads_path, save_heads
+from .torch_state import load_state_dict
+
+__all__ = ["read_m3_heads", "write_m3_heads"]
+
+HEAD_FILES = {SPARSE: "sparse_linear.pt", COLBERT: "colbert_linear.pt"}
+
+
+def read_m3_heads(folder: Path) -> dict[str, dict[str, Any]]:
+    """Return the heads a model folder ships (``sparse_linear.pt``, ``colbert_linear.pt``)."""
+    found = {}
+    for name, file_name in HEAD_FILES.items():
+        path = folder / file_name
+        if path.is_file():
+            found[name] = load_state_dict(path)
+    return found
+
+
+def write_m3_heads(
+    model_path: Path, heads: dict[str, dict[str, Any]], n_embd: int, folder: Path
+) -> Path | None:
+    """Write the heads beside a converted GGUF; without heads, remove a stale heads file.
+
+    A heads file that does not fit the model removes the new GGUF too: half a bge-m3
+    must not pass for a whole one.
+    """
+    if not heads:
+        with contextlib.suppress(FileNotFoundError):
+            heads_path(model_path).unlink()
+        return None
+    try:
+        return save_heads(
+            model_path,
+            n_embd,
+            sparse=heads.get(SPARSE),
+            colbert=heads.get(COLBERT),
+            source=str(folder),
+        )
+    except (ModelLoadError, OSError) as exc:
+        model_path.unlink(missing_ok=True)
+        raise ConversionError(f"bge-m3 heads in {folder}: {exc}") from None
