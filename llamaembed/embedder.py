@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._types import FloatArray
-from .errors import RerankNotSupportedError
+from .errors import MissingHeadError, RerankNotSupportedError
 
 if TYPE_CHECKING:
     from .hub.spec import ModelSpec
@@ -41,14 +41,17 @@ class Capabilities:
 
     ``dense``: one vector per text (``embed``, ``embed_texts``, an index).
     ``rerank``: scores query–document pairs (a cross-encoder's ``rerank``).
-    ``sparse``: learned sparse (lexical) weights per text.
-    ``multi_vector``: one vector per token (pooling none, ColBERT-style late interaction).
+    ``sparse``: learned sparse (lexical) weights per text (bge-m3's sparse head).
+    ``multi_vector``: one raw vector per token (pooling none).
+    ``colbert``: ColBERT vectors for late interaction (bge-m3's colbert head).
+    ``sparse`` and ``colbert`` come through ``encode_m3``.
     """
 
     dense: bool = True
     rerank: bool = False
     sparse: bool = False
     multi_vector: bool = False
+    colbert: bool = False
 
 
 class Embedder(abc.ABC):
@@ -157,6 +160,36 @@ class Embedder(abc.ABC):
         raise RerankNotSupportedError(
             f"{self!r} embeds texts and does not score pairs; rerank with a cross-encoder "
             "GGUF, or compare embeddings with cosine similarity"
+        )
+
+    def encode_m3(
+        self,
+        texts: str | Sequence[str],
+        *,
+        return_dense: bool = True,
+        return_sparse: bool = True,
+        return_colbert_vecs: bool = False,
+        batch_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Return bge-m3's dense, lexical and ColBERT outputs; models without heads raise.
+
+        Raises MissingHeadError unless ``capabilities`` says ``sparse`` / ``colbert``.
+        """
+        return self._no_heads()
+
+    def forward_m3(
+        self, inputs: list[Any], *, sparse: bool = True, colbert: bool = False
+    ) -> list[dict[str, Any]]:
+        """Return prepared inputs' bge-m3 outputs (``dense``, ``lexical``, ``colbert``) in order.
+
+        The batch form of ``encode_m3`` the server's queue runs; models without heads raise.
+        """
+        return self._no_heads()
+
+    def _no_heads(self) -> Any:
+        raise MissingHeadError(
+            f"{self!r} has no lexical or ColBERT head (bge-m3's sparse_linear and "
+            "colbert_linear); use embed_texts"
         )
 
     # ----------------------------------------------------------------- batch interface

@@ -135,6 +135,20 @@ def tiny_reranker_path(tiny_reranker_folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_m3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random bge-m3-shaped folder (XLM-RoBERTa, SentencePiece, the two .pt heads)."""
+    from tiny_xlmr import build_tiny_m3, train_sentencepiece
+
+    spm = train_sentencepiece(tmp_path_factory.mktemp("m3-spm"))
+    return build_tiny_m3(tmp_path_factory.mktemp("bge-m3-tiny"), spm)
+
+
+@pytest.fixture(scope="session")
+def tiny_m3_path(tiny_m3_folder: Path) -> Path:
+    return convert(tiny_m3_folder, tiny_m3_folder / "m3-f32.gguf", outtype="f32", name="tiny-m3")
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder(tiny_encoder_path: Path) -> Iterator[Llama]:
     with Llama(tiny_encoder_path) as model:
         yield model

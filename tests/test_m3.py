@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_xlmr import build_tiny_xlmr, train_sentencepiece
 
 from llamaembed import (
     ConversionError,
@@ -42,29 +41,14 @@ TEXTS = [
 ]
 
 
-def _m3_folder(root: Path, spm: Path, *, colbert_dim: int = HIDDEN, seed: int = 5) -> Path:
-    folder = build_tiny_xlmr(root, spm, seed=seed, hidden=HIDDEN)
-    torch.manual_seed(seed)
-    sparse = torch.nn.Linear(HIDDEN, 1)
-    colbert = torch.nn.Linear(HIDDEN, colbert_dim)
-    torch.save(sparse.state_dict(), folder / "sparse_linear.pt")
-    torch.save(colbert.state_dict(), folder / "colbert_linear.pt")
-    return folder
+@pytest.fixture(scope="module")
+def m3_folder(tiny_m3_folder: Path) -> Path:
+    return tiny_m3_folder
 
 
 @pytest.fixture(scope="module")
-def spm_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_sentencepiece(tmp_path_factory.mktemp("m3-spm"))
-
-
-@pytest.fixture(scope="module")
-def m3_folder(tmp_path_factory: pytest.TempPathFactory, spm_model: Path) -> Path:
-    return _m3_folder(tmp_path_factory.mktemp("bge-m3-tiny"), spm_model)
-
-
-@pytest.fixture(scope="module")
-def m3_path(m3_folder: Path) -> Path:
-    return convert(m3_folder, m3_folder / "m3-f32.gguf", outtype="f32")
+def m3_path(tiny_m3_path: Path) -> Path:
+    return tiny_m3_path
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +69,8 @@ def reference(m3_folder: Path):  # type: ignore[no-untyped-def]
 
 def test_converter_writes_the_heads_beside_the_gguf(m3_path: Path, m3: Llama) -> None:
     assert heads_path(m3_path).is_file()
-    assert m3.capabilities.sparse and m3.capabilities.multi_vector and m3.capabilities.dense
+    caps = m3.capabilities
+    assert caps.sparse and caps.colbert and caps.dense and not caps.multi_vector
     assert m3.heads is not None and m3.heads.colbert_dim == HIDDEN
     # the dense path is untouched by the heads: cls pooling gives encode_m3's dense rows
     dense = m3.encode_m3(TEXTS, return_sparse=False)["dense_vecs"]
@@ -165,7 +150,7 @@ def test_a_missing_head_is_named(m3_folder: Path, tmp_path: Path) -> None:
     (folder / "colbert_linear.pt").unlink()
     path = convert(folder, folder / "m.gguf", outtype="f32")
     with Llama(path) as model:
-        assert model.capabilities.sparse and not model.capabilities.multi_vector
+        assert model.capabilities.sparse and not model.capabilities.colbert
         assert model.encode_m3(TEXTS[:2])["lexical_weights"][0]
         with pytest.raises(MissingHeadError, match="colbert_linear") as caught:
             model.encode_m3(TEXTS[:2], return_colbert_vecs=True)
@@ -251,3 +236,70 @@ def test_malformed_pt_files_are_our_error(tmp_path: Path) -> None:
                 out.writestr(name, content[:4] if name == f"{prefix}/data/0" else content)
     with pytest.raises(ConversionError, match="truncated"):
         load_state_dict(tmp_path / "short.pt")
+
+
+# ----------------------------------------------------------------- command line
+def test_cli_embed_sparse_and_colbert(m3: Llama, m3_path: Path, tiny_encoder_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from llamaembed.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["embed", "-m", str(m3_path), "--sparse", *TEXTS[:2]])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    want = m3.encode_m3(TEXTS[:2])["lexical_weights"]
+    assert [set(g) for g in got] == [set(w) for w in want]
+    assert got[0] == pytest.approx(want[0], abs=1e-6)
+    result = runner.invoke(main, ["embed", "-m", str(m3_path), "--colbert", TEXTS[0]])
+    assert result.exit_code == 0, result.output
+    matrix = np.asarray(json.loads(result.output)[0])
+    want_vecs = m3.encode_m3(TEXTS[0], return_sparse=False, return_colbert_vecs=True)
+    np.testing.assert_allclose(matrix, want_vecs["colbert_vecs"], atol=1e-6)
+    both = runner.invoke(main, ["embed", "-m", str(m3_path), "--sparse", "--colbert", "x"])
+    assert both.exit_code == 2 and "one" in both.output
+    plain = runner.invoke(main, ["embed", "-m", str(tiny_encoder_path), "--sparse", "x"])
+    assert plain.exit_code == 1 and "Error:" in plain.output and "sparse_linear" in plain.output
+
+
+# ----------------------------------------------------------------- catalogue
+def test_catalogue_bge_m3_gets_its_heads_from_baai(
+    m3_path: Path, m3_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llamaembed.hub import registry
+
+    entry = registry.lookup("bge-m3")
+    assert entry.heads == {
+        "repo": "BAAI/bge-m3",
+        "sparse_linear": "sparse_linear.pt",
+        "colbert_linear": "colbert_linear.pt",
+    }
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub = tmp_path / "hub"
+
+    def lay_out(repo: str, files: dict[str, Path]) -> Path:
+        folder = hub / f"models--{repo.replace('/', '--')}"
+        snapshot = folder / "snapshots" / ("b" * 40)
+        snapshot.mkdir(parents=True)
+        (folder / "refs").mkdir()
+        (folder / "refs" / "main").write_text("b" * 40)
+        for name, source in files.items():
+            shutil.copy(source, snapshot / name)
+        return snapshot
+
+    gguf = lay_out(entry.repo, {entry.files["q8_0"]: m3_path}) / entry.files["q8_0"]
+    # offline without the .pt files cached: dense only, and the error says how to get them
+    with Llama.from_pretrained("bge-m3", quant="q8_0", cache_dir=hub) as model:
+        assert not model.capabilities.sparse
+        with pytest.raises(MissingHeadError, match="pull the catalogue's bge-m3"):
+            model.encode_m3("x")
+    lay_out("BAAI/bge-m3", {n: m3_folder / n for n in ("sparse_linear.pt", "colbert_linear.pt")})
+    with Llama.from_pretrained("bge-m3", quant="q8_0", cache_dir=hub) as model:
+        assert model.capabilities.sparse and model.capabilities.colbert
+        assert heads_path(gguf).is_file()
+        with Llama(m3_path) as converted:
+            want = converted.encode_m3(TEXTS, return_colbert_vecs=True)
+        got = model.encode_m3(TEXTS, return_colbert_vecs=True)
+        assert got["lexical_weights"] == want["lexical_weights"]

@@ -177,3 +177,16 @@ def build_tiny_xlmr(
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     save_file(w, str(folder / "model.safetensors"))
     return folder
+
+
+def build_tiny_m3(folder: Path, model_file: Path, *, hidden: int = 64, seed: int = 5) -> Path:
+    """Write a random bge-m3-shaped folder: an XLM-RoBERTa encoder with CLS pooling plus
+    ``sparse_linear.pt`` (hidden → 1) and ``colbert_linear.pt`` (hidden → hidden) saved by
+    ``torch.save``, as BAAI ships them; return it."""
+    import torch
+
+    build_tiny_xlmr(folder, model_file, seed=seed, hidden=hidden)
+    torch.manual_seed(seed)
+    torch.save(torch.nn.Linear(hidden, 1).state_dict(), folder / "sparse_linear.pt")
+    torch.save(torch.nn.Linear(hidden, hidden).state_dict(), folder / "colbert_linear.pt")
+    return folder

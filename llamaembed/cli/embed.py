@@ -6,6 +6,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,6 +29,12 @@ __all__ = ["embed", "info", "rerank"]
     help="Write here instead of standard output.",
 )
 @click.option("--no-normalize", is_flag=True, help="Raw vectors instead of unit length.")
+@click.option(
+    "--sparse", is_flag=True, help="bge-m3's lexical weights: per text, {token id: weight}."
+)
+@click.option(
+    "--colbert", is_flag=True, help="bge-m3's ColBERT vectors: per text, one row a token."
+)
 @errors
 def embed(
     texts: tuple[str, ...],
@@ -36,17 +43,30 @@ def embed(
     fmt: str,
     output: str | None,
     no_normalize: bool,
+    sparse: bool,
+    colbert: bool,
     n_gpu_layers: int,
 ) -> None:
     """Embed TEXTS (or one text per line of standard input with '-' or no TEXTS)."""
     import numpy as np
 
+    if sparse and colbert:
+        raise click.UsageError("--sparse and --colbert are separate outputs; ask for one")
+    if (sparse or colbert) and (fmt == "npy" or no_normalize):
+        raise click.UsageError("--sparse and --colbert write JSON of unit-scale outputs only")
     items = list(texts)
     if not items or items == ["-"]:
         items = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not items:
         raise click.UsageError("no text to embed")
     with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
+        if sparse or colbert:
+            out = llama.encode_m3(
+                items, return_dense=False, return_sparse=sparse, return_colbert_vecs=colbert
+            )
+            rows = out["lexical_weights"] if sparse else out["colbert_vecs"]
+            _write_json(_m3_json(rows, sparse), output)
+            return
         vectors = llama.embed_texts(items, normalize=not no_normalize)
     if fmt == "npy":
         buffer = io.BytesIO()
@@ -57,7 +77,16 @@ def embed(
         else:
             sys.stdout.buffer.write(data)
         return
-    text = json.dumps([[round(float(x), 7) for x in row] for row in vectors])
+    _write_json(json.dumps([[round(float(x), 7) for x in row] for row in vectors]), output)
+
+
+def _m3_json(rows: list[Any], sparse: bool) -> str:
+    if sparse:
+        return json.dumps([{k: round(v, 7) for k, v in r.items()} for r in rows])
+    return json.dumps([[[round(float(x), 7) for x in vec] for vec in matrix] for matrix in rows])
+
+
+def _write_json(text: str, output: str | None) -> None:
     if output:
         Path(output).write_text(text + "\n")
     else:

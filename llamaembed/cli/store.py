@@ -153,12 +153,17 @@ def _index_parquet(
 @click.argument("query")
 @click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
 @click.option("-k", "k", default=10, show_default=True, help="Number of results.")
-@click.option("--rerank", "rerank_model", default=None, help="Cross-encoder to rerank with.")
+@click.option(
+    "--rerank",
+    "rerank_model",
+    default=None,
+    help="Cross-encoder to rerank with, or 'colbert' (the index model's ColBERT vectors).",
+)
 @click.option(
     "--hybrid/--no-hybrid",
     default=True,
     show_default=True,
-    help="Fuse keyword (BM25) and vector results.",
+    help="Fuse keyword (BM25, or a bge-m3 model's lexical weights) and vector results.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--model", "-m", default=None, help="Embedding model (default: the index's).")
@@ -191,10 +196,12 @@ def search(
         llama = open_model(model, None, n_gpu_layers=n_gpu_layers)
     else:
         llama = _open_recorded(record, n_gpu_layers)
-    reranker = open_model(rerank_model, None, n_gpu_layers=n_gpu_layers) if rerank_model else None
+    reranker = None
+    if rerank_model is not None and rerank_model != "colbert":
+        reranker = open_model(rerank_model, None, n_gpu_layers=n_gpu_layers)
     try:
         index = ShardedIndex.load(folder, llama) if sharded else Index.load(folder, llama)
-        hits = index.search(query, k, hybrid=hybrid, rerank_with=reranker)
+        hits = index.search(query, k, hybrid=hybrid, rerank_with=reranker or rerank_model)
     finally:
         llama.close()
         if reranker is not None:

@@ -24,7 +24,7 @@ from ..heads import M3Heads, load_heads
 from ..params import EmbedOptions, LlamaParams, Pooling
 from .inputs import check_batch_size, check_texts, check_token_ids, fit_tokens, tokenize_texts
 from .layout import read_layout, run_batches
-from .m3 import encode_m3
+from .m3 import encode_m3, forward_m3
 from .pairs import RerankResult, Segments, build_pairs, rank_scores, segment_tables
 from .pooling import l2_normalize
 
@@ -184,7 +184,8 @@ class Llama(Embedder):
             dense=self.pooling not in (Pooling.RANK, Pooling.NONE),
             rerank=self.pooling is Pooling.RANK,
             sparse=heads is not None and heads.sparse_weight is not None,
-            multi_vector=self.pooling is Pooling.NONE or bool(heads and heads.colbert_dim),
+            multi_vector=self.pooling is Pooling.NONE,
+            colbert=bool(heads and heads.colbert_dim),
         )
 
     @property
@@ -410,20 +411,16 @@ class Llama(Embedder):
 
     # ----------------------------------------------------------------- bge-m3
     encode_m3 = encode_m3  # bge-m3's dense, lexical and ColBERT outputs: see engine.m3
+    forward_m3 = forward_m3
 
-    def token_states(
-        self, texts: Sequence[str], *, batch_size: int | None = None
-    ) -> tuple[list[TokenArray], list[FloatArray]]:
-        """Return each text's token ids and the encoder's raw (n_tokens, n_embd) states."""
+    def forward_tokens(self, sequences: list[TokenArray]) -> list[FloatArray]:
+        """Return the encoder's raw (n_tokens, n_embd) states of each prepared input."""
         self._require_embedder()
-        self._context_or_raise()
-        checked = check_texts(texts)
-        sequences = tokenize_texts(self._model, checked, EmbedOptions(), self.n_ctx)
         if not sequences:
-            return [], []
-        states = self._run(sequences, self.n_embd, check_batch_size(batch_size), token_level=True)
+            return []
+        states = self._run(sequences, self.n_embd, token_level=True)
         assert isinstance(states, list)
-        return sequences, states
+        return states
 
     # ----------------------------------------------------------------- rerank
     @overload

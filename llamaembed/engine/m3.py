@@ -3,7 +3,7 @@
 The encoder runs once per micro-batch with token-level output. From each text's final
 token states ``h`` (the same numbers FlagEmbedding's ``BGEM3FlagModel`` reads):
 
-- dense: ``h[0]`` (the CLS token), unit length;
+- dense: ``h[0]`` (the CLS token; a mean- or last-pooled model's own pooling), unit length;
 - lexical weights: ``relu(h_t · w_sparse + b)`` per token, the largest per token id,
   leaving out CLS, EOS, PAD and UNK and weights of zero;
 - ColBERT vectors: ``normalize(W_colbert · h_t + b)`` for every token after the first.
@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .._types import FloatArray
+from .._types import FloatArray, TokenArray
 from ..errors import MissingHeadError
 from ..heads import HEADS_SUFFIX, M3Heads
+from ..params import Pooling
+from .inputs import check_batch_size, check_texts
 from .pooling import l2_normalize
 
 if TYPE_CHECKING:
@@ -32,12 +34,15 @@ __all__ = [
     "colbert_score",
     "colbert_vectors",
     "encode_m3",
+    "forward_m3",
     "lexical_matching_score",
     "lexical_weights",
+    "single_threaded_blas",
     "unused_token_ids",
 ]
 
 _SPECIAL_KEYS = ("bos", "cls", "eos", "padding", "unknown")
+_CHUNK = 512  # texts whose token states are held at once
 
 
 def unused_token_ids(metadata: Mapping[str, str]) -> frozenset[int]:
@@ -71,10 +76,10 @@ def require_heads(model: Llama, *, sparse: bool, colbert: bool) -> M3Heads:
 
 
 def lexical_weights(
-    ids: npt.NDArray[Any], states: FloatArray, heads: M3Heads, unused: frozenset[int]
+    ids: npt.NDArray[Any], states: FloatArray, heads: M3Heads | None, unused: frozenset[int]
 ) -> dict[str, float]:
     """Return one text's lexical weights: token id (a string) → its largest positive weight."""
-    assert heads.sparse_weight is not None
+    assert heads is not None and heads.sparse_weight is not None
     weights = np.maximum(states @ heads.sparse_weight + heads.sparse_bias, 0.0)
     result: dict[str, float] = {}
     for token, weight in zip(ids.tolist(), weights.tolist(), strict=True):
@@ -85,11 +90,65 @@ def lexical_weights(
     return result
 
 
-def colbert_vectors(states: FloatArray, heads: M3Heads) -> FloatArray:
+def colbert_vectors(states: FloatArray, heads: M3Heads | None) -> FloatArray:
     """Return one text's ColBERT vectors: every token after the first, projected, unit rows."""
-    assert heads.colbert_weight is not None and heads.colbert_bias is not None
+    assert heads is not None and heads.colbert_weight is not None and heads.colbert_bias is not None
     projected = states[1:] @ heads.colbert_weight.T + heads.colbert_bias
     return l2_normalize(projected.astype(np.float32, copy=False))
+
+
+def forward_m3(
+    self: Llama, inputs: list[Any], *, sparse: bool = True, colbert: bool = False
+) -> list[dict[str, Any]]:
+    """Return each prepared input's bge-m3 outputs from one token-level pass.
+
+    One dict an input: ``dense`` (the raw pooled row: CLS for bge-m3), ``lexical`` (token
+    id string → weight, or None) and ``colbert`` (unit rows, or None). The server's queue
+    runs this.
+    """
+    heads = require_heads(self, sparse=sparse, colbert=colbert) if sparse or colbert else None
+    unused = unused_token_ids(self.metadata)
+    sequences: list[TokenArray] = inputs
+    rows = []
+    states_list = self.forward_tokens(sequences)
+    with single_threaded_blas():
+        for ids, states in zip(sequences, states_list, strict=True):
+            rows.append(
+                {
+                    "dense": _pool(states, self.pooling),
+                    "lexical": lexical_weights(ids, states, heads, unused) if sparse else None,
+                    "colbert": colbert_vectors(states, heads) if colbert else None,
+                }
+            )
+    return rows
+
+
+_blas: Any = None
+
+
+def single_threaded_blas() -> Any:
+    """Return a context in which numpy's BLAS runs on the calling thread only.
+
+    OpenBLAS's threads spin for a while after each multi-threaded call and starve
+    llama.cpp's: after the heads' matrix products, the next llama.cpp batch ran 2–4×
+    slower on two cores (measured: a short query 3.7 ms → 7.5–25 ms). The heads' products
+    are small; one thread does them as fast.
+    """
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
+
+
+def _pool(states: FloatArray, pooling: Pooling) -> FloatArray:
+    # bge-m3 is CLS-pooled; heads on a mean- or last-pooled model keep its own dense vector.
+    if pooling is Pooling.MEAN:
+        return states.mean(axis=0)
+    if pooling is Pooling.LAST:
+        return states[-1]
+    return states[0]
 
 
 def encode_m3(
@@ -108,25 +167,27 @@ def encode_m3(
     (n_tokens − 1) × d, unit rows); an output not asked for is None. A single string gives
     one text's outputs. Sparse and ColBERT outputs need the heads file beside the GGUF
     (``llamaembed convert`` writes it from a bge-m3 folder); without it MissingHeadError
-    says which head is missing.
+    says which head is missing. ``batch_size`` caps the texts encoded at once.
     """
     single = isinstance(texts, str)
-    batch = [texts] if isinstance(texts, str) else texts
-    heads = None
+    batch = [texts] if isinstance(texts, str) else check_texts(texts)
     if return_sparse or return_colbert_vecs:
-        heads = require_heads(self, sparse=return_sparse, colbert=return_colbert_vecs)
-    ids, states = self.token_states(batch, batch_size=batch_size)
+        require_heads(self, sparse=return_sparse, colbert=return_colbert_vecs)
+    check_batch_size(batch_size)
+    rows: list[dict[str, Any]] = []
+    # Token states are n_tokens x n_embd floats a text: hold one chunk's at a time.
+    step = min(_CHUNK, batch_size or _CHUNK)
+    for start in range(0, len(batch), step):
+        sequences = self.prepare_texts(batch[start : start + step])
+        rows.extend(self.forward_m3(sequences, sparse=return_sparse, colbert=return_colbert_vecs))
     dense = sparse = colbert = None
     if return_dense:
-        rows = [s[0] for s in states]
-        dense = l2_normalize(np.stack(rows)) if rows else np.empty((0, self.n_embd), np.float32)
+        vectors = [r["dense"] for r in rows]
+        dense = l2_normalize(np.stack(vectors)) if rows else np.empty((0, self.n_embd), np.float32)
     if return_sparse:
-        assert heads is not None
-        unused = unused_token_ids(self.metadata)
-        sparse = [lexical_weights(i, s, heads, unused) for i, s in zip(ids, states, strict=True)]
+        sparse = [r["lexical"] for r in rows]
     if return_colbert_vecs:
-        assert heads is not None
-        colbert = [colbert_vectors(s, heads) for s in states]
+        colbert = [r["colbert"] for r in rows]
     if single:
         return {
             "dense_vecs": None if dense is None else dense[0],

@@ -22,6 +22,7 @@ from typing import Any
 from .._files import cache_root, sha256_file
 from ..errors import ModelNotCachedError, RegistryError
 from ..params import LlamaParams, Pooling
+from .heads import HEAD_KEYS, ensure_heads
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,6 +83,7 @@ class ModelEntry:
     sha256: dict[str, str] = field(default_factory=dict)
     verified: bool = False
     source: str | None = None
+    heads: dict[str, str] = field(default_factory=dict)  # bge-m3's heads: see hub.heads
 
     @property
     def package(self) -> str | None:
@@ -125,6 +127,8 @@ def _parse_entry(name: str, raw: Any, origin: str) -> ModelEntry:
     values = {k: v for k, v in raw.items() if k in known}
     values["files"] = {k.lower(): v for k, v in files.items()}
     values["sha256"] = {k.lower(): str(v).lower() for k, v in raw.get("sha256", {}).items()}
+    if not isinstance(raw.get("heads", {}), dict) or not set(raw.get("heads", {})) <= HEAD_KEYS:
+        raise RegistryError(f"{origin}: models.{name}.heads takes {sorted(HEAD_KEYS)}")
     values["pooling"] = pooling
     values["dimension"] = int(raw["dimension"])
     return ModelEntry(name=name, **values)
@@ -407,6 +411,7 @@ def resolve_path(
     filename = entry.files.get(quant)
     cached = _cached_hub_file(entry, filename, hub_path) if filename else None
     if cached is not None:
+        ensure_heads(entry, cached, hub_path, download=download and not _offline())
         return cached
     if entry.source:
         built = _build_from_package(entry, quant)
@@ -466,6 +471,7 @@ def pull(
                 f"{filename} failed its checksum (sha256 {actual}, expected {expected}); "
                 "the download was removed"
             )
+    ensure_heads(entry, path, hub_cache_dir(hub_cache), download=not _offline())
     return path
 
 

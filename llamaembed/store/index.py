@@ -22,11 +22,22 @@ import numpy.typing as npt
 from .._types import FloatArray
 from ..embedder import Embedder
 from ..engine.pooling import l2_normalize
-from ..errors import IndexModelMismatchError, SearchIndexError
+from ..errors import IndexModelMismatchError, MissingHeadError
 from ..hub.spec import model_record
 from ..params import check_int
 from . import manifest as disk
 from .keywords import fts_query, salient_words
+from .m3 import (
+    SCHEMA,
+    choose_keywords,
+    encode_documents,
+    forget,
+    needs_m3,
+    query_weights,
+    remember,
+    sparse_search,
+    stored_colbert,
+)
 from .search import (
     Hit,
     embed_with,
@@ -55,6 +66,8 @@ class Index:
         ef: int = 128,
         capacity: int = 1024,
         exact_threshold: int = 20_000,
+        keywords: str | None = None,
+        colbert: bool = False,
     ) -> None:
         if space not in ("cosine", "ip"):
             raise ValueError("space must be 'cosine' or 'ip'")
@@ -83,6 +96,13 @@ class Index:
         self.exact_threshold = exact_threshold
         self._exact: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
         self.model: dict[str, Any] = model_record(embedder)
+        # The keyword side of hybrid search: "bm25" (SQLite FTS5) or "sparse" (bge-m3's
+        # lexical weights, the default for a model that has them); ``colbert`` stores
+        # ColBERT vectors for rerank_with="colbert" (else they are computed per query).
+        self.keywords = choose_keywords(embedder, keywords)
+        if colbert and (embedder is None or not embedder.capabilities.colbert):
+            raise MissingHeadError("colbert=True needs a model with bge-m3's colbert head")
+        self.colbert = colbert
         self._lock = threading.RLock()
         self._generation = 0
         self._db = self._new_db()
@@ -100,6 +120,7 @@ class Index:
             CREATE VIRTUAL TABLE docs_fts USING fts5(text, content='docs', content_rowid='label');
             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
             """
+            + SCHEMA
         )
         return db
 
@@ -137,6 +158,10 @@ class Index:
     ) -> list[str]:
         """Embed and add texts (an existing id is replaced); return their ids."""
         texts = list(texts)
+        if self.embedder is not None and needs_m3(self):
+            # bge-m3: the dense vector, lexical weights and ColBERT vectors of one pass
+            vectors, lexical, multi = encode_documents(self, texts)
+            return self.add_vectors(vectors, texts, metadatas, ids, m3=(lexical, multi))
         empty = np.empty((0, self.dim), np.float32)
         vectors = embed_with(self.embedder, texts, query=False) if texts else empty
         return self.add_vectors(vectors, texts, metadatas, ids)
@@ -147,8 +172,16 @@ class Index:
         texts: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any]] | None = None,
         ids: Sequence[str] | None = None,
+        *,
+        m3: tuple[Any, Any] | None = None,
     ) -> list[str]:
-        """Add precomputed vectors with optional texts, metadata and ids; return the ids."""
+        """Add precomputed vectors with optional texts, metadata and ids; return the ids.
+
+        An index with sparse keywords or stored ColBERT vectors computes them from the
+        texts (``m3``: lexical weights and ColBERT vectors already computed).
+        """
+        if m3 is None and texts is not None and needs_m3(self):
+            m3 = encode_documents(self, list(texts))[1:]
         array = np.asarray(vectors, dtype=np.float32)
         if array.ndim != 2 or array.shape[1] != self.dim:
             raise ValueError(f"expected vectors of shape (n, {self.dim}), got {array.shape}")
@@ -182,6 +215,8 @@ class Index:
             self._db.executemany(
                 "INSERT INTO docs_fts(rowid, text) VALUES (?, ?)", [(r[0], r[2]) for r in rows]
             )
+            if m3 is not None:
+                remember(self._db, labels.tolist(), *m3)
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('next_label', ?)", (str(first + n),)
             )
@@ -254,6 +289,7 @@ class Index:
                     (label, text),
                 )
                 self._db.execute("DELETE FROM docs WHERE label = ?", (label,))
+                forget(self._db, [label])
                 self._size -= 1
                 removed += 1
             self._db.commit()
@@ -335,7 +371,9 @@ class Index:
     def _keyword_search(
         self, text: str, k: int, allowed: set[int] | None
     ) -> list[tuple[int, float]]:
-        """Return (label, BM25 relevance) pairs, best first (relevance = -FTS5's bm25)."""
+        """Return (label, relevance) pairs, best first: -FTS5's bm25, or lexical matching."""
+        if self.keywords == "sparse":
+            return sparse_search(self._db, query_weights(self.embedder, text), k, allowed)
         count = self.embedder.count_tokens if self.embedder is not None else None
         query = fts_query(salient_words(text, count))
         if not query:
@@ -403,9 +441,10 @@ class Index:
         """Return the k best documents for a query text (or vector), best first.
 
         ``filter`` keeps documents whose metadata equals every given value. ``hybrid``
-        fuses vector and BM25 rankings (reciprocal-rank fusion; score = fused score).
-        ``rerank_with`` (a cross-encoder Llama) rescores the top ``candidates`` and its
-        scores become the hit scores.
+        fuses vector and keyword rankings (reciprocal-rank fusion; score = fused score);
+        keywords are BM25 or, with ``keywords="sparse"``, bge-m3's lexical weights.
+        ``rerank_with`` (a cross-encoder Llama, or "colbert" for the index model's
+        late interaction) rescores the top ``candidates`` and its scores become the scores.
         """
         pool = search_pool(k, candidates, hybrid or rerank_with is not None)
         if pool == 0:
@@ -416,41 +455,19 @@ class Index:
         found = self.hits_by_label(ranked)
         hits = [found[lab] for lab, _ in ranked if lab in found]
         if rerank_with is not None and text is not None:
-            hits = rerank_hits(hits, text, rerank_with)
+            hits = rerank_hits(hits, text, rerank_with, self.embedder, self._stored_colbert)
         return hits[:k]
+
+    def _stored_colbert(self, ids: Sequence[str]) -> dict[str, FloatArray]:
+        with self._lock:
+            return stored_colbert(self._db, ids)
 
     # ----------------------------------------------------------------- persistence
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write the index to a folder atomically (the previous save stays until replaced)."""
-        root = Path(folder)
-        root.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            generation = max(disk.generation_number(root), self._generation) + 1
-            data = disk.new_generation(root, generation)
-            self._hnsw.save_index(str(data / "vectors.hnsw"))
-            self._db.commit()  # a backup waits forever on an open write transaction
-            target = sqlite3.connect(data / "store.sqlite")
-            try:
-                self._db.backup(target)
-            finally:
-                target.close()
-            settings = {
-                "dim": self.dim,
-                "space": self.space,
-                "normalized": self.space == "cosine",
-                "count": len(self),
-                "model": self.model,
-                "hnsw": {
-                    "M": self.M,
-                    "ef_construction": self.ef_construction,
-                    "ef": self._ef,
-                    "capacity": int(self._hnsw.get_max_elements()),
-                    "exact_threshold": self.exact_threshold,
-                },
-            }
-            disk.commit_generation(root, data, settings)
-            self._generation = generation
-        return root
+        from .persist import save_index
+
+        return save_index(self, Path(folder))
 
     @staticmethod
     def exists(folder: str | os.PathLike[str]) -> bool:
@@ -465,36 +482,6 @@ class Index:
     @classmethod
     def load(cls, folder: str | os.PathLike[str], embedder: Embedder | None = None) -> Index:
         """Open a saved index; with a model, check it is the one that built the index."""
-        root = Path(folder)
-        manifest, data = disk.read_manifest(root)
-        disk.check_model(manifest, embedder.fingerprint if embedder is not None else None, root)
-        hnsw = manifest["hnsw"]
-        try:
-            index = cls(
-                embedder,
-                dim=int(manifest["dim"]),
-                space=manifest["space"],
-                M=int(hnsw["M"]),
-                ef_construction=int(hnsw["ef_construction"]),
-                ef=int(hnsw["ef"]),
-                capacity=16,
-                exact_threshold=int(hnsw.get("exact_threshold", 20_000)),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SearchIndexError(f"{root / disk.MANIFEST} holds invalid settings: {exc}") from exc
-        index.model = manifest.get("model", {})
-        index._generation = int(manifest["generation"].split("-")[1])
-        try:
-            import hnswlib
+        from .persist import load_index
 
-            index._hnsw = hnswlib.Index(space=index.space, dim=index.dim)
-            index._hnsw.load_index(str(data / "vectors.hnsw"), max_elements=int(hnsw["capacity"]))
-            index._hnsw.set_ef(index._ef)
-            source = sqlite3.connect(f"file:{data / 'store.sqlite'}?mode=ro", uri=True)
-            index._db = sqlite3.connect(":memory:", check_same_thread=False)
-            source.backup(index._db)
-            source.close()
-            index._size = int(index._db.execute("SELECT count(*) FROM docs").fetchone()[0])
-        except (RuntimeError, sqlite3.Error, OSError) as exc:
-            raise SearchIndexError(f"cannot read the index at {root}: {exc}") from exc
-        return index
+        return load_index(cls, Path(folder), embedder)

@@ -12,6 +12,7 @@ from typing import Any
 from ..embedder import Embedder
 from .chunking import chunk_text
 from .index import Index
+from .m3 import needs_m3
 
 __all__ = ["TEXT_SUFFIXES", "IngestReport", "collect_files", "ingest_files"]
 
@@ -188,7 +189,9 @@ def ingest_files(
             if not Path(source).exists():
                 index.delete(index.ids_where(source=source))
                 removed += 1
-    if texts:
+    if texts and index.embedder is not None and needs_m3(index):
+        index.add(texts, metadatas, ids)  # bge-m3: dense, lexical and ColBERT from one pass
+    elif texts:
         vectors = embedder.embed_documents(texts, show_progress=show_progress)
         index.add_vectors(vectors, texts, metadatas, ids)
     return IngestReport(indexed, len(texts), unchanged, removed, tuple(skipped))

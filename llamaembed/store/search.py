@@ -7,7 +7,7 @@ shards rank alike. Pure functions besides the embedder's own calls.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,11 +45,31 @@ def stored_metadata(stored: str) -> dict[str, Any]:
     return {} if stored == "{}" else dict(json.loads(stored))
 
 
-def rerank_hits(hits: list[Hit], text: str, reranker: Any) -> list[Hit]:
-    """Return hits rescored by a cross-encoder, best first; its scores become the scores."""
+def rerank_hits(
+    hits: list[Hit],
+    text: str,
+    reranker: Any,
+    embedder: Embedder | None = None,
+    stored: Callable[[Sequence[str]], dict[str, Any]] | None = None,
+) -> list[Hit]:
+    """Return hits rescored, best first; the new scores become the scores.
+
+    ``reranker`` is a cross-encoder, or "colbert": late interaction with the index
+    model's ColBERT vectors, taken from ``stored(ids)`` where the index keeps them and
+    computed from the hit texts otherwise.
+    """
     if not hits:
         return hits
-    scored = reranker.rerank(text, [h.text for h in hits])
+    if isinstance(reranker, str):
+        if reranker != "colbert":
+            raise ValueError(f"rerank_with takes a cross-encoder or 'colbert', not {reranker!r}")
+        from .m3 import colbert_scores
+
+        found = stored([h.id for h in hits]) if stored is not None else {}
+        texts = [h.text for h in hits]
+        scored = colbert_scores(embedder, text, texts, [found.get(h.id) for h in hits])
+    else:
+        scored = reranker.rerank(text, [h.text for h in hits])
     order = np.argsort(-np.asarray(scored), kind="stable")
     return [Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order]
 

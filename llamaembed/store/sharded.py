@@ -184,7 +184,7 @@ class ShardedIndex:
         }
         hits = [found[key] for key, _ in ranked if key in found]
         if rerank_with is not None and text is not None:
-            hits = rerank_hits(hits, text, rerank_with)
+            hits = rerank_hits(hits, text, rerank_with, self.embedder)
         return hits[:k]
 
     def save(self, folder: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,209 @@
+"""An index's bge-m3 side: learned sparse keywords and ColBERT vectors, in its SQLite store.
+
+For a model with bge-m3's heads (``Capabilities.sparse`` / ``multi_vector``), one
+``encode_m3`` pass per batch gives a document's dense vector (for hnswlib), its lexical
+weights and its ColBERT vectors. They live in two tables of the index's own SQLite
+database, so they are saved, loaded, replaced and deleted with the document:
+
+- ``sparse(label, token, weight)``, indexed by token: the keyword side of hybrid search
+  scores a document by ``Σ q_t · d_t`` over shared tokens (FlagEmbedding's lexical
+  matching score), instead of BM25 over whitespace words;
+- ``colbert(label, vectors)``: the ColBERT vectors as float16 bytes,
+  ``(n_tokens − 1) × dim × 2`` bytes a passage, for late-interaction rescoring
+  (``search(..., rerank_with="colbert")``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._types import FloatArray
+from ..embedder import Embedder
+from ..engine.m3 import colbert_score, single_threaded_blas
+from ..errors import MissingHeadError, SearchIndexError
+
+if TYPE_CHECKING:
+    from .index import Index
+
+__all__ = [
+    "KEYWORDS",
+    "SCHEMA",
+    "choose_keywords",
+    "colbert_scores",
+    "encode_documents",
+    "forget",
+    "needs_m3",
+    "query_weights",
+    "remember",
+    "sparse_search",
+    "stored_colbert",
+]
+
+KEYWORDS = ("bm25", "sparse")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sparse (label INTEGER NOT NULL, token INTEGER NOT NULL,
+                                   weight REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sparse_token ON sparse(token);
+CREATE INDEX IF NOT EXISTS sparse_label ON sparse(label);
+CREATE TABLE IF NOT EXISTS colbert (label INTEGER PRIMARY KEY, width INTEGER NOT NULL,
+                                    vectors BLOB NOT NULL);
+"""
+_CHUNK = 256  # texts per encode_m3 call: bounds the token states held at once
+
+
+def choose_keywords(embedder: Embedder | None, keywords: str | None) -> str:
+    """Return the keyword side: the given one, else "sparse" for a model with lexical weights."""
+    capable = embedder is not None and embedder.capabilities.sparse
+    if keywords is None:
+        return "sparse" if capable else "bm25"
+    if keywords not in KEYWORDS:
+        raise ValueError(f"keywords must be one of {', '.join(KEYWORDS)}, not {keywords!r}")
+    if keywords == "sparse" and embedder is not None and not capable:
+        raise MissingHeadError(
+            f"keywords='sparse' needs a model with lexical weights (bge-m3's sparse head); "
+            f"{embedder!r} has none: use keywords='bm25'"
+        )
+    return keywords
+
+
+def needs_m3(index: Index) -> bool:
+    """Return True when an index keeps lexical weights or ColBERT vectors of its texts."""
+    return index.keywords == "sparse" or index.colbert
+
+
+def encode_documents(
+    index: Index, texts: Sequence[str]
+) -> tuple[npt.NDArray[np.float32], list[dict[str, float]] | None, list[Any] | None]:
+    """Return documents' dense vectors, lexical weights and ColBERT vectors from one pass.
+
+    Only what the index keeps is computed (the dense vectors always are).
+    """
+    embedder = index.embedder
+    if embedder is None:
+        raise SearchIndexError("this index has no model to weigh its texts")
+    sparse, colbert = index.keywords == "sparse", index.colbert
+    prefix = embedder.document_prefix
+    dense: list[FloatArray] = []
+    lexical: list[dict[str, float]] = []
+    multi: list[FloatArray] = []
+    for start in range(0, len(texts), _CHUNK):
+        chunk = [prefix + t for t in texts[start : start + _CHUNK]]
+        out = embedder.encode_m3(chunk, return_sparse=sparse, return_colbert_vecs=colbert)
+        dense.append(out["dense_vecs"])
+        lexical.extend(out["lexical_weights"] or [])
+        multi.extend(out["colbert_vecs"] or [])
+    vectors = np.concatenate(dense) if dense else np.empty((0, embedder.n_embd), np.float32)
+    return vectors, (lexical if sparse else None), (multi if colbert else None)
+
+
+def remember(
+    db: sqlite3.Connection,
+    labels: Sequence[int],
+    lexical: Sequence[Mapping[str, float]] | None,
+    colbert: Sequence[npt.NDArray[np.float32]] | None,
+) -> None:
+    """Store documents' lexical weights and ColBERT vectors (float16) under their labels."""
+    if lexical is not None:
+        db.executemany(
+            "INSERT INTO sparse VALUES (?, ?, ?)",
+            [
+                (int(label), int(token), float(weight))
+                for label, weights in zip(labels, lexical, strict=True)
+                for token, weight in weights.items()
+            ],
+        )
+    if colbert is not None:
+        db.executemany(
+            "INSERT OR REPLACE INTO colbert VALUES (?, ?, ?)",
+            [
+                (int(label), int(m.shape[1]), np.ascontiguousarray(m, dtype="<f2").tobytes())
+                for label, m in zip(labels, colbert, strict=True)
+            ],
+        )
+
+
+def forget(db: sqlite3.Connection, labels: Iterable[int]) -> None:
+    """Remove documents' lexical weights and ColBERT vectors."""
+    rows = [(int(label),) for label in labels]
+    db.executemany("DELETE FROM sparse WHERE label = ?", rows)
+    db.executemany("DELETE FROM colbert WHERE label = ?", rows)
+
+
+def query_weights(embedder: Embedder | None, text: str) -> dict[str, float]:
+    """Return a query's lexical weights (with the model's query prefix)."""
+    if embedder is None:
+        raise SearchIndexError("sparse keywords need the index's model to weigh the query")
+    out = embedder.encode_m3(embedder.query_prefix + text, return_dense=False)
+    weights: dict[str, float] = out["lexical_weights"]
+    return weights
+
+
+def sparse_search(
+    db: sqlite3.Connection, weights: Mapping[str, float], k: int, allowed: set[int] | None
+) -> list[tuple[int, float]]:
+    """Return the ``k`` best (label, lexical matching score) pairs, best first."""
+    if not weights or k <= 0:
+        return []
+    tokens = [int(t) for t in weights]
+    cases = " ".join("WHEN ? THEN ?" for _ in tokens)
+    args: list[Any] = [v for t in tokens for v in (t, float(weights[str(t)]))]
+    marks = ",".join("?" * len(tokens))
+    rows = db.execute(
+        f"SELECT label, SUM(weight * CASE token {cases} END) AS s FROM sparse "
+        f"WHERE token IN ({marks}) GROUP BY label ORDER BY s DESC, label LIMIT ?",
+        [*args, *tokens, k * 4 if allowed is not None else k],
+    ).fetchall()
+    found = [(int(r[0]), float(r[1])) for r in rows if r[1] > 0]
+    return [pair for pair in found if allowed is None or pair[0] in allowed][:k]
+
+
+def stored_colbert(
+    db: sqlite3.Connection, ids: Sequence[str]
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Return the stored ColBERT vectors of documents, by id (those without are left out)."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = db.execute(
+        f"SELECT d.id, c.width, c.vectors FROM colbert c JOIN docs d ON d.label = c.label "
+        f"WHERE d.id IN ({marks})",
+        list(ids),
+    ).fetchall()
+    return {
+        r[0]: np.frombuffer(r[2], dtype="<f2").reshape(-1, r[1]).astype(np.float32) for r in rows
+    }
+
+
+def colbert_scores(
+    embedder: Embedder | None,
+    query: str,
+    texts: Sequence[str],
+    stored: Sequence[npt.NDArray[np.float32] | None],
+) -> list[float]:
+    """Return late-interaction scores of documents for a query, computing what is not stored."""
+    if embedder is None or not embedder.capabilities.colbert:
+        raise MissingHeadError(
+            "rerank_with='colbert' needs a model with ColBERT vectors (bge-m3's colbert head)"
+        )
+    q = embedder.encode_m3(
+        embedder.query_prefix + query,
+        return_dense=False,
+        return_sparse=False,
+        return_colbert_vecs=True,
+    )["colbert_vecs"]
+    missing = [i for i, m in enumerate(stored) if m is None]
+    vectors: list[Any] = list(stored)
+    if missing:
+        docs = [embedder.document_prefix + texts[i] for i in missing]
+        out = embedder.encode_m3(
+            docs, return_dense=False, return_sparse=False, return_colbert_vecs=True
+        )["colbert_vecs"]
+        for i, matrix in zip(missing, out, strict=True):
+            vectors[i] = matrix
+    with single_threaded_blas():  # see engine.m3: spinning BLAS threads starve llama.cpp
+        return [colbert_score(q, matrix) for matrix in vectors]
