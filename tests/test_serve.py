@@ -488,7 +488,14 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(
     process = ServerProcess(minilm_f16_path, "--threads", "1")
     texts = long_texts(32, 8)  # about 1.5 s of work here
     thread, out = _post_in_thread(f"{process.url}/v1/embeddings", {"input": texts})
-    time.sleep(0.15)
+    # SIGTERM once the request is in the server's hands (a fixed sleep raced on a busy
+    # machine): inputs queued or already run.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+        _metric(process, r"llamaembed_queue_size\{[^}]*\}")
+        or _metric(process, r"llamaembed_inputs_total\{[^}]*\}")
+    ):
+        time.sleep(0.01)
     process.process.send_signal(signal.SIGTERM)
     thread.join()
     assert process.stop(timeout=60) == 0

@@ -1,11 +1,12 @@
-"""The HTTP layer: OpenAI embeddings, Cohere/Jina/TEI rerank, models, health and metrics.
+"""The HTTP layer: OpenAI embeddings, rerank, bge-m3's outputs, models, health, metrics.
 
-Routes live at module level on one router; they parse (``serve.parsing``), check and
-answer, and the work goes through ``serve.infer`` (one queue per model). ``serve.guard``
-checks keys and body sizes first; every error leaves through ``serve.errors`` in OpenAI's
-shape. ``create_app``
-wires them together, opening the configured models in a thread after start-up, or
-serving models already open (``models=``), as tests do in-process.
+Embeddings follow OpenAI's contract, rerank Cohere's / Jina's / TEI's, bge-m3's lexical
+weights TEI's ``/embed_sparse`` and its ColBERT vectors our ``/embed_colbert``. Routes
+live at module level on one router; they parse (``serve.parsing``), check and answer,
+and the work goes through ``serve.infer`` (one queue per model). ``serve.guard`` checks
+keys and body sizes first; every error leaves through ``serve.errors`` in OpenAI's shape.
+``create_app`` wires them together, opening the configured models in a thread after
+start-up, or serving models already open (``models=``), as tests do in-process.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from .schemas import (
     ModelList,
     RerankRequest,
     RerankResponse,
+    SparseValue,
+    TeiEmbedRequest,
 )
 from .state import KINDS, ServerConfig, ServerState
 
@@ -49,7 +52,7 @@ __all__ = ["ServerConfig", "create_app", "router"]
 
 logger = logging.getLogger(__name__)
 
-_Body = TypeVar("_Body", EmbeddingRequest, RerankRequest)
+_Body = TypeVar("_Body", EmbeddingRequest, RerankRequest, TeiEmbedRequest)
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503)
@@ -83,7 +86,7 @@ def _timing_headers(job: Job, started: float) -> dict[str, str]:
     }
 
 
-def _json(payload: dict[str, Any], headers: dict[str, str]) -> Response:
+def _json(payload: Any, headers: dict[str, str]) -> Response:
     # orjson writes float32 arrays directly, each number the shortest form that reads back
     # to the same float32: 8 µs for 384 floats where json.dumps takes 215 µs.
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -214,6 +217,86 @@ async def rerank(request: Request) -> Response:
         "usage": {"prompt_tokens": job.tokens, "total_tokens": job.tokens},
     }
     return _json(payload, _timing_headers(job, started))
+
+
+async def _m3_outputs(
+    request: Request, *, sparse: bool, colbert: bool
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Run a TEI-style request for bge-m3's lexical weights or ColBERT vectors."""
+    started = time.perf_counter()
+    state, body, served = await _accept(request, "embedding", TeiEmbedRequest)
+    capabilities = served.model.capabilities
+    if (sparse and not capabilities.sparse) or (colbert and not capabilities.colbert):
+        head = "sparse_linear (lexical weights)" if sparse else "colbert_linear (ColBERT vectors)"
+        raise ApiError(
+            400,
+            f"model {served.spec.name!r} has no {head} head; serve a bge-m3 GGUF with its "
+            "heads file (llamaembed convert writes it)",
+            param="model",
+            code="missing_head",
+        )
+    texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+    check_count(len(texts), state.config.max_client_batch, "inputs")
+    refuse_blank(texts, "inputs")
+    if body.prompt_name not in (None, "query", "document"):
+        raise ApiError(
+            400,
+            f"prompt_name must be 'query' or 'document', not {body.prompt_name!r}",
+            param="prompt_name",
+            code="invalid_input_type",
+        )
+    model = served.model
+    prefix = {"query": model.query_prefix, "document": model.document_prefix}.get(
+        body.prompt_name or "", ""
+    )
+    rows, job = await served.m3(
+        [prefix + t for t in texts] if prefix else texts,
+        sparse=sparse,
+        colbert=colbert,
+        truncate=body.truncate,
+        gone=_gone(request),
+        on_truncate=state.metrics.truncated.labels(served.spec.name).inc,
+    )
+    return rows, _timing_headers(job, started)
+
+
+@router.post(
+    "/embed_sparse",
+    response_model=list[list[SparseValue]],
+    responses=_ERROR_RESPONSES,
+    openapi_extra=_request_body(TeiEmbedRequest),
+)
+async def embed_sparse(request: Request) -> Response:
+    """Return bge-m3's lexical weights, as text-embeddings-inference's ``/embed_sparse``.
+
+    Per input, the ``{index, value}`` of each token id with a positive weight, by token id.
+    """
+    rows, headers = await _m3_outputs(request, sparse=True, colbert=False)
+    payload = [
+        [{"index": int(t), "value": w} for t, w in sorted(r["lexical"].items(), key=_token_id)]
+        for r in rows
+    ]
+    return _json(payload, headers)
+
+
+def _token_id(item: tuple[str, float]) -> int:
+    return int(item[0])
+
+
+@router.post(
+    "/embed_colbert",
+    response_model=list[list[list[float]]],
+    responses=_ERROR_RESPONSES,
+    openapi_extra=_request_body(TeiEmbedRequest),
+)
+async def embed_colbert(request: Request) -> Response:
+    """Return bge-m3's ColBERT vectors, for late interaction.
+
+    Per input, one unit vector for every token after the first (``n_tokens - 1`` rows, as
+    FlagEmbedding's ``colbert_vecs``).
+    """
+    rows, headers = await _m3_outputs(request, sparse=False, colbert=True)
+    return _json([r["colbert"] for r in rows], headers)
 
 
 @router.get("/v1/models", response_model=ModelList, responses=_ERROR_RESPONSES)

@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 # the recent token rate says little, and a client should rather look elsewhere.
 RETRY_AFTER_CAP = 60.0
 
-RunFunction = Callable[[list[Any]], npt.NDArray[np.float32]]
+RunFunction = Callable[[list[Any]], Any]
+"""Prepared inputs → one output per input: float32 rows (an array), or other objects."""
 BatchObserver = Callable[[int, int, float], None]
 
 
@@ -63,7 +64,7 @@ class Job:
         )
         self.lengths = list(lengths)
         self.tokens = sum(self.lengths)
-        self.rows: npt.NDArray[np.float32] | None = None
+        self.rows: Any = None
         self._remaining = len(self.lengths)
         self.cancelled = False
         self.enqueued_at = time.perf_counter()
@@ -91,9 +92,14 @@ class Job:
             with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled meanwhile
                 self.future.set_exception(exc)
 
-    def _deliver(self, index: int, row: npt.NDArray[np.float32]) -> None:
+    def _deliver(self, index: int, row: Any) -> None:
         if self.rows is None:
-            self.rows = np.empty((len(self.lengths), row.shape[0]), dtype=np.float32)
+            # float32 rows go into one array; other outputs (bge-m3's) into a list
+            self.rows = (
+                np.empty((len(self.lengths), row.shape[0]), dtype=np.float32)
+                if isinstance(row, np.ndarray)
+                else [None] * len(self.lengths)
+            )
         self.rows[index] = row
         self._remaining -= 1
         if self._remaining == 0 and not self.future.done():

@@ -40,6 +40,8 @@ ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 OPEN_PATHS = frozenset({"/health", "/metrics", "/docs", "/redoc", "/openapi.json"})
 # The label each path's requests carry in the metrics (anything else: "other").
 ROUTE_LABELS = {
+    "/embed_sparse": "embed_sparse",
+    "/embed_colbert": "embed_colbert",
     "/v1/embeddings": "embeddings",
     "/embeddings": "embeddings",
     "/v1/rerank": "rerank",

@@ -25,7 +25,16 @@ from ..hub.spec import ModelSpec
 from .batcher import Batcher, Job
 from .metrics import Metrics
 
-__all__ = ["INLINE_TOKENIZE", "Budget", "ClientGone", "Limits", "Served", "start"]
+__all__ = [
+    "INLINE_TOKENIZE",
+    "Budget",
+    "ClientGone",
+    "Limits",
+    "M3Input",
+    "Served",
+    "run_inputs",
+    "start",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +153,30 @@ class Served:
         )
         return await self._run(pairs, gone)
 
-    async def _run(self, inputs: list[Any], gone: Gone) -> tuple[FloatArray, Job]:
+    async def m3(
+        self,
+        texts: Sequence[str],
+        *,
+        sparse: bool,
+        colbert: bool,
+        truncate: bool,
+        gone: Gone,
+        on_truncate: Callable[[int], None] | None = None,
+    ) -> tuple[list[dict[str, Any]], Job]:
+        """Return each text's bge-m3 outputs (see ``Embedder.forward_m3``) and the job."""
+        model = self.model
+        budget = Budget(self.max_request_tokens, self.batcher, len(texts))
+        sequences = await _prepare(
+            sum(map(len, texts)),
+            lambda: model.prepare_texts(
+                texts, truncate=truncate, on_truncate=on_truncate, on_tokens=budget
+            ),
+        )
+        inputs = [M3Input(s, sparse, colbert) for s in sequences]
+        rows, job = await self._run(inputs, gone)
+        return list(rows), job
+
+    async def _run(self, inputs: list[Any], gone: Gone) -> tuple[Any, Job]:
         job = self.batcher.submit(inputs, [len(item) for item in inputs])  # may be QueueFull
         return await _wait(job, gone), job
 
@@ -171,7 +203,7 @@ def start(
         metrics.observe_batch(name, inputs, tokens, seconds)
 
     batcher = Batcher(
-        model.forward,
+        run_inputs(model),
         max_batch_tokens=limits.max_batch_tokens,
         max_queue_tokens=limits.max_queue_tokens,
         batch_wait=limits.batch_wait,
@@ -184,6 +216,50 @@ def start(
     return Served(kind, spec, model, batcher, limits.max_request_tokens, owned=owned)
 
 
+@dataclass(frozen=True)
+class M3Input:
+    """A prepared input whose bge-m3 outputs are wanted, rather than its pooled row."""
+
+    tokens: Any
+    sparse: bool
+    colbert: bool
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def run_inputs(model: Embedder) -> Callable[[list[Any]], Any]:
+    """Return the queue's run function: ``forward`` rows, and bge-m3 outputs for M3Inputs.
+
+    One queue (one token budget, one order) serves both; a batch of plain inputs goes
+    straight to ``forward``.
+    """
+    forward = model.forward
+
+    def run(inputs: list[Any]) -> Any:
+        wanted: dict[tuple[bool, bool], list[int]] = {}
+        plain = []
+        for i, item in enumerate(inputs):
+            if isinstance(item, M3Input):
+                wanted.setdefault((item.sparse, item.colbert), []).append(i)
+            else:
+                plain.append(i)
+        if not wanted:
+            return forward(inputs)
+        out: list[Any] = [None] * len(inputs)
+        if plain:
+            for i, row in zip(plain, forward([inputs[i] for i in plain]), strict=True):
+                out[i] = row
+        for (sparse, colbert), where in wanted.items():
+            tokens = [inputs[i].tokens for i in where]
+            rows = model.forward_m3(tokens, sparse=sparse, colbert=colbert)
+            for i, row in zip(where, rows, strict=True):
+                out[i] = row
+        return out
+
+    return run
+
+
 async def _prepare(size: int, work: Callable[[], list[Any]]) -> list[Any]:
     """Run tokenisation inline when small, in a thread when it would stall the loop."""
     if size <= INLINE_TOKENIZE:
@@ -191,7 +267,7 @@ async def _prepare(size: int, work: Callable[[], list[Any]]) -> list[Any]:
     return await asyncio.to_thread(work)
 
 
-async def _wait(job: Job, gone: Gone) -> FloatArray:
+async def _wait(job: Job, gone: Gone) -> Any:
     """Return the job's rows; if the client leaves first, drop the job and raise ClientGone."""
     future = asyncio.wrap_future(job.future)
     watcher = asyncio.get_running_loop().create_task(gone())

@@ -23,6 +23,8 @@ __all__ = [
     "RerankRequest",
     "RerankResponse",
     "RerankResultItem",
+    "SparseValue",
+    "TeiEmbedRequest",
     "Usage",
     "error_body",
 ]
@@ -48,6 +50,24 @@ class EmbeddingRequest(_Request):
     input_type: StrictStr | None = Field(None, description="`query` or `document` prefix.")
     prompt_name: StrictStr | None = Field(None, description="Same as input_type.")
     truncate: StrictBool = Field(True, description="False: over-long input is a 400.")
+
+
+class TeiEmbedRequest(_Request):
+    """``POST /embed_sparse`` and ``/embed_colbert``: text-embeddings-inference's request."""
+
+    inputs: StrictStr | list[StrictStr] = Field(description="A text or a list of texts.")
+    model: StrictStr | None = Field(None, description="Served model name (default: the one).")
+    truncate: StrictBool = Field(
+        False, description="True: cut over-long input (TEI's default: a 400)."
+    )
+    prompt_name: StrictStr | None = Field(None, description="`query` or `document` prefix.")
+
+
+class SparseValue(BaseModel):
+    """One token's learned weight: ``index`` is the token id in the model's vocabulary."""
+
+    index: int
+    value: float
 
 
 class Usage(BaseModel):
