@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from .._blas import single_threaded_blas
 from .._types import FloatArray, TokenArray
 from ..errors import MissingHeadError
 from ..heads import HEADS_SUFFIX, M3Heads
@@ -37,7 +38,6 @@ __all__ = [
     "forward_m3",
     "lexical_matching_score",
     "lexical_weights",
-    "single_threaded_blas",
     "unused_token_ids",
 ]
 
@@ -111,7 +111,7 @@ def forward_m3(
     sequences: list[TokenArray] = inputs
     rows = []
     states_list = self.forward_tokens(sequences)
-    with single_threaded_blas():
+    with single_threaded_blas():  # spinning BLAS threads would starve llama.cpp's (_blas)
         for ids, states in zip(sequences, states_list, strict=True):
             rows.append(
                 {
@@ -121,25 +121,6 @@ def forward_m3(
                 }
             )
     return rows
-
-
-_blas: Any = None
-
-
-def single_threaded_blas() -> Any:
-    """Return a context in which numpy's BLAS runs on the calling thread only.
-
-    OpenBLAS's threads spin for a while after each multi-threaded call and starve
-    llama.cpp's: after the heads' matrix products, the next llama.cpp batch ran 2–4×
-    slower on two cores (measured: a short query 3.7 ms → 7.5–25 ms). The heads' products
-    are small; one thread does them as fast.
-    """
-    global _blas
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
 
 
 def _pool(states: FloatArray, pooling: Pooling) -> FloatArray:

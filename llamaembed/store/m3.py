@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from .._blas import single_threaded_blas
 from .._types import FloatArray
 from ..embedder import Embedder
-from ..engine.m3 import colbert_score, single_threaded_blas
+from ..engine.m3 import colbert_score
 from ..errors import MissingHeadError, SearchIndexError
 
 if TYPE_CHECKING:
@@ -205,5 +206,5 @@ def colbert_scores(
         )["colbert_vecs"]
         for i, matrix in zip(missing, out, strict=True):
             vectors[i] = matrix
-    with single_threaded_blas():  # see engine.m3: spinning BLAS threads starve llama.cpp
+    with single_threaded_blas():  # spinning BLAS threads would starve llama.cpp's (_blas)
         return [colbert_score(q, matrix) for matrix in vectors]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._blas import single_threaded_blas
 from ..embedder import Embedder
 from ..engine.pooling import reciprocal_rank_fusion
 from ..errors import SearchIndexError
@@ -140,7 +141,8 @@ def exact_search(
 
     ``allowed`` keeps only those labels (a metadata filter); ties keep label order.
     """
-    scores = vectors @ query
+    with single_threaded_blas():  # spinning BLAS threads would starve llama.cpp's (_blas)
+        scores = vectors @ query
     if allowed is not None:
         scores = np.where(np.isin(labels, list(allowed)), scores, -np.inf)
     top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
