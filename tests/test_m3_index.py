@@ -165,3 +165,25 @@ def test_every_way_in_fills_the_sparse_side(m3: Llama, tiny_m3_path: Path, tmp_p
         p = m3.encode_m3(hit["text"], return_colbert_vecs=True)["colbert_vecs"]
         assert hit["score"] == pytest.approx(colbert_score(q, p), abs=1e-4)
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+
+
+def test_a_query_is_encoded_once_for_all_three_sides(
+    m3: Llama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = Index(m3, colbert=True)
+    index.add(DOCS[:30], ids=[str(i) for i in range(30)])
+    real = m3.encode_m3
+    calls: list[object] = []
+
+    def counting(texts, **flags):  # type: ignore[no-untyped-def]
+        calls.append(texts)
+        return real(texts, **flags)
+
+    monkeypatch.setattr(m3, "encode_m3", counting)
+    query = "a query seen by no other test: how are zip archives read"
+    hits = index.search(query, 5, rerank_with="colbert")
+    assert calls == [query]  # dense, lexical and ColBERT sides from one pass
+    # and the dense side is the model's own query vector
+    vector, _ = index.query_vector(query)
+    assert float(vector @ m3.embed_query(query)) > 0.99999
+    assert len(hits) == 5

@@ -15,7 +15,9 @@ database, so they are saved, loaded, replaced and deleted with the document:
 
 from __future__ import annotations
 
+import collections
 import sqlite3
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ __all__ = [
     "encode_documents",
     "forget",
     "needs_m3",
+    "query_outputs",
     "query_weights",
     "remember",
     "sparse_search",
@@ -135,12 +138,47 @@ def forget(db: sqlite3.Connection, labels: Iterable[int]) -> None:
     db.executemany("DELETE FROM colbert WHERE label = ?", rows)
 
 
+_RECENT: collections.OrderedDict[tuple[str, str, str], dict[str, Any]] = collections.OrderedDict()
+_RECENT_LOCK = threading.Lock()
+_RECENT_SIZE = 64
+
+
+def query_outputs(embedder: Embedder, text: str) -> dict[str, Any]:
+    """Return a query's dense vector, lexical weights and ColBERT vectors from one pass.
+
+    A search needs all three (the dense side, the keyword side, the rescoring), in turn
+    and per shard; the last few queries are kept, keyed by the model's fingerprint, its
+    query prefix and the text, so each query is encoded once.
+    """
+    key = (embedder.fingerprint, embedder.query_prefix, text)
+    with _RECENT_LOCK:
+        found = _RECENT.get(key)
+        if found is not None:
+            _RECENT.move_to_end(key)
+            return found
+    capabilities = embedder.capabilities
+    out = embedder.encode_m3(
+        embedder.query_prefix + text,
+        return_sparse=capabilities.sparse,
+        return_colbert_vecs=capabilities.colbert,
+    )
+    result = {
+        "dense": out["dense_vecs"],
+        "lexical": out["lexical_weights"],
+        "colbert": out["colbert_vecs"],
+    }
+    with _RECENT_LOCK:
+        _RECENT[key] = result
+        while len(_RECENT) > _RECENT_SIZE:
+            _RECENT.popitem(last=False)
+    return result
+
+
 def query_weights(embedder: Embedder | None, text: str) -> dict[str, float]:
     """Return a query's lexical weights (with the model's query prefix)."""
     if embedder is None:
         raise SearchIndexError("sparse keywords need the index's model to weigh the query")
-    out = embedder.encode_m3(embedder.query_prefix + text, return_dense=False)
-    weights: dict[str, float] = out["lexical_weights"]
+    weights: dict[str, float] = query_outputs(embedder, text)["lexical"]
     return weights
 
 
@@ -191,12 +229,7 @@ def colbert_scores(
         raise MissingHeadError(
             "rerank_with='colbert' needs a model with ColBERT vectors (bge-m3's colbert head)"
         )
-    q = embedder.encode_m3(
-        embedder.query_prefix + query,
-        return_dense=False,
-        return_sparse=False,
-        return_colbert_vecs=True,
-    )["colbert_vecs"]
+    q = query_outputs(embedder, query)["colbert"]
     missing = [i for i, m in enumerate(stored) if m is None]
     vectors: list[Any] = list(stored)
     if missing:

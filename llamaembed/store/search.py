@@ -91,6 +91,10 @@ def query_vector(
 ) -> tuple[npt.NDArray[np.float32], str | None]:
     """Return a query's vector and its text (None when the query is a vector)."""
     if isinstance(query, str):
+        if embedder is not None and (embedder.capabilities.sparse or embedder.capabilities.colbert):
+            from .m3 import query_outputs  # bge-m3: one pass gives all three sides
+
+            return query_outputs(embedder, query)["dense"], query
         return embed_with(embedder, [query], query=True)[0], query
     vector = np.asarray(query, dtype=np.float32).reshape(-1)
     if vector.shape != (dim,):
