@@ -102,3 +102,18 @@ def test_a_model_without_heads_answers_400(tiny_encoder_path: Path) -> None:
             assert response.json()["error"]["code"] == "missing_head"
         schema = http.get("/openapi.json").json()
         assert {"/embed_sparse", "/embed_colbert"} <= set(schema["paths"])
+
+
+def test_colbert_answers_are_bounded_in_size(client: httpx.Client, m3: Llama) -> None:
+    from llamaembed.serve.infer import COLBERT_MAX_FLOATS
+
+    # 1,100 inputs cut to the tiny model's 128 tokens: 140,800 tokens, whose ColBERT
+    # vectors (64 floats a token) would be over COLBERT_MAX_FLOATS; the lexical weights
+    # of the same request are small and answered.
+    body = {"inputs": ["word " * 200] * 1100, "truncate": True}
+    assert 1100 * m3.n_ctx * m3.n_embd > COLBERT_MAX_FLOATS
+    refused = client.post("/embed_colbert", json=body)
+    assert refused.status_code == 413, refused.text[:300]
+    error = refused.json()["error"]
+    assert error["code"] == "too_many_tokens" and "ColBERT" in error["message"]
+    assert client.post("/embed_sparse", json=body).status_code == 200

@@ -26,6 +26,7 @@ from .batcher import Batcher, Job
 from .metrics import Metrics
 
 __all__ = [
+    "COLBERT_MAX_FLOATS",
     "INLINE_TOKENIZE",
     "Budget",
     "ClientGone",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# The most floats one /embed_colbert answer holds: 32 MiB of float32, about 80 MB of JSON.
+COLBERT_MAX_FLOATS = 8 * 2**20
 
 # Tokenising this many characters (or ids) inline would stall the event loop; past it the
 # work goes to a thread.
@@ -69,10 +73,11 @@ class Budget:
     times its inputs, for a Retry-After that is about the wait it needs.
     """
 
-    def __init__(self, limit: int, batcher: Batcher, inputs: int) -> None:
+    def __init__(self, limit: int, batcher: Batcher, inputs: int, why: str = "") -> None:
         self.limit = limit
         self.batcher = batcher
         self.inputs = inputs
+        self.why = why or "the most this server takes in one request (--max-request-tokens)"
         self.counted = 0
         self.tokens = 0
 
@@ -82,8 +87,7 @@ class Budget:
         self.counted += 1
         if self.tokens > self.limit:
             raise RequestTooLargeError(
-                f"this request holds more than {self.limit} tokens, the most this server "
-                "takes in one request (--max-request-tokens); split it",
+                f"this request holds more than {self.limit} tokens, {self.why}; split it",
                 n_tokens=self.tokens,
                 limit=self.limit,
             )
@@ -163,9 +167,20 @@ class Served:
         gone: Gone,
         on_truncate: Callable[[int], None] | None = None,
     ) -> tuple[list[dict[str, Any]], Job]:
-        """Return each text's bge-m3 outputs (see ``Embedder.forward_m3``) and the job."""
+        """Return each text's bge-m3 outputs (see ``Embedder.forward_m3``) and the job.
+
+        ColBERT answers hold a vector a token, so their tokens are capped at
+        ``COLBERT_MAX_FLOATS`` floats' worth (the answer's size), below the request cap.
+        """
         model = self.model
-        budget = Budget(self.max_request_tokens, self.batcher, len(texts))
+        limit, why = self.max_request_tokens, ""
+        if colbert and COLBERT_MAX_FLOATS // model.n_embd < limit:
+            limit = COLBERT_MAX_FLOATS // model.n_embd
+            why = (
+                f"the most whose ColBERT vectors ({model.n_embd} floats a token) one answer "
+                f"holds ({COLBERT_MAX_FLOATS:,} floats)"
+            )
+        budget = Budget(limit, self.batcher, len(texts), why)
         sequences = await _prepare(
             sum(map(len, texts)),
             lambda: model.prepare_texts(
