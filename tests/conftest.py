@@ -149,6 +149,12 @@ def tiny_m3_path(tiny_m3_folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_m3(tiny_m3_path: Path) -> Iterator[Llama]:
+    with Llama(tiny_m3_path) as model:
+        yield model
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder(tiny_encoder_path: Path) -> Iterator[Llama]:
     with Llama(tiny_encoder_path) as model:
         yield model

@@ -11,7 +11,6 @@ import io
 import pickle
 import shutil
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,44 +41,28 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def m3_folder(tiny_m3_folder: Path) -> Path:
-    return tiny_m3_folder
-
-
-@pytest.fixture(scope="module")
-def m3_path(tiny_m3_path: Path) -> Path:
-    return tiny_m3_path
-
-
-@pytest.fixture(scope="module")
-def m3(m3_path: Path) -> Iterator[Llama]:
-    with Llama(m3_path) as llama:
-        yield llama
-
-
-@pytest.fixture(scope="module")
-def reference(m3_folder: Path):  # type: ignore[no-untyped-def]
+def reference(tiny_m3_folder: Path):  # type: ignore[no-untyped-def]
     from FlagEmbedding import BGEM3FlagModel
 
-    model = BGEM3FlagModel(str(m3_folder), use_fp16=False, devices="cpu")
+    model = BGEM3FlagModel(str(tiny_m3_folder), use_fp16=False, devices="cpu")
     return model, model.encode(
         TEXTS, return_dense=True, return_sparse=True, return_colbert_vecs=True
     )
 
 
-def test_converter_writes_the_heads_beside_the_gguf(m3_path: Path, m3: Llama) -> None:
-    assert heads_path(m3_path).is_file()
-    caps = m3.capabilities
+def test_converter_writes_the_heads_beside_the_gguf(tiny_m3_path: Path, tiny_m3: Llama) -> None:
+    assert heads_path(tiny_m3_path).is_file()
+    caps = tiny_m3.capabilities
     assert caps.sparse and caps.colbert and caps.dense and not caps.multi_vector
-    assert m3.heads is not None and m3.heads.colbert_dim == HIDDEN
+    assert tiny_m3.heads is not None and tiny_m3.heads.colbert_dim == HIDDEN
     # the dense path is untouched by the heads: cls pooling gives encode_m3's dense rows
-    dense = m3.encode_m3(TEXTS, return_sparse=False)["dense_vecs"]
-    np.testing.assert_allclose(m3.embed_texts(TEXTS), dense, atol=1e-5)
+    dense = tiny_m3.encode_m3(TEXTS, return_sparse=False)["dense_vecs"]
+    np.testing.assert_allclose(tiny_m3.embed_texts(TEXTS), dense, atol=1e-5)
 
 
-def test_dense_lexical_and_colbert_equal_flagembedding(m3: Llama, reference) -> None:  # type: ignore[no-untyped-def]
+def test_dense_lexical_and_colbert_equal_flagembedding(tiny_m3: Llama, reference) -> None:  # type: ignore[no-untyped-def]
     _, ref = reference
-    out = m3.encode_m3(TEXTS, return_dense=True, return_sparse=True, return_colbert_vecs=True)
+    out = tiny_m3.encode_m3(TEXTS, return_dense=True, return_sparse=True, return_colbert_vecs=True)
     assert out["dense_vecs"].dtype == np.float32 and out["dense_vecs"].shape == (6, HIDDEN)
     cos = (out["dense_vecs"] * ref["dense_vecs"]).sum(axis=1)
     assert cos.min() >= 0.999
@@ -101,9 +84,9 @@ def test_dense_lexical_and_colbert_equal_flagembedding(m3: Llama, reference) -> 
         np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
-def test_scores_equal_flagembedding(m3: Llama, reference) -> None:  # type: ignore[no-untyped-def]
+def test_scores_equal_flagembedding(tiny_m3: Llama, reference) -> None:  # type: ignore[no-untyped-def]
     model, _ = reference
-    out = m3.encode_m3(TEXTS, return_colbert_vecs=True)
+    out = tiny_m3.encode_m3(TEXTS, return_colbert_vecs=True)
     lw, cv = out["lexical_weights"], out["colbert_vecs"]
     assert lexical_matching_score(lw[0], lw[4]) == pytest.approx(
         model.compute_lexical_matching_score(lw[0], lw[4]), rel=1e-9
@@ -118,24 +101,24 @@ def test_scores_equal_flagembedding(m3: Llama, reference) -> None:  # type: igno
         )
 
 
-def test_one_text_and_flags_follow_flagembedding(m3: Llama) -> None:
-    one = m3.encode_m3("The cat sat on the mat.", return_dense=False, return_colbert_vecs=True)
+def test_one_text_and_flags_follow_flagembedding(tiny_m3: Llama) -> None:
+    one = tiny_m3.encode_m3("The cat sat on the mat.", return_dense=False, return_colbert_vecs=True)
     assert one["dense_vecs"] is None
     assert isinstance(one["lexical_weights"], dict)
-    n_tokens = len(m3.tokenize("The cat sat on the mat."))
+    n_tokens = len(tiny_m3.tokenize("The cat sat on the mat."))
     assert one["colbert_vecs"].shape == (n_tokens - 1, HIDDEN)
-    empty = m3.encode_m3([], return_colbert_vecs=True)
+    empty = tiny_m3.encode_m3([], return_colbert_vecs=True)
     assert empty["dense_vecs"].shape == (0, HIDDEN)
     assert empty["lexical_weights"] == [] and empty["colbert_vecs"] == []
     # CLS, EOS, PAD and UNK never carry weight
-    weights = m3.encode_m3(TEXTS)["lexical_weights"]
+    weights = tiny_m3.encode_m3(TEXTS)["lexical_weights"]
     assert not any(k in w for w in weights for k in ("0", "1", "2", "3"))
 
 
-def test_quantised_copy_keeps_the_heads(m3_path: Path, m3: Llama, tmp_path: Path) -> None:
-    q8 = quantize(m3_path, tmp_path / "m3-q8_0.gguf", "q8_0")
-    assert heads_path(q8).read_bytes() == heads_path(m3_path).read_bytes()
-    full = m3.encode_m3(TEXTS, return_colbert_vecs=True)
+def test_quantised_copy_keeps_the_heads(tiny_m3_path: Path, tiny_m3: Llama, tmp_path: Path) -> None:
+    q8 = quantize(tiny_m3_path, tmp_path / "m3-q8_0.gguf", "q8_0")
+    assert heads_path(q8).read_bytes() == heads_path(tiny_m3_path).read_bytes()
+    full = tiny_m3.encode_m3(TEXTS, return_colbert_vecs=True)
     with Llama(q8) as small:
         out = small.encode_m3(TEXTS, return_colbert_vecs=True)
     assert (out["dense_vecs"] * full["dense_vecs"]).sum(axis=1).min() >= 0.99
@@ -143,9 +126,9 @@ def test_quantised_copy_keeps_the_heads(m3_path: Path, m3: Llama, tmp_path: Path
         assert a.shape == b.shape and (a * b).sum(axis=1).min() >= 0.98
 
 
-def test_a_missing_head_is_named(m3_folder: Path, tmp_path: Path) -> None:
+def test_a_missing_head_is_named(tiny_m3_folder: Path, tmp_path: Path) -> None:
     folder = shutil.copytree(
-        m3_folder, tmp_path / "sparse-only", ignore=shutil.ignore_patterns("*.gguf", "*.heads.*")
+        tiny_m3_folder, tmp_path / "sparse-only", ignore=shutil.ignore_patterns("*.gguf", "*.heads.*")
     )
     (folder / "colbert_linear.pt").unlink()
     path = convert(folder, folder / "m.gguf", outtype="f32")
@@ -164,9 +147,9 @@ def test_a_missing_head_is_named(m3_folder: Path, tmp_path: Path) -> None:
         model.encode_m3(TEXTS[:1])
 
 
-def test_heads_of_the_wrong_width_are_refused(m3_folder: Path, tmp_path: Path) -> None:
+def test_heads_of_the_wrong_width_are_refused(tiny_m3_folder: Path, tmp_path: Path) -> None:
     folder = shutil.copytree(
-        m3_folder, tmp_path / "wrong", ignore=shutil.ignore_patterns("*.gguf", "*.heads.*")
+        tiny_m3_folder, tmp_path / "wrong", ignore=shutil.ignore_patterns("*.gguf", "*.heads.*")
     )
     torch.save(torch.nn.Linear(HIDDEN + 1, 1).state_dict(), folder / "sparse_linear.pt")
     with pytest.raises(ConversionError, match=r"sparse_linear\.weight has shape"):
@@ -192,7 +175,7 @@ def _pt_with_pickle(path: Path, payload: bytes) -> Path:
     return path
 
 
-def test_a_pickle_that_calls_anything_else_is_refused(m3_folder: Path, tmp_path: Path) -> None:
+def test_a_pickle_that_calls_anything_else_is_refused(tiny_m3_folder: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
 
     class Evil:
@@ -212,7 +195,7 @@ def test_a_pickle_that_calls_anything_else_is_refused(m3_folder: Path, tmp_path:
     assert not marker.exists()
     # a folder holding such a head is refused before any file is written
     folder = shutil.copytree(
-        m3_folder, tmp_path / "evil", ignore=shutil.ignore_patterns("*.gguf", "*.heads.*")
+        tiny_m3_folder, tmp_path / "evil", ignore=shutil.ignore_patterns("*.gguf", "*.heads.*")
     )
     shutil.copyfile(path, folder / "sparse_linear.pt")
     with pytest.raises(ConversionError, match="refused"):
@@ -239,7 +222,7 @@ def test_malformed_pt_files_are_our_error(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------- command line
-def test_cli_embed_sparse_and_colbert(m3: Llama, m3_path: Path, tiny_encoder_path: Path) -> None:
+def test_cli_embed_sparse_and_colbert(tiny_m3: Llama, tiny_m3_path: Path, tiny_encoder_path: Path) -> None:
     import json
 
     from click.testing import CliRunner
@@ -247,18 +230,18 @@ def test_cli_embed_sparse_and_colbert(m3: Llama, m3_path: Path, tiny_encoder_pat
     from llamaembed.cli import main
 
     runner = CliRunner()
-    result = runner.invoke(main, ["embed", "-m", str(m3_path), "--sparse", *TEXTS[:2]])
+    result = runner.invoke(main, ["embed", "-m", str(tiny_m3_path), "--sparse", *TEXTS[:2]])
     assert result.exit_code == 0, result.output
     got = json.loads(result.output)
-    want = m3.encode_m3(TEXTS[:2])["lexical_weights"]
+    want = tiny_m3.encode_m3(TEXTS[:2])["lexical_weights"]
     assert [set(g) for g in got] == [set(w) for w in want]
     assert got[0] == pytest.approx(want[0], abs=1e-6)
-    result = runner.invoke(main, ["embed", "-m", str(m3_path), "--colbert", TEXTS[0]])
+    result = runner.invoke(main, ["embed", "-m", str(tiny_m3_path), "--colbert", TEXTS[0]])
     assert result.exit_code == 0, result.output
     matrix = np.asarray(json.loads(result.output)[0])
-    want_vecs = m3.encode_m3(TEXTS[0], return_sparse=False, return_colbert_vecs=True)
+    want_vecs = tiny_m3.encode_m3(TEXTS[0], return_sparse=False, return_colbert_vecs=True)
     np.testing.assert_allclose(matrix, want_vecs["colbert_vecs"], atol=1e-6)
-    both = runner.invoke(main, ["embed", "-m", str(m3_path), "--sparse", "--colbert", "x"])
+    both = runner.invoke(main, ["embed", "-m", str(tiny_m3_path), "--sparse", "--colbert", "x"])
     assert both.exit_code == 2 and "one" in both.output
     plain = runner.invoke(main, ["embed", "-m", str(tiny_encoder_path), "--sparse", "x"])
     assert plain.exit_code == 1 and "Error:" in plain.output and "sparse_linear" in plain.output
@@ -266,7 +249,7 @@ def test_cli_embed_sparse_and_colbert(m3: Llama, m3_path: Path, tiny_encoder_pat
 
 # ----------------------------------------------------------------- catalogue
 def test_catalogue_bge_m3_gets_its_heads_from_baai(
-    m3_path: Path, m3_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_m3_path: Path, tiny_m3_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llamaembed.hub import registry
 
@@ -289,17 +272,17 @@ def test_catalogue_bge_m3_gets_its_heads_from_baai(
             shutil.copy(source, snapshot / name)
         return snapshot
 
-    gguf = lay_out(entry.repo, {entry.files["q8_0"]: m3_path}) / entry.files["q8_0"]
+    gguf = lay_out(entry.repo, {entry.files["q8_0"]: tiny_m3_path}) / entry.files["q8_0"]
     # offline without the .pt files cached: dense only, and the error says how to get them
     with Llama.from_pretrained("bge-m3", quant="q8_0", cache_dir=hub) as model:
         assert not model.capabilities.sparse
         with pytest.raises(MissingHeadError, match="pull the catalogue's bge-m3"):
             model.encode_m3("x")
-    lay_out("BAAI/bge-m3", {n: m3_folder / n for n in ("sparse_linear.pt", "colbert_linear.pt")})
+    lay_out("BAAI/bge-m3", {n: tiny_m3_folder / n for n in ("sparse_linear.pt", "colbert_linear.pt")})
     with Llama.from_pretrained("bge-m3", quant="q8_0", cache_dir=hub) as model:
         assert model.capabilities.sparse and model.capabilities.colbert
         assert heads_path(gguf).is_file()
-        with Llama(m3_path) as converted:
+        with Llama(tiny_m3_path) as converted:
             want = converted.encode_m3(TEXTS, return_colbert_vecs=True)
         got = model.encode_m3(TEXTS, return_colbert_vecs=True)
         assert got["lexical_weights"] == want["lexical_weights"]

@@ -9,7 +9,6 @@ rescoring.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,55 +28,49 @@ DOCS = stdlib_sentences(80)
 QUERIES = ["how to open a file and read its lines", "sort a list by key", "network socket"]
 
 
-@pytest.fixture(scope="module")
-def m3(tiny_m3_path: Path) -> Iterator[Llama]:
-    with Llama(tiny_m3_path) as llama:
-        yield llama
-
-
-def _lexical_ranking(m3: Llama, query: str, k: int) -> list[tuple[str, float]]:
-    docs = m3.encode_m3(DOCS)["lexical_weights"]
-    q = m3.encode_m3(query)["lexical_weights"]
+def _lexical_ranking(tiny_m3: Llama, query: str, k: int) -> list[tuple[str, float]]:
+    docs = tiny_m3.encode_m3(DOCS)["lexical_weights"]
+    q = tiny_m3.encode_m3(query)["lexical_weights"]
     scores = [(str(i), lexical_matching_score(q, d)) for i, d in enumerate(docs)]
     scores = [s for s in scores if s[1] > 0]
     return sorted(scores, key=lambda s: -s[1])[:k]
 
 
-def test_sparse_keywords_rank_by_lexical_matching(m3: Llama) -> None:
-    index = Index(m3)
+def test_sparse_keywords_rank_by_lexical_matching(tiny_m3: Llama) -> None:
+    index = Index(tiny_m3)
     assert index.keywords == "sparse"
     index.add(DOCS, ids=[str(i) for i in range(len(DOCS))])
     for query in QUERIES:
         vector, text = index.query_vector(query)
         _, keyword = index.candidates(vector, text, 10)
         assert keyword is not None
-        expected = _lexical_ranking(m3, query, 10)
+        expected = _lexical_ranking(tiny_m3, query, 10)
         got = [(index.hits_by_label([(lab, s)])[lab].id, s) for lab, s in keyword]
         assert [i for i, _ in got] == [i for i, _ in expected]
         np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5)
 
 
 def test_bm25_stays_available_and_models_without_heads_refuse_sparse(
-    m3: Llama, tiny_encoder: Llama
+    tiny_m3: Llama, tiny_encoder: Llama
 ) -> None:
-    assert Index(m3, keywords="bm25").keywords == "bm25"
+    assert Index(tiny_m3, keywords="bm25").keywords == "bm25"
     assert Index(tiny_encoder).keywords == "bm25"
     with pytest.raises(MissingHeadError, match="lexical weights"):
         Index(tiny_encoder, keywords="sparse")
     with pytest.raises(MissingHeadError, match="colbert"):
         Index(tiny_encoder, colbert=True)
     with pytest.raises(ValueError, match="keywords must be one of"):
-        Index(m3, keywords="splade")
+        Index(tiny_m3, keywords="splade")
 
 
 @pytest.mark.parametrize("stored", [True, False])
-def test_colbert_rescoring_equals_late_interaction(m3: Llama, stored: bool) -> None:
-    index = Index(m3, colbert=stored)
+def test_colbert_rescoring_equals_late_interaction(tiny_m3: Llama, stored: bool) -> None:
+    index = Index(tiny_m3, colbert=stored)
     index.add(DOCS, ids=[str(i) for i in range(len(DOCS))])
     query = QUERIES[0]
     hits = index.search(query, 5, rerank_with="colbert", candidates=20)
-    q = m3.encode_m3(query, return_colbert_vecs=True)["colbert_vecs"]
-    docs = m3.encode_m3(DOCS, return_colbert_vecs=True)["colbert_vecs"]
+    q = tiny_m3.encode_m3(query, return_colbert_vecs=True)["colbert_vecs"]
+    docs = tiny_m3.encode_m3(DOCS, return_colbert_vecs=True)["colbert_vecs"]
     pool = index.search(query, 20, candidates=20)  # the same 20 candidates, fused order
     expected = sorted(
         ((h.id, colbert_score(q, docs[int(h.id)])) for h in pool), key=lambda p: -p[1]
@@ -87,8 +80,8 @@ def test_colbert_rescoring_equals_late_interaction(m3: Llama, stored: bool) -> N
     np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=2e-3)
 
 
-def test_multi_vectors_are_stored_as_float16(m3: Llama, tmp_path: Path) -> None:
-    index = Index(m3, colbert=True)
+def test_multi_vectors_are_stored_as_float16(tiny_m3: Llama, tmp_path: Path) -> None:
+    index = Index(tiny_m3, colbert=True)
     index.add(DOCS[:3], ids=["a", "b", "c"])
     index.save(tmp_path / "idx")
     db = sqlite3.connect(next((tmp_path / "idx").glob("gen-*")) / "store.sqlite")
@@ -96,15 +89,15 @@ def test_multi_vectors_are_stored_as_float16(m3: Llama, tmp_path: Path) -> None:
                       "JOIN docs d USING (label)").fetchall()
     assert len(rows) == 3
     for width, size, text in rows:
-        assert size == (len(m3.tokenize(text)) - 1) * width * 2
+        assert size == (len(tiny_m3.tokenize(text)) - 1) * width * 2
 
 
-def test_save_load_delete_and_replace_keep_the_sides_in_step(m3: Llama, tmp_path: Path) -> None:
-    index = Index(m3, colbert=True)
+def test_save_load_delete_and_replace_keep_the_sides_in_step(tiny_m3: Llama, tmp_path: Path) -> None:
+    index = Index(tiny_m3, colbert=True)
     index.add(DOCS[:20], ids=[str(i) for i in range(20)])
     before = index.search(QUERIES[1], 5, rerank_with="colbert")
     index.save(tmp_path / "idx")
-    loaded = Index.load(tmp_path / "idx", m3)
+    loaded = Index.load(tmp_path / "idx", tiny_m3)
     assert loaded.keywords == "sparse" and loaded.colbert
     after = loaded.search(QUERIES[1], 5, rerank_with="colbert")
     assert [(h.id, round(h.score, 5)) for h in after] == [(h.id, round(h.score, 5)) for h in before]
@@ -120,19 +113,19 @@ def test_save_load_delete_and_replace_keep_the_sides_in_step(m3: Llama, tmp_path
     assert keyword and loaded.hits_by_label(keyword[:1])[keyword[0][0]].id == "4"
 
 
-def test_sharded_index_rescores_with_colbert_too(m3: Llama) -> None:
-    shards = [Index(m3), Index(m3)]
+def test_sharded_index_rescores_with_colbert_too(tiny_m3: Llama) -> None:
+    shards = [Index(tiny_m3), Index(tiny_m3)]
     for i, doc in enumerate(DOCS):
         shards[i % 2].add([doc], ids=[str(i)])
-    sharded = ShardedIndex(shards, m3)
-    single = Index(m3)
+    sharded = ShardedIndex(shards, tiny_m3)
+    single = Index(tiny_m3)
     single.add(DOCS, ids=[str(i) for i in range(len(DOCS))])
     got = sharded.search(QUERIES[2], 3, rerank_with="colbert", candidates=len(DOCS))
     want = single.search(QUERIES[2], 3, rerank_with="colbert", candidates=len(DOCS))
     assert [h.id for h in got] == [h.id for h in want]
 
 
-def test_every_way_in_fills_the_sparse_side(m3: Llama, tiny_m3_path: Path, tmp_path: Path) -> None:
+def test_every_way_in_fills_the_sparse_side(tiny_m3: Llama, tiny_m3_path: Path, tmp_path: Path) -> None:
     import json
 
     from click.testing import CliRunner
@@ -140,9 +133,9 @@ def test_every_way_in_fills_the_sparse_side(m3: Llama, tiny_m3_path: Path, tmp_p
     from llamaembed.cli import main
 
     # precomputed vectors with texts: the lexical weights are computed from the texts
-    index = Index(m3)
-    index.add_vectors(m3.embed_documents(DOCS[:5]), DOCS[:5], ids=list("abcde"))
-    expected = sum(len(w) for w in m3.encode_m3(DOCS[:5])["lexical_weights"])
+    index = Index(tiny_m3)
+    index.add_vectors(tiny_m3.embed_documents(DOCS[:5]), DOCS[:5], ids=list("abcde"))
+    expected = sum(len(w) for w in tiny_m3.encode_m3(DOCS[:5])["lexical_weights"])
     assert index._db.execute("SELECT count(*) FROM sparse").fetchone()[0] == expected
     # `llamaembed index` of files, then `search --rerank colbert`
     docs = tmp_path / "docs"
@@ -153,37 +146,37 @@ def test_every_way_in_fills_the_sparse_side(m3: Llama, tiny_m3_path: Path, tmp_p
     runner = CliRunner()
     built = runner.invoke(main, ["index", str(docs), "--db", str(db), "--model", str(tiny_m3_path)])
     assert built.exit_code == 0, built.output
-    loaded = Index.load(db, m3)
+    loaded = Index.load(db, tiny_m3)
     assert loaded.keywords == "sparse" and len(loaded) == 12
     assert loaded._db.execute("SELECT count(DISTINCT label) FROM sparse").fetchone()[0] == 12
     found = runner.invoke(main, ["search", DOCS[3], "--db", str(db), "--rerank", "colbert",
                                  "--json", "-k", "3"])
     assert found.exit_code == 0, found.output
     hits = json.loads(found.output)
-    q = m3.encode_m3(DOCS[3], return_colbert_vecs=True)["colbert_vecs"]
+    q = tiny_m3.encode_m3(DOCS[3], return_colbert_vecs=True)["colbert_vecs"]
     for hit in hits:
-        p = m3.encode_m3(hit["text"], return_colbert_vecs=True)["colbert_vecs"]
+        p = tiny_m3.encode_m3(hit["text"], return_colbert_vecs=True)["colbert_vecs"]
         assert hit["score"] == pytest.approx(colbert_score(q, p), abs=1e-4)
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
 
 
 def test_a_query_is_encoded_once_for_all_three_sides(
-    m3: Llama, monkeypatch: pytest.MonkeyPatch
+    tiny_m3: Llama, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    index = Index(m3, colbert=True)
+    index = Index(tiny_m3, colbert=True)
     index.add(DOCS[:30], ids=[str(i) for i in range(30)])
-    real = m3.encode_m3
+    real = tiny_m3.encode_m3
     calls: list[object] = []
 
     def counting(texts, **flags):  # type: ignore[no-untyped-def]
         calls.append(texts)
         return real(texts, **flags)
 
-    monkeypatch.setattr(m3, "encode_m3", counting)
+    monkeypatch.setattr(tiny_m3, "encode_m3", counting)
     query = "a query seen by no other test: how are zip archives read"
     hits = index.search(query, 5, rerank_with="colbert")
     assert calls == [query]  # dense, lexical and ColBERT sides from one pass
     # and the dense side is the model's own query vector
     vector, _ = index.query_vector(query)
-    assert float(vector @ m3.embed_query(query)) > 0.99999
+    assert float(vector @ tiny_m3.embed_query(query)) > 0.99999
     assert len(hits) == 5
