@@ -187,3 +187,32 @@ def test_plan_batches_packs_longest_first_within_budget() -> None:
     assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
     assert plan_batches([3, 3, 3], budget=100, max_seqs=2) == [[0, 1], [2]]
     assert plan_batches([], budget=10, max_seqs=4) == []
+
+
+def test_single_threaded_blas_holds_blas_to_one_thread_and_restores_it() -> None:
+    import threading
+
+    import numpy as np  # noqa: F401  (loads the BLAS threadpoolctl looks for)
+    from threadpoolctl import threadpool_info
+
+    from llamaembed._blas import single_threaded_blas
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("numpy has no BLAS threadpoolctl can see")
+    seen: list[list[int]] = []
+    with single_threaded_blas():
+        seen.append(blas_threads())
+    # from a worker thread too (the server's queue runs bge-m3's heads there)
+    def work() -> None:
+        with single_threaded_blas():
+            seen.append(blas_threads())
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert seen == [[1] * len(before)] * 2
+    assert blas_threads() == before
