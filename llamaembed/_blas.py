@@ -5,7 +5,8 @@ while waiting for more work. On a small machine they take the cores llama.cpp's 
 need next: measured on two cores, a short query's encode went from 3.7 ms to 7.5–25 ms
 after the heads' products, and ``Index.search`` took 16.6 ms a query instead of 4.3 ms
 with its exact-search product on 2,000 vectors. These products are small; one thread
-does them about as fast. A leaf module: threadpoolctl finds the BLAS numpy loaded.
+does them about as fast. A leaf module: threadpoolctl finds the BLAS numpy loaded, once,
+on first use (a BLAS library loaded later, e.g. scipy's own, is left as it is).
 """
 
 from __future__ import annotations

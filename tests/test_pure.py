@@ -189,13 +189,20 @@ def test_plan_batches_packs_longest_first_within_budget() -> None:
     assert plan_batches([], budget=10, max_seqs=4) == []
 
 
-def test_single_threaded_blas_holds_blas_to_one_thread_and_restores_it() -> None:
+def test_single_threaded_blas_holds_blas_to_one_thread_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import threading
 
     import numpy as np  # noqa: F401  (loads the BLAS threadpoolctl looks for)
     from threadpoolctl import threadpool_info
 
+    from llamaembed import _blas
     from llamaembed._blas import single_threaded_blas
+
+    # The guard finds the BLAS libraries loaded when it is first used (numpy's, in the
+    # library); start afresh so it sees every one loaded by the tests before this one.
+    monkeypatch.setattr(_blas, "_controller", None)
 
     def blas_threads() -> list[int]:
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
