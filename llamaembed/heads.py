@@ -22,7 +22,15 @@ import numpy.typing as npt
 
 from .errors import ModelLoadError
 
-__all__ = ["HEADS_SUFFIX", "M3Heads", "copy_heads", "heads_path", "load_heads", "save_heads"]
+__all__ = [
+    "HEADS_SUFFIX",
+    "M3Heads",
+    "check_heads",
+    "copy_heads",
+    "heads_path",
+    "load_heads",
+    "save_heads",
+]
 
 HEADS_SUFFIX = ".heads.safetensors"
 _FORMAT = "llamaembed-m3-heads/1"
@@ -44,9 +52,7 @@ class M3Heads:
     sparse_bias: float
     colbert_weight: npt.NDArray[np.float32] | None  # (colbert_dim, n_embd)
     colbert_bias: npt.NDArray[np.float32] | None  # (colbert_dim,)
-    path: Path
-    source: str
-    fingerprint: str
+    fingerprint: str  # of the heads file's bytes
 
     @property
     def colbert_dim(self) -> int:
@@ -69,23 +75,13 @@ def _check_linear(
     return np.ascontiguousarray(w), np.ascontiguousarray(b)
 
 
-def save_heads(
-    model_path: str | os.PathLike[str],
-    n_embd: int,
-    *,
-    sparse: dict[str, Any] | None,
-    colbert: dict[str, Any] | None,
-    source: str,
-) -> Path:
-    """Write the heads (state dicts with ``weight`` and ``bias``) beside a GGUF; return the path.
+def check_heads(
+    n_embd: int, *, sparse: dict[str, Any] | None, colbert: dict[str, Any] | None
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Return the heads' tensors as the heads file names them, or raise ModelLoadError.
 
-    Shapes are checked against the model width first: sparse (1, n_embd), ColBERT
-    (dim, n_embd). The file appears only when complete.
+    Shapes are checked against the model width: sparse (1, n_embd), ColBERT (dim, n_embd).
     """
-    from safetensors.numpy import save_file
-
-    from ._files import atomic_path
-
     tensors: dict[str, npt.NDArray[np.float32]] = {}
     for name, state, rows in ((SPARSE, sparse, 1), (COLBERT, colbert, None)):
         if state is None:
@@ -97,6 +93,26 @@ def save_heads(
         tensors[f"{name}.weight"], tensors[f"{name}.bias"] = w, b
     if not tensors:
         raise ModelLoadError("no heads to save")
+    return tensors
+
+
+def save_heads(
+    model_path: str | os.PathLike[str],
+    n_embd: int,
+    *,
+    sparse: dict[str, Any] | None,
+    colbert: dict[str, Any] | None,
+    source: str,
+) -> Path:
+    """Write the heads (state dicts with ``weight`` and ``bias``) beside a GGUF; return the path.
+
+    The heads are checked first (``check_heads``). The file appears only when complete.
+    """
+    from safetensors.numpy import save_file
+
+    from ._files import atomic_path
+
+    tensors = check_heads(n_embd, sparse=sparse, colbert=colbert)
     target = heads_path(model_path)
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata={"format": _FORMAT, "source": source})
@@ -155,7 +171,5 @@ def load_heads(model_path: str | os.PathLike[str], n_embd: int) -> M3Heads | Non
         sparse_bias=sparse_b,
         colbert_weight=colbert_w,
         colbert_bias=colbert_b,
-        path=path,
-        source=meta.get("source", ""),
         fingerprint=digest,
     )

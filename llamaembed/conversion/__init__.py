@@ -70,7 +70,8 @@ def convert(
         raise ConversionError(
             f"unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
         )
-    heads = read_m3_heads(folder)  # read (and refused) before anything is written
+    width = int(config.get("hidden_size", 0))
+    heads = read_m3_heads(folder, width)  # read and checked before anything is written
     written = writer(folder, config, arch, target, outtype=outtype, pooling=pooling, name=name)
-    write_m3_heads(written, heads, int(config.get("hidden_size", 0)), folder)
+    write_m3_heads(written, heads, width, folder)
     return written

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from .._blas import single_threaded_blas
 from .._types import FloatArray, TokenArray
 from ..errors import MissingHeadError
-from ..heads import HEADS_SUFFIX, M3Heads
+from ..heads import M3Heads, heads_path
 from ..params import Pooling
 from .inputs import check_batch_size, check_texts
 from .pooling import l2_normalize
@@ -64,12 +64,11 @@ def require_heads(model: Llama, *, sparse: bool, colbert: bool) -> M3Heads:
     if colbert and (heads is None or heads.colbert_weight is None):
         missing.append("colbert_linear (ColBERT vectors)")
     if missing:
-        where = model.model_path.with_name(model.model_path.stem + HEADS_SUFFIX)
         raise MissingHeadError(
             f"{model.model_path.name} has no {' and no '.join(missing)} head: bge-m3's heads "
-            f"live in {where.name} beside the GGUF. Convert the bge-m3 folder with "
-            "`llamaembed convert` (it reads sparse_linear.pt and colbert_linear.pt), or pull "
-            "the catalogue's bge-m3, which fetches them"
+            f"live in {heads_path(model.model_path).name} beside the GGUF. Convert the "
+            "bge-m3 folder with `llamaembed convert` (it reads sparse_linear.pt and "
+            "colbert_linear.pt), or pull the catalogue's bge-m3, which fetches them"
         )
     assert heads is not None
     return heads

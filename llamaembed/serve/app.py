@@ -35,7 +35,14 @@ from .errors import ANSWERED, ApiError, error_response
 from .guard import OPEN_PATHS, Guard, route_label
 from .infer import Served
 from .metrics import CONTENT_TYPE
-from .parsing import check_count, embedding_inputs, parse, prefix_for, refuse_blank
+from .parsing import (
+    check_count,
+    embedding_inputs,
+    parse,
+    prefix_for,
+    prefix_of,
+    refuse_blank,
+)
 from .schemas import (
     EmbeddingRequest,
     EmbeddingResponse,
@@ -238,17 +245,7 @@ async def _m3_outputs(
     texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
     check_count(len(texts), state.config.max_client_batch, "inputs")
     refuse_blank(texts, "inputs")
-    if body.prompt_name not in (None, "query", "document"):
-        raise ApiError(
-            400,
-            f"prompt_name must be 'query' or 'document', not {body.prompt_name!r}",
-            param="prompt_name",
-            code="invalid_input_type",
-        )
-    model = served.model
-    prefix = {"query": model.query_prefix, "document": model.document_prefix}.get(
-        body.prompt_name or "", ""
-    )
+    prefix = prefix_of(body.prompt_name, served.model, "prompt_name")
     rows, job = await served.m3(
         [prefix + t for t in texts] if prefix else texts,
         sparse=sparse,

@@ -130,13 +130,7 @@ class Served:
         model = self.model
         if texts is not None:
             budget = Budget(self.max_request_tokens, self.batcher, len(texts))
-            size = sum(map(len, texts))
-            sequences = await _prepare(
-                size,
-                lambda: model.prepare_texts(
-                    texts, truncate=truncate, on_truncate=on_truncate, on_tokens=budget
-                ),
-            )
+            sequences = await self._prepare_texts(texts, budget, truncate, on_truncate)
         else:
             assert token_lists is not None
             ids = token_lists
@@ -181,15 +175,23 @@ class Served:
                 f"holds ({COLBERT_MAX_FLOATS:,} floats)"
             )
         budget = Budget(limit, self.batcher, len(texts), why)
-        sequences = await _prepare(
+        sequences = await self._prepare_texts(texts, budget, truncate, on_truncate)
+        return await self._run([M3Input(s, sparse, colbert) for s in sequences], gone)
+
+    async def _prepare_texts(
+        self,
+        texts: Sequence[str],
+        budget: Budget,
+        truncate: bool,
+        on_truncate: Callable[[int], None] | None,
+    ) -> list[Any]:
+        model = self.model
+        return await _prepare(
             sum(map(len, texts)),
             lambda: model.prepare_texts(
                 texts, truncate=truncate, on_truncate=on_truncate, on_tokens=budget
             ),
         )
-        inputs = [M3Input(s, sparse, colbert) for s in sequences]
-        rows, job = await self._run(inputs, gone)
-        return list(rows), job
 
     async def _run(self, inputs: list[Any], gone: Gone) -> tuple[Any, Job]:
         job = self.batcher.submit(inputs, [len(item) for item in inputs])  # may be QueueFull

@@ -29,6 +29,7 @@ __all__ = [
     "is_blank",
     "parse",
     "prefix_for",
+    "prefix_of",
     "refuse_blank",
 ]
 
@@ -160,8 +161,21 @@ def prefix_for(body: EmbeddingRequest, model: Embedder, is_text: bool) -> str:
     if len(kinds) > 1:
         raise refuse("input_type and prompt_name disagree")
     kind = kinds.pop()
-    if kind not in ("query", "document"):
-        raise refuse(f"input_type must be 'query' or 'document', got {kind!r}")
+    prefix = prefix_of(kind, model, "input_type")
     if not is_text:
         raise refuse("input_type applies to text input, not token ids")
+    return prefix
+
+
+def prefix_of(kind: str | None, model: Embedder, param: str) -> str:
+    """Return the model's prefix for ``query`` or ``document`` ("" for None); else a 400."""
+    if kind is None:
+        return ""
+    if kind not in ("query", "document"):
+        raise ApiError(
+            400,
+            f"{param} must be 'query' or 'document', got {kind!r}",
+            param=param,
+            code="invalid_input_type",
+        )
     return model.query_prefix if kind == "query" else model.document_prefix

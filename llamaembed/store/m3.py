@@ -25,7 +25,6 @@ import numpy as np
 import numpy.typing as npt
 
 from .._blas import single_threaded_blas
-from .._types import FloatArray
 from ..embedder import Embedder
 from ..engine.m3 import colbert_score
 from ..errors import MissingHeadError, SearchIndexError
@@ -57,7 +56,6 @@ CREATE INDEX IF NOT EXISTS sparse_label ON sparse(label);
 CREATE TABLE IF NOT EXISTS colbert (label INTEGER PRIMARY KEY, width INTEGER NOT NULL,
                                     vectors BLOB NOT NULL);
 """
-_CHUNK = 256  # texts per encode_m3 call: bounds the token states held at once
 
 
 def choose_keywords(embedder: Embedder | None, keywords: str | None) -> str:
@@ -92,17 +90,11 @@ def encode_documents(
         raise SearchIndexError("this index has no model to weigh its texts")
     sparse, colbert = index.keywords == "sparse", index.colbert
     prefix = embedder.document_prefix
-    dense: list[FloatArray] = []
-    lexical: list[dict[str, float]] = []
-    multi: list[FloatArray] = []
-    for start in range(0, len(texts), _CHUNK):
-        chunk = [prefix + t for t in texts[start : start + _CHUNK]]
-        out = embedder.encode_m3(chunk, return_sparse=sparse, return_colbert_vecs=colbert)
-        dense.append(out["dense_vecs"])
-        lexical.extend(out["lexical_weights"] or [])
-        multi.extend(out["colbert_vecs"] or [])
-    vectors = np.concatenate(dense) if dense else np.empty((0, embedder.n_embd), np.float32)
-    return vectors, (lexical if sparse else None), (multi if colbert else None)
+    # encode_m3 holds one chunk's token states at a time; the outputs are kept whole.
+    out = embedder.encode_m3(
+        [prefix + t for t in texts], return_sparse=sparse, return_colbert_vecs=colbert
+    )
+    return out["dense_vecs"], out["lexical_weights"], out["colbert_vecs"]
 
 
 def remember(
