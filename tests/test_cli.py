@@ -57,7 +57,7 @@ def _one_error_line(code: int, err: str) -> str:
 
 
 def test_convert_and_quantize_errors(tmp_path: Path, tiny_encoder_folder: Path,
-                                     minilm_f16_path: Path) -> None:
+                                     minilm_f16_path: Path, llama_cpp_converter: Path) -> None:
     out = tmp_path / "out.gguf"
     line = _one_error_line(*run("convert", str(tmp_path / "missing"), "-o", str(out))[::2])
     assert "not found" in line
@@ -65,8 +65,10 @@ def test_convert_and_quantize_errors(tmp_path: Path, tiny_encoder_folder: Path,
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "config.json").write_text(json.dumps({**config, "architectures": ["GPT2LMHeadModel"]}))
-    line = _one_error_line(*run("convert", str(bad), "-o", str(out))[::2])
+    line = _one_error_line(*run("convert", str(bad), "-o", str(out), "--converter", "llamaembed")[::2])
     assert "GPT2LMHeadModel" in line and "BertModel" in line
+    line = _one_error_line(*run("convert", str(bad), "-o", str(out))[::2])
+    assert "llama.cpp's converter failed" in line
     empty = tmp_path / "empty"
     empty.mkdir()
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):

@@ -192,15 +192,22 @@ def test_convert_missing_weights(tiny_encoder_folder: Path, tmp_path: Path) -> N
     _no_leftovers(out)
 
 
-def test_convert_unknown_architecture(tiny_encoder_folder: Path, tmp_path: Path) -> None:
+def test_convert_unknown_architecture(
+    tiny_encoder_folder: Path, tmp_path: Path, llama_cpp_converter: Path
+) -> None:
     src = tmp_path / "src"
     shutil.copytree(tiny_encoder_folder, src, ignore=shutil.ignore_patterns("*.gguf"))
     config = json.loads((src / "config.json").read_text())
     config["architectures"] = ["LlamaForCausalLM"]
     (src / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConversionError, match=r"LlamaForCausalLM.*BertModel"):
-        convert(src, tmp_path / "m.gguf")
+        convert(src, tmp_path / "m.gguf", converter="llamaembed")
     _no_leftovers(tmp_path)
+    # Other architectures go to llama.cpp's converter, whose failure is our error too.
+    with pytest.raises(ConversionError, match=r"llama.cpp's converter failed on .*src: "):
+        convert(src, tmp_path / "m.gguf")
+    assert not (tmp_path / "m.gguf").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [

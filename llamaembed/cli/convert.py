@@ -15,7 +15,11 @@ __all__ = ["convert", "distill", "quantize"]
 @click.argument("source")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="GGUF file.")
 @click.option(
-    "--outtype", type=click.Choice(["f32", "f16", "q8_0"]), default="f16", show_default=True
+    "--outtype",
+    type=click.Choice(["f32", "f16", "bf16", "q8_0"]),
+    default="f16",
+    show_default=True,
+    help="bf16: llama.cpp's converter only.",
 )
 @click.option(
     "--pooling",
@@ -24,12 +28,44 @@ __all__ = ["convert", "distill", "quantize"]
     help="Override the pooling read from the sentence-transformers config.",
 )
 @click.option("--name", default=None, help="general.name to record in the file.")
+@click.option(
+    "--converter",
+    type=click.Choice(["auto", "llamaembed", "llama.cpp"]),
+    default="auto",
+    show_default=True,
+    help="auto: ours for BERT / XLM-RoBERTa, llama.cpp's (needs torch) for the rest.",
+)
+@click.option(
+    "--pre-tokenizer",
+    default=None,
+    help="llama.cpp's converter: name a BPE tokenizer it does not know (e.g. qwen2).",
+)
 @errors
-def convert(source: str, output: str, outtype: str, pooling: str | None, name: str | None) -> None:
-    """Convert a Hugging Face BERT or XLM-RoBERTa folder or hub id to GGUF, without torch."""
+def convert(
+    source: str,
+    output: str,
+    outtype: str,
+    pooling: str | None,
+    name: str | None,
+    converter: str,
+    pre_tokenizer: str | None,
+) -> None:
+    """Convert a Hugging Face model folder or hub id to GGUF.
+
+    BERT and XLM-RoBERTa models without torch; Qwen3-Embedding, Qwen3-Reranker,
+    gte-Qwen2, EmbeddingGemma and other decoders with llama.cpp's own converter.
+    """
     from ..conversion import convert as run
 
-    path = run(source, output, outtype=outtype, pooling=pooling, name=name)
+    path = run(
+        source,
+        output,
+        outtype=outtype,
+        pooling=pooling,
+        name=name,
+        converter=converter,
+        pre_tokenizer=pre_tokenizer,
+    )
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

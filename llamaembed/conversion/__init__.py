@@ -3,7 +3,9 @@
 ``convert`` reads the folder's ``config.json`` and hands it to the module of its
 architecture family: ``bert`` (BERT encoders and cross-encoders) or ``xlm_roberta``
 (XLM-RoBERTa: bge-m3, bge-reranker-*), whose SentencePiece tokenizer ``sentencepiece``
-reads; ``quantize`` re-types GGUF files. ``m3`` carries bge-m3's sparse and ColBERT heads
+reads. Every other architecture (Qwen3-Embedding, Qwen3-Reranker, gte-Qwen2,
+EmbeddingGemma, …) goes to llama.cpp's own converter (``llama_cpp``, which needs torch);
+``quantize`` re-types GGUF files. ``m3`` carries bge-m3's sparse and ColBERT heads
 (``sparse_linear.pt``, ``colbert_linear.pt``, read by ``torch_state`` without torch) into
 the heads file beside the GGUF (``llamaembed.heads``). Modules here may import
 ``llamaembed.errors``, ``llamaembed.params``, ``llamaembed._files``, ``llamaembed.heads``
@@ -25,6 +27,7 @@ from .bert import (
     convert_bert,
 )
 from .hf_folder import read_json, resolve_source
+from .llama_cpp import convert_with_llama_cpp
 from .m3 import read_m3_heads, write_m3_heads
 from .xlm_roberta import XLM_ROBERTA_ARCHITECTURES, convert_xlm_roberta
 
@@ -42,15 +45,23 @@ def convert(
     pooling: Pooling | str | None = None,
     name: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    converter: str = "auto",
+    pre_tokenizer: str | None = None,
 ) -> Path:
     """Convert a Hugging Face model folder (or hub id) to a GGUF file; return its path.
 
-    BERT and XLM-RoBERTa encoders and sequence-classification cross-encoders. A hub id
+    BERT and XLM-RoBERTa encoders and sequence-classification cross-encoders are
+    converted here, without torch; other architectures (``converter="auto"``) or any
+    (``converter="llama.cpp"``) by llama.cpp's own converter, where ``pre_tokenizer``
+    registers a BPE tokenizer it does not know (see ``conversion.llama_cpp``). A hub id
     is looked up in the Hugging Face cache (``cache_dir``, default the usual one) before
     anything is downloaded. The file appears only when complete: it is written next to
     ``output`` under a temporary name and renamed at the end.
     """
-    check_outtype(outtype)
+    if converter not in ("auto", "llamaembed", "llama.cpp"):
+        raise ConversionError(
+            f"converter is 'auto', 'llamaembed' or 'llama.cpp', not {converter!r}"
+        )
     folder = resolve_source(source, Path(cache_dir) if cache_dir is not None else None)
     config_file = folder / "config.json"
     if not config_file.exists():
@@ -62,13 +73,24 @@ def convert(
     ]
     arch = architectures[0]
     target = Path(output).expanduser()
+    ours = arch in SUPPORTED_ARCHITECTURES
+    if converter == "llama.cpp" or (converter == "auto" and not ours):
+        if pooling is not None or name is not None:
+            raise ConversionError(
+                "pooling and name are options of llamaembed's converter; llama.cpp's reads "
+                "the pooling from the sentence-transformers files (open the GGUF with "
+                "pooling= to override it)"
+            )
+        return convert_with_llama_cpp(folder, target, outtype=outtype, pre_tokenizer=pre_tokenizer)
+    check_outtype(outtype)
     if arch in BERT_ARCHITECTURES:
         writer = convert_bert
     elif arch in XLM_ROBERTA_ARCHITECTURES:
         writer = convert_xlm_roberta
     else:
         raise ConversionError(
-            f"unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
+            f"llamaembed's converter does not know {arch!r} (it knows "
+            f"{', '.join(SUPPORTED_ARCHITECTURES)}); use converter='llama.cpp'"
         )
     width = int(config.get("hidden_size", 0))
     heads = read_m3_heads(folder, width)  # read and checked before anything is written
