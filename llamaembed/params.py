@@ -79,6 +79,10 @@ class LlamaParams:
     own). Encoders attend across the whole micro-batch, so small batches are faster.
     ``n_gpu_layers`` offloads that many layers to the GPU (0 = CPU only, -1 = all);
     ``main_gpu`` picks the device. A build without a GPU backend warns and runs on the CPU.
+    ``append_eos`` ends every text with an end-of-text token for last-token pooling:
+    None follows the GGUF (and warns when a decoder with last pooling adds none), True
+    appends the vocabulary's EOS, a string appends that special token (Qwen3-Embedding and
+    gte-Qwen2 were trained with ``"<|endoftext|>"``), False never appends one.
     """
 
     model_path: str
@@ -94,6 +98,7 @@ class LlamaParams:
     document_prefix: str = ""
     n_gpu_layers: int = 0
     main_gpu: int = 0
+    append_eos: bool | str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_path", os.fspath(self.model_path))
@@ -110,6 +115,10 @@ class LlamaParams:
             raise ValueError(f"n_gpu_layers must be an integer >= -1, got {layers!r}")
         if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
             raise ValueError(f"main_gpu must be a device index >= 0, got {gpu!r}")
+        if self.append_eos is not None and not isinstance(self.append_eos, (bool, str)):
+            raise ValueError(f"append_eos must be None, a bool or a token, got {self.append_eos!r}")
+        if self.append_eos == "":
+            raise ValueError("append_eos must name a token, got ''")
         if not 1 <= self.n_seq_max <= 256:
             raise ValueError(f"n_seq_max must be between 1 and 256, got {self.n_seq_max}")
 

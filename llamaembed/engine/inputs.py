@@ -71,10 +71,17 @@ def check_token_ids(ids: Sequence[int], index: int, n_vocab: int) -> npt.NDArray
 
 
 def fit_tokens(
-    tokens: TokenArray, limit: int, vocab: Any, *, index: int, truncate: bool
+    tokens: TokenArray,
+    limit: int,
+    vocab: Any,
+    *,
+    index: int,
+    truncate: bool,
+    end_token: int | None = None,
 ) -> tuple[TokenArray, bool]:
     """Return the tokens cut to ``limit`` (keeping a closing EOS/SEP) and whether they were.
 
+    ``end_token``, when given, is a closing token too (one ``tokenize_texts`` appended).
     Raises InputTooLongError instead of cutting when ``truncate`` is False.
     """
     if len(tokens) <= limit:
@@ -87,7 +94,8 @@ def fit_tokens(
             n_tokens=len(tokens),
             limit=limit,
         )
-    closing = vocab.add_eos and int(tokens[-1]) in (vocab.eos, vocab.sep)
+    last = int(tokens[-1])
+    closing = (vocab.add_eos and last in (vocab.eos, vocab.sep)) or last == end_token
     if closing:
         return np.concatenate([tokens[: limit - 1], tokens[-1:]]), True
     return tokens[:limit], True
@@ -100,11 +108,13 @@ def tokenize_texts(
     limit: int,
     on_truncate: Callable[[int], None] | None = None,
     on_tokens: Callable[[int], None] | None = None,
+    end_token: int | None = None,
 ) -> list[TokenArray]:
     """Return each text's tokens (specials added, fitted to ``limit``) from a NativeModel.
 
     Truncated texts are logged as one warning, or counted by ``on_truncate(n)`` instead.
     ``on_tokens(n)`` hears each text's fitted token count as soon as it is known.
+    ``end_token`` ends every text that the tokenizer did not end with it.
     """
     vocab = model.vocab
     prepared = []
@@ -113,12 +123,16 @@ def tokenize_texts(
         tokens = model.tokenize(text, add_special=True)
         if not options.start_token and vocab.add_bos and len(tokens) and tokens[0] == vocab.bos:
             tokens = tokens[1:]
+        if end_token is not None and (len(tokens) == 0 or int(tokens[-1]) != end_token):
+            tokens = np.append(tokens, np.int32(end_token)).astype(np.int32)
         if len(tokens) == 0:
             raise EmptyInputError(
                 f"text at index {i} gives no tokens (this model adds no start token); "
                 "skip empty texts"
             )
-        tokens, cut = fit_tokens(tokens, limit, vocab, index=i, truncate=options.truncate)
+        tokens, cut = fit_tokens(
+            tokens, limit, vocab, index=i, truncate=options.truncate, end_token=end_token
+        )
         n_truncated += cut
         prepared.append(tokens)
         if on_tokens is not None:

@@ -52,6 +52,7 @@ class Layout:
     budget: int  # tokens per micro-batch when packing texts
     n_seq_max: int  # texts per micro-batch
     fingerprint: str
+    end_token: int | None = None  # appended to every text unless the tokenizer ends with it
 
 
 def file_fingerprint(path: Path, pooling: Pooling) -> str:
@@ -121,6 +122,11 @@ def read_layout(model: Any, params: LlamaParams, *, warn_pooling: bool = True) -
     # causal models). A micro-batch cannot hold more sequences than tokens, and
     # llama.cpp aborts (GGML_ASSERT in output_reserve) when n_seq_max exceeds it.
     n_ubatch = n_ctx if is_decoder else max(n_ctx, params.n_batch)
+    end_token = _end_token(model, params, pooling, is_decoder, name)
+    _warn_known_gaps(model, architecture, has_rank_head, name)
+    fingerprint = file_fingerprint(model.path, pooling)
+    if end_token is not None:
+        fingerprint = hashlib.sha256(f"{fingerprint}+eos{end_token}".encode()).hexdigest()[:32]
     return Layout(
         architecture=architecture,
         is_decoder=is_decoder,
@@ -131,8 +137,74 @@ def read_layout(model: Any, params: LlamaParams, *, warn_pooling: bool = True) -
         n_ubatch=n_ubatch,
         budget=min(params.n_batch, n_ubatch),
         n_seq_max=min(params.n_seq_max, n_ubatch),
-        fingerprint=file_fingerprint(model.path, pooling),
+        fingerprint=fingerprint,
+        end_token=end_token,
     )
+
+
+# Rank pooling on these ends in a softmax over the yes/no rows: scores are probabilities.
+PROBABILITY_RERANKERS = ("qwen3", "qwen3vl")
+
+
+def _warn_known_gaps(model: Any, architecture: str, has_rank_head: bool, name: str) -> None:
+    """Warn about published GGUFs known to lack a part of their model."""
+    from .gguf_check import scan
+
+    if architecture == "gemma-embedding" and "dense_2.weight" not in scan(model.path).tensors:
+        logger.warning(
+            "%s has no Dense projections (dense_2/dense_3): EmbeddingGemma's vectors pass "
+            "through two after pooling, so these differ from the model's. Reconvert "
+            "google/embeddinggemma-300m with `llamaembed convert` (llama.cpp #18677)",
+            name,
+        )
+    label = " ".join(model.metadata.get(k, "") for k in ("general.name", "general.basename"))
+    if (
+        architecture in PROBABILITY_RERANKERS
+        and not has_rank_head
+        and "rerank" in f"{label} {name}".lower()
+    ):
+        logger.warning(
+            "%s looks like a Qwen3-Reranker but has no yes/no head (cls.output): it was "
+            "converted without it (llama.cpp #16407) and cannot rerank. Reconvert "
+            "Qwen/Qwen3-Reranker with `llamaembed convert` (llama.cpp's converter)",
+            name,
+        )
+
+
+def _end_token(
+    model: Any, params: LlamaParams, pooling: Pooling, is_decoder: bool, name: str
+) -> int | None:
+    """Return the token to end every text with, or None; warn about a missing one.
+
+    Last-token pooling reads the hidden state of the end-of-text token the model was
+    trained with. A GGUF that does not add it gives vectors of the text's last word:
+    worse, and silently so.
+    """
+    vocab = model.vocab
+    wanted = params.append_eos
+    if wanted is None:
+        if pooling is Pooling.LAST and is_decoder and not vocab.add_eos:
+            logger.warning(
+                "%s does not add an end-of-text token, so last-token pooling reads each "
+                "text's last word. If the model was trained with one (Qwen3-Embedding and "
+                "gte-Qwen2 were: <|endoftext|>), open it with append_eos=True or the token "
+                "(catalogue models do this); append_eos=False silences this warning",
+                name,
+            )
+        return None
+    if wanted is False:
+        return None
+    if wanted is True:
+        if vocab.eos < 0:
+            raise ValueError(f"{name} has no EOS token; name one: append_eos='<token>'")
+        return int(vocab.eos)
+    ids = model.tokenize(wanted, add_special=False, parse_special=True)
+    if len(ids) != 1:
+        raise ValueError(
+            f"append_eos={wanted!r} is not one token of {name}'s vocabulary "
+            f"(it tokenises to {len(ids)} tokens)"
+        )
+    return int(ids[0])
 
 
 def plan_batches(lengths: Sequence[int], budget: int, max_seqs: int) -> list[list[int]]:

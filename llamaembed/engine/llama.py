@@ -22,11 +22,12 @@ from ..errors import (
 )
 from ..heads import M3Heads, load_heads
 from ..params import EmbedOptions, LlamaParams, Pooling
-from .inputs import check_batch_size, check_texts, check_token_ids, fit_tokens, tokenize_texts
-from .layout import read_layout, run_batches
+from ._prepared import PreparedInputs
+from .inputs import check_batch_size, check_texts, tokenize_texts
+from .layout import PROBABILITY_RERANKERS, read_layout, run_batches
 from .m3 import encode_m3, forward_m3
 from .pairs import RerankResult, Segments, build_pairs, rank_scores, segment_tables
-from .pooling import l2_normalize
+from .pooling import check_dimensions, l2_normalize, truncate_dimensions
 
 if TYPE_CHECKING:
     from ..hub.spec import ModelSpec
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Llama", "RerankResult"]
 
 
-class Llama(Embedder):
+class Llama(PreparedInputs, Embedder):
     """A GGUF embedding or reranking model opened in llama.cpp.
 
     ``Llama("model.gguf", pooling="cls")`` or ``Llama.load(LlamaParams(...))``. Methods are
@@ -186,6 +187,8 @@ class Llama(Embedder):
             sparse=heads is not None and heads.sparse_weight is not None,
             multi_vector=self.pooling is Pooling.NONE,
             colbert=bool(heads and heads.colbert_dim),
+            rerank_probabilities=self.pooling is Pooling.RANK
+            and self.architecture in PROBABILITY_RERANKERS,
         )
 
     @property
@@ -269,81 +272,6 @@ class Llama(Embedder):
             )
         return self._token_ctx
 
-    # ----------------------------------------------------------------- prepared inputs
-    # The server packs inputs of many requests into shared batches, so it prepares each
-    # request's inputs first (tokenising, checking lengths) and runs them together later.
-    def prepare_texts(
-        self,
-        texts: Sequence[str],
-        *,
-        truncate: bool = True,
-        on_truncate: Callable[[int], None] | None = None,
-        on_tokens: Callable[[int], None] | None = None,
-    ) -> list[TokenArray]:
-        """Return the token sequences ``forward`` takes for texts (specials added, fitted).
-
-        Truncated texts are logged as a warning, or counted by ``on_truncate(n)`` instead
-        (a server counts them in a metric rather than logging every request).
-        ``on_tokens(n)`` hears each text's token count as it is tokenised.
-        """
-        self._require_embedder()
-        options = EmbedOptions(truncate=truncate)
-        texts = check_texts(texts)
-        return tokenize_texts(self._model, texts, options, self.n_ctx, on_truncate, on_tokens)
-
-    def prepare_tokens(
-        self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True
-    ) -> list[TokenArray]:
-        """Return token sequences for ``forward`` from token ids, used as given.
-
-        Ids must be the model's vocabulary ids; no special tokens are added (an id list
-        from ``tokenize()`` or a Hugging Face tokenizer already holds them).
-        """
-        self._require_embedder()
-        n_vocab = self.n_vocab
-        prepared = []
-        for i, ids in enumerate(token_lists):
-            tokens = check_token_ids(ids, i, n_vocab)
-            fitted, _ = fit_tokens(
-                tokens.astype(np.int32), self.n_ctx, self._model.vocab, index=i, truncate=truncate
-            )
-            prepared.append(fitted)
-        return prepared
-
-    def prepare_pairs(
-        self,
-        query: str,
-        documents: Sequence[str],
-        *,
-        on_tokens: Callable[[int], None] | None = None,
-    ) -> list[npt.NDArray[Any]]:
-        """Return the query–document inputs ``forward`` takes to score documents."""
-        self._require_reranker()
-        if not isinstance(query, str):
-            raise TypeError(f"query is {type(query).__name__}, not str")
-        docs = check_texts(documents)
-        return build_pairs(self._model, query, docs, self.n_ctx, self._segments, on_tokens)
-
-    def forward(self, sequences: list[npt.NDArray[Any]]) -> FloatArray:
-        """Return the raw pooled outputs of prepared inputs, one row each, in input order.
-
-        Rows are unnormalised vectors (n_embd wide) or, for a cross-encoder, its class
-        logits (n_cls_out wide). Inputs are packed into micro-batches longest first.
-        """
-        if self.pooling is Pooling.NONE:
-            raise PoolingError("forward() needs pooled outputs; this model has pooling none")
-        width = self.n_cls_out if self.pooling is Pooling.RANK else self.n_embd
-        if not sequences:
-            return np.empty((0, width), dtype=np.float32)
-        result = self._run(sequences, width)
-        assert isinstance(result, np.ndarray)
-        return result
-
-    @property
-    def n_vocab(self) -> int:
-        """Return the number of tokens in the model's vocabulary."""
-        return int(self._model.vocab.n_tokens)
-
     # ----------------------------------------------------------------- embeddings
     def _require_reranker(self) -> None:
         if self.pooling is not Pooling.RANK:
@@ -369,12 +297,22 @@ class Llama(Embedder):
         show_progress: bool = False,
         normalize: bool = True,
         truncate: bool = True,
+        dimensions: int | None = None,
     ) -> Any:
-        """Return a float32 (len(texts), n_embd) array; pooling NONE gives a list of matrices."""
+        """Return a float32 (len(texts), n_embd) array; pooling NONE gives a list of matrices.
+
+        ``dimensions`` keeps the first N columns, re-normalised (Matryoshka models).
+        """
         options = EmbedOptions(normalize=normalize, truncate=truncate)
-        return self._embed_many(
+        dims = check_dimensions(dimensions, self.n_embd)
+        result = self._embed_many(
             check_texts(texts), options, check_batch_size(batch_size), show_progress
         )
+        if dims is None:
+            return result
+        if isinstance(result, list):
+            return [truncate_dimensions(m, dims, normalize=normalize) for m in result]
+        return truncate_dimensions(result, dims, normalize=normalize)
 
     def _embed_many(
         self,
@@ -389,7 +327,9 @@ class Llama(Embedder):
             if self.pooling is Pooling.NONE:
                 return []
             return np.empty((0, self.n_embd), dtype=np.float32)
-        sequences = tokenize_texts(self._model, texts, options, self.n_ctx)
+        sequences = tokenize_texts(
+            self._model, texts, options, self.n_ctx, end_token=self._layout.end_token
+        )
         result = self._run(sequences, self.n_embd, batch_size, show_progress)
         if options.normalize:
             if isinstance(result, list):
@@ -460,7 +400,10 @@ class Llama(Embedder):
         """Return relevance scores of documents for a query, in input order.
 
         With ``top_n`` return the best ``top_n`` as sorted RerankResult(index, score, text).
-        ``activation`` is None (raw logits), "sigmoid", or a function of the score array.
+        ``activation`` is None (the model's raw scores), "sigmoid" (probabilities), or a
+        function of the score array. Qwen3-Reranker's raw scores already are probabilities
+        (P("yes") after its rerank template; ``capabilities.rerank_probabilities``), which
+        "sigmoid" leaves as they are.
         """
         if not isinstance(query, str):
             raise TypeError(f"query is {type(query).__name__}, not str")
@@ -475,6 +418,8 @@ class Llama(Embedder):
             scores = np.asarray(raw, dtype=np.float32)[:, 0].copy()
         else:
             scores = np.empty(0, dtype=np.float32)
+        if activation == "sigmoid" and self.capabilities.rerank_probabilities:
+            activation = None
         return rank_scores(scores, docs, top_n, activation)
 
     # ----------------------------------------------------------------- lifetime

@@ -208,7 +208,9 @@ async def rerank(request: Request) -> Response:
     texts = [d if isinstance(d, str) else d.text for d in documents]
     refuse_blank(texts, "documents")
     rows, job = await served.rerank(body.query, texts, gone=_gone(request))
-    scores = rows[:, 0] if body.raw_scores else sigmoid(rows[:, 0])
+    # Qwen3-Reranker's scores already are probabilities; other rerankers give logits.
+    probabilities = body.raw_scores or served.model.capabilities.rerank_probabilities
+    scores = rows[:, 0] if probabilities else sigmoid(rows[:, 0])
     order = np.argsort(-scores, kind="stable")[: body.top_n]
     with_text = body.return_documents or body.return_text
     results = []
