@@ -45,6 +45,8 @@ class Capabilities:
     ``multi_vector``: one raw vector per token (pooling none).
     ``colbert``: ColBERT vectors for late interaction (bge-m3's colbert head).
     ``sparse`` and ``colbert`` come through ``encode_m3``.
+    ``rerank_probabilities``: rerank scores are already probabilities (Qwen3-Reranker's
+    P("yes")), not logits that a sigmoid turns into ones.
     """
 
     dense: bool = True
@@ -52,6 +54,7 @@ class Capabilities:
     sparse: bool = False
     multi_vector: bool = False
     colbert: bool = False
+    rerank_probabilities: bool = False
 
 
 class Embedder(abc.ABC):
@@ -117,25 +120,45 @@ class Embedder(abc.ABC):
         show_progress: bool = False,
         normalize: bool = True,
         truncate: bool = True,
+        dimensions: int | None = None,
     ) -> Any:
-        """Return a float32 (len(texts), n_embd) array (unit rows unless normalize=False)."""
+        """Return a float32 (len(texts), n_embd) array (unit rows unless normalize=False).
 
-    def embed(self, text: str, *, normalize: bool = True, truncate: bool = True) -> FloatArray:
-        """Return the float32 (n_embd,) vector of one text."""
+        ``dimensions`` keeps the first N columns, re-normalised (Matryoshka models).
+        """
+
+    def embed(
+        self,
+        text: str,
+        *,
+        normalize: bool = True,
+        truncate: bool = True,
+        dimensions: int | None = None,
+    ) -> FloatArray:
+        """Return the float32 (n_embd,) vector of one text (``dimensions`` wide if given)."""
         if not isinstance(text, str):
             raise TypeError(f"text is {type(text).__name__}, not str")
-        result: FloatArray = self.embed_texts([text], normalize=normalize, truncate=truncate)[0]
+        result: FloatArray = self.embed_texts(
+            [text], normalize=normalize, truncate=truncate, dimensions=dimensions
+        )[0]
         return result
 
-    def embed_query(self, text: str, *, prefix: str | None = None) -> FloatArray:
+    def embed_query(
+        self, text: str, *, prefix: str | None = None, dimensions: int | None = None
+    ) -> FloatArray:
         """Return the unit vector of a search query, with the model's query prefix."""
         if not isinstance(text, str):
             raise TypeError(f"text is {type(text).__name__}, not str")
         chosen = self.query_prefix if prefix is None else prefix
-        return self.embed(chosen + text)
+        return self.embed(chosen + text, dimensions=dimensions)
 
     def embed_documents(
-        self, texts: Sequence[str], *, prefix: str | None = None, show_progress: bool = False
+        self,
+        texts: Sequence[str],
+        *,
+        prefix: str | None = None,
+        show_progress: bool = False,
+        dimensions: int | None = None,
     ) -> FloatArray:
         """Return unit vectors of documents, with the model's document prefix."""
         from .engine.inputs import check_texts
@@ -143,8 +166,53 @@ class Embedder(abc.ABC):
         chosen = self.document_prefix if prefix is None else prefix
         checked = check_texts(texts)
         prefixed = [chosen + t for t in checked] if chosen else checked
-        result: FloatArray = self.embed_texts(prefixed, show_progress=show_progress)
+        result: FloatArray = self.embed_texts(
+            prefixed, show_progress=show_progress, dimensions=dimensions
+        )
         return result
+
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        *,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        dimensions: int | None = None,
+        normalize: bool = True,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> FloatArray:
+        """Return vectors as sentence-transformers' ``encode`` does: 1-D for a string.
+
+        ``prompt_name`` is "query" or "document" (the model's prefixes); ``prompt`` is a
+        prefix of one's own. ``dimensions`` cuts Matryoshka vectors (re-normalised).
+        """
+        from .engine.inputs import check_texts
+
+        if prompt is not None and prompt_name is not None:
+            raise ValueError("give prompt or prompt_name, not both")
+        if prompt_name is not None:
+            prompt = self.prefix_of(prompt_name)
+        single = isinstance(texts, str)
+        checked = [texts] if isinstance(texts, str) else check_texts(texts)
+        if prompt:
+            checked = [prompt + t for t in checked]
+        result: FloatArray = self.embed_texts(
+            checked,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            normalize=normalize,
+            dimensions=dimensions,
+        )
+        return result[0] if single else result
+
+    def prefix_of(self, prompt_name: str) -> str:
+        """Return the prefix of a prompt name: "query" or "document" (or "passage")."""
+        if prompt_name == "query":
+            return self.query_prefix
+        if prompt_name in ("document", "passage"):
+            return self.document_prefix
+        raise ValueError(f"unknown prompt_name {prompt_name!r}; use 'query' or 'document'")
 
     def rerank(
         self,

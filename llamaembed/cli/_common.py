@@ -13,7 +13,14 @@ from ..errors import LlamaEmbedError
 if TYPE_CHECKING:
     from ..embedder import Embedder
 
-__all__ = ["DEFAULT_DB", "errors", "gpu_layers_option", "model_options", "open_model"]
+__all__ = [
+    "DEFAULT_DB",
+    "dimensions_option",
+    "errors",
+    "gpu_layers_option",
+    "model_options",
+    "open_model",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = ".llamaembed"
@@ -46,6 +53,13 @@ gpu_layers_option = click.option(
     default=0,
     show_default=True,
     help="Layers to offload to the GPU (-1 = all; needs a GPU build of llama-cpp-python).",
+)
+
+dimensions_option = click.option(
+    "--dimensions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep the first N dimensions, re-normalised (Matryoshka models).",
 )
 
 

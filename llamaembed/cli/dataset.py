@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._common import errors, model_options
+from ._common import dimensions_option, errors, model_options
 
 
 def _actors(value: str) -> int | tuple[int, int]:
@@ -53,6 +53,7 @@ def _actors(value: str) -> int | tuple[int, int]:
 @click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Rows per call.")
 @click.option("--overwrite", is_flag=True, help="Replace Parquet files already in OUTPUT.")
+@dimensions_option
 @errors
 def embed_dataset(
     inputs: tuple[str, ...],
@@ -68,6 +69,7 @@ def embed_dataset(
     gpus_per_actor: float,
     batch_size: int | None,
     overwrite: bool,
+    dimensions: int | None,
 ) -> None:
     """Embed INPUT files (Parquet, JSON Lines or text) with Ray; write Parquet to OUTPUT."""
     from ..distributed import ray as distributed
@@ -92,6 +94,7 @@ def embed_dataset(
             cpus_per_actor=cpus_per_actor,
             gpus_per_actor=gpus_per_actor,
             batch_size=batch_size,
+            dimensions=dimensions,
         )
         files = distributed.write_embeddings(embedded, output, overwrite=overwrite)
     finally:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ._common import errors, gpu_layers_option, model_options, open_model
+from ._common import dimensions_option, errors, gpu_layers_option, model_options, open_model
 
 __all__ = ["embed", "info", "rerank"]
 
@@ -29,6 +29,14 @@ __all__ = ["embed", "info", "rerank"]
     help="Write here instead of standard output.",
 )
 @click.option("--no-normalize", is_flag=True, help="Raw vectors instead of unit length.")
+@dimensions_option
+@click.option(
+    "--prompt",
+    "prompt_name",
+    type=click.Choice(["query", "document"]),
+    default=None,
+    help="Put the model's query or document prompt before each text.",
+)
 @click.option(
     "--sparse", is_flag=True, help="bge-m3's lexical weights: per text, {token id: weight}."
 )
@@ -43,6 +51,8 @@ def embed(
     fmt: str,
     output: str | None,
     no_normalize: bool,
+    dimensions: int | None,
+    prompt_name: str | None,
     sparse: bool,
     colbert: bool,
     n_gpu_layers: int,
@@ -67,7 +77,9 @@ def embed(
             rows = out["lexical_weights"] if sparse else out["colbert_vecs"]
             _write_json(_m3_json(rows, sparse), output)
             return
-        vectors = llama.embed_texts(items, normalize=not no_normalize)
+        vectors = llama.encode(
+            items, prompt_name=prompt_name, dimensions=dimensions, normalize=not no_normalize
+        )
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(vectors, dtype=np.float32))

@@ -12,7 +12,14 @@ import click
 if TYPE_CHECKING:
     from ..embedder import Embedder
 
-from ._common import DEFAULT_DB, errors, gpu_layers_option, model_options, open_model
+from ._common import (
+    DEFAULT_DB,
+    dimensions_option,
+    errors,
+    gpu_layers_option,
+    model_options,
+    open_model,
+)
 
 
 def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
@@ -43,6 +50,7 @@ def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
     default=None,
     help="Tokens shared by consecutive chunks (default: min(32, max-tokens/4)).",
 )
+@dimensions_option
 @click.option(
     "--from-parquet",
     "from_parquet",
@@ -72,6 +80,7 @@ def index_command(
     max_tokens: int | None,
     overlap: int,
     n_gpu_layers: int,
+    dimensions: int | None,
     from_parquet: str | None,
     shards: int | None,
     only_shard: int | None,
@@ -83,6 +92,8 @@ def index_command(
     if from_parquet is not None:
         if paths:
             raise click.UsageError("give PATHS or --from-parquet, not both")
+        if dimensions is not None:
+            raise click.UsageError("--from-parquet takes the vectors' width from the files")
         _index_parquet(from_parquet, model, quant, db, n_gpu_layers, shards, only_shard)
         return
     if not paths:
@@ -92,7 +103,11 @@ def index_command(
     folder = Path(db)
     files = collect_files(paths, exclude=folder)
     with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
-        index = Index.load_or_create(folder, llama)
+        index = Index.load_or_create(folder, llama, dimensions=dimensions)
+        if dimensions is not None and index.dimensions != dimensions:
+            raise click.ClickException(
+                f"{folder} holds {index.dim}-d vectors; --dimensions {dimensions} needs a new --db"
+            )
         report = ingest_files(
             index,
             llama,
@@ -131,9 +146,13 @@ def _index_parquet(
         embedder = _open_recorded(read_info(files[0]).model_record, n_gpu_layers)
     folder = Path(db)
     with embedder:
+        width = read_info(files[0]).dim  # Matryoshka vectors: narrower than the model's
+        dimensions = width if width < embedder.n_embd else None
         if shards is not None:
             wanted = None if only_shard is None else [only_shard]
-            added = ShardedIndex.build_from_parquet(files, embedder, folder, shards, shards=wanted)
+            added = ShardedIndex.build_from_parquet(
+                files, embedder, folder, shards, shards=wanted, dimensions=dimensions
+            )
             built = ", ".join(f"shard {i}: {n}" for i, n in added.items())
             click.echo(
                 f"indexed {sum(added.values())} rows into {shards} shards ({built}) in {folder}"
@@ -141,7 +160,7 @@ def _index_parquet(
             return
         if ShardedIndex.is_sharded(folder):
             raise click.ClickException(f"{folder} holds a sharded index; pass --shards")
-        index = Index.load_or_create(folder, embedder)
+        index = Index.load_or_create(folder, embedder, dimensions=dimensions)
         added_rows = index.add_parquet(files)
         index.save(folder)
     click.echo(

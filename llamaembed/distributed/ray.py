@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..embedder import Embedder
+from ..engine.pooling import check_dimensions
 from ..errors import DatasetError, LlamaEmbedError, PoolingError
 from ..hub.spec import ModelSpec, as_model_spec, model_record
 from .parquet import (
@@ -90,6 +91,7 @@ class EmbedBatch:
         text_column: str = "text",
         id_column: str | None = None,
         n_threads: int | None = None,
+        dimensions: int | None = None,
     ) -> None:
         threads = n_threads or _assigned_cpus()
         if threads:
@@ -102,6 +104,7 @@ class EmbedBatch:
         self.id_column = id_column
         self.model = spec.open()
         _check_embedder(self.model, spec.name)
+        self.dimensions = check_dimensions(dimensions, self.model.n_embd)
 
     def __call__(self, batch: Any) -> Any:
         """Return the batch (an Arrow table or a dict of columns) with ``embedding`` added."""
@@ -131,7 +134,7 @@ class EmbedBatch:
         ids = table.column(id_column)
         if ids.null_count:
             raise DatasetError(f"the id column {id_column!r} has {ids.null_count} empty rows")
-        vectors = self.model.embed_documents(texts)
+        vectors = self.model.embed_documents(texts, dimensions=self.dimensions)
         table = table.append_column(EMBEDDING_COLUMN, embedding_array(vectors))
         metadata = dict(table.schema.metadata or {})
         metadata.update(self._metadata(id_column))
@@ -146,7 +149,7 @@ class EmbedBatch:
         return handoff_metadata(
             fingerprint=self.model.fingerprint,
             model_name=self.spec.name,
-            dim=self.model.n_embd,
+            dim=self.dimensions or self.model.n_embd,
             id_column=id_column,
             text_column=self.text_column,
             model_record=model_record(self.model),
@@ -187,6 +190,7 @@ def embed_dataset(
     cpus_per_actor: float = 1,
     gpus_per_actor: float = 0,
     batch_size: int | None = None,
+    dimensions: int | None = None,
 ) -> ray.data.Dataset:
     """Return ``ds`` with an ``embedding`` column (FixedSizeList<float32>) added, lazily.
 
@@ -194,8 +198,9 @@ def embed_dataset(
     ``ModelSpec`` or an open model (sent as its description; every node must reach the
     file). ``actors`` is a fixed pool size or an autoscaling ``(min, max)``; each actor
     runs its model on ``cpus_per_actor`` threads. Rows keep (or get) an id column, since
-    Ray does not keep row order. The model is opened once here first, so a missing file or
-    a cross-encoder fails before any cluster work.
+    Ray does not keep row order. ``dimensions`` cuts Matryoshka vectors (re-normalised).
+    The model is opened once here first, so a missing file, a cross-encoder or a bad
+    ``dimensions`` fails before any cluster work.
     """
     _require_ray()
     from ray.data import ActorPoolStrategy
@@ -226,6 +231,7 @@ def embed_dataset(
     probe = spec.with_n_threads(1).open()
     try:
         _check_embedder(probe, spec.name)
+        check_dimensions(dimensions, probe.n_embd)
     finally:
         probe.close()
     kind = "static" if spec.static_folder is not None else "gguf"
@@ -233,7 +239,11 @@ def embed_dataset(
     embedded = ds.map_batches(
         EmbedBatch,
         fn_constructor_args=(spec,),
-        fn_constructor_kwargs={"text_column": text_column, "id_column": id_column},
+        fn_constructor_kwargs={
+            "text_column": text_column,
+            "id_column": id_column,
+            "dimensions": dimensions,
+        },
         batch_format="pyarrow",
         batch_size=batch_size or DEFAULT_BATCH_SIZE[kind],
         compute=strategy,

@@ -11,10 +11,12 @@ import numpy.typing as npt
 from .._types import FloatArray
 
 __all__ = [
+    "check_dimensions",
     "cosine_similarity",
     "l2_normalize",
     "reciprocal_rank_fusion",
     "sigmoid",
+    "truncate_dimensions",
 ]
 
 Item = TypeVar("Item", bound=Hashable)
@@ -25,6 +27,30 @@ def l2_normalize(vectors: npt.ArrayLike, eps: float = 1e-12) -> FloatArray:
     array = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(array, axis=-1, keepdims=True)
     return (array / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def check_dimensions(dimensions: object, n_embd: int) -> int | None:
+    """Return ``dimensions`` (None: the full width), raising ValueError outside 1..n_embd."""
+    if dimensions is None:
+        return None
+    if isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
+        raise ValueError(f"dimensions must be an integer, got {dimensions!r}")
+    if not 1 <= int(dimensions) <= n_embd:
+        raise ValueError(f"dimensions must be between 1 and {n_embd}, got {dimensions}")
+    return int(dimensions)
+
+
+def truncate_dimensions(
+    vectors: FloatArray, dimensions: int | None, *, normalize: bool = True
+) -> FloatArray:
+    """Return Matryoshka vectors: the first ``dimensions`` columns, re-normalised.
+
+    None keeps the full width. ``normalize=False`` cuts without re-normalising.
+    """
+    if dimensions is None or dimensions >= vectors.shape[-1]:
+        return vectors
+    cut = np.ascontiguousarray(vectors[..., :dimensions])
+    return l2_normalize(cut) if normalize else cut
 
 
 def cosine_similarity(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:

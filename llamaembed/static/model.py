@@ -24,7 +24,7 @@ from .._files import sample_file
 from .._types import FloatArray, IdArray
 from ..embedder import Capabilities, Embedder
 from ..engine.inputs import check_batch_size, check_texts, check_token_ids
-from ..engine.pooling import l2_normalize
+from ..engine.pooling import check_dimensions, l2_normalize, truncate_dimensions
 from ._words import WordCache, encode_ids
 from .folder import read_folder, unknown_id
 
@@ -246,8 +246,13 @@ class StaticModel(Embedder):
         show_progress: bool = False,
         normalize: bool = True,
         truncate: bool = True,
+        dimensions: int | None = None,
     ) -> FloatArray:
-        """Return a float32 (len(texts), n_embd) array, unit length unless normalize=False."""
+        """Return a float32 (len(texts), n_embd) array, unit length unless normalize=False.
+
+        ``dimensions`` keeps the first N columns, re-normalised.
+        """
+        dims = check_dimensions(dimensions, self.n_embd)
         checked = check_texts(texts)
         step = check_batch_size(batch_size) or _CHUNK
         limit = self.max_length if truncate else None
@@ -262,4 +267,4 @@ class StaticModel(Embedder):
             rows = mean_rows(self._table, flat, lengths, self._weights, self._mapping)
             # per chunk: a whole-size temporary would cost page faults on large inputs
             out[start : start + step] = l2_normalize(rows) if normalize else rows
-        return out
+        return truncate_dimensions(out, dims, normalize=normalize)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from .._types import FloatArray
 from ..embedder import Embedder
-from ..engine.pooling import l2_normalize
+from ..engine.pooling import check_dimensions, l2_normalize, truncate_dimensions
 from ..errors import IndexModelMismatchError, MissingHeadError
 from ..hub.spec import model_record
 from ..params import check_int
@@ -68,6 +68,7 @@ class Index:
         exact_threshold: int = 20_000,
         keywords: str | None = None,
         colbert: bool = False,
+        dimensions: int | None = None,
     ) -> None:
         if space not in ("cosine", "ip"):
             raise ValueError("space must be 'cosine' or 'ip'")
@@ -82,8 +83,14 @@ class Index:
         check_int("capacity", capacity, 0)
         check_int("exact_threshold", exact_threshold, 0)
         self.embedder = embedder
+        # Matryoshka: the index keeps the model's vectors cut to ``dimensions``.
+        if dimensions is not None:
+            width = embedder.n_embd if embedder is not None else dim
+            dimensions = check_dimensions(dimensions, int(width or dimensions))
+            dim = dim if dim is not None else dimensions
+        self.dimensions = dimensions
         self.dim = int(dim if dim is not None else embedder.n_embd)  # type: ignore[union-attr]
-        if embedder is not None and embedder.n_embd != self.dim:
+        if embedder is not None and (dimensions or embedder.n_embd) != self.dim:
             raise IndexModelMismatchError(
                 f"the model makes {embedder.n_embd}-d vectors but the index holds {self.dim}-d"
             )
@@ -161,9 +168,11 @@ class Index:
         if self.embedder is not None and needs_m3(self):
             # bge-m3: the dense vector, lexical weights and ColBERT vectors of one pass
             vectors, lexical, multi = encode_documents(self, texts)
+            vectors = truncate_dimensions(vectors, self.dimensions)
             return self.add_vectors(vectors, texts, metadatas, ids, m3=(lexical, multi))
-        empty = np.empty((0, self.dim), np.float32)
-        vectors = embed_with(self.embedder, texts, query=False) if texts else empty
+        vectors = np.empty((0, self.dim), np.float32)
+        if texts:
+            vectors = embed_with(self.embedder, texts, query=False, dimensions=self.dimensions)
         return self.add_vectors(vectors, texts, metadatas, ids)
 
     def add_vectors(
@@ -388,7 +397,7 @@ class Index:
 
     def query_vector(self, query: str | npt.ArrayLike) -> tuple[FloatArray, str | None]:
         """Return a query's vector and its text (None when the query is a vector)."""
-        return query_vector(self.embedder, self.dim, query)
+        return query_vector(self.embedder, self.dim, query, self.dimensions)
 
     def candidates(
         self,
@@ -475,9 +484,13 @@ class Index:
         return (Path(folder) / disk.MANIFEST).exists()
 
     @classmethod
-    def load_or_create(cls, folder: str | os.PathLike[str], embedder: Embedder) -> Index:
-        """Return the index saved in ``folder``, or a new empty one for ``embedder``."""
-        return cls.load(folder, embedder) if cls.exists(folder) else cls(embedder)
+    def load_or_create(
+        cls, folder: str | os.PathLike[str], embedder: Embedder, *, dimensions: int | None = None
+    ) -> Index:
+        """Return the index saved in ``folder``, or a new one for ``embedder`` (``dimensions``)."""
+        if cls.exists(folder):
+            return cls.load(folder, embedder)
+        return cls(embedder, dimensions=dimensions)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], embedder: Embedder | None = None) -> Index:

@@ -192,6 +192,8 @@ def ingest_files(
     if texts and index.embedder is not None and needs_m3(index):
         index.add(texts, metadatas, ids)  # bge-m3: dense, lexical and ColBERT from one pass
     elif texts:
-        vectors = embedder.embed_documents(texts, show_progress=show_progress)
+        vectors = embedder.embed_documents(
+            texts, show_progress=show_progress, dimensions=index.dimensions
+        )
         index.add_vectors(vectors, texts, metadatas, ids)
     return IngestReport(indexed, len(texts), unchanged, removed, tuple(skipped))

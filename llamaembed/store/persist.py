@@ -38,6 +38,7 @@ def save_index(index: Index, root: Path) -> Path:
             "model": index.model,
             "keywords": index.keywords,
             "colbert": index.colbert,
+            "dimensions": index.dimensions,
             "hnsw": {
                 "M": index.M,
                 "ef_construction": index.ef_construction,
@@ -65,6 +66,7 @@ def load_index(cls: type[Index], root: Path, embedder: Embedder | None) -> Index
         "capacity": 16,
         "exact_threshold": int(hnsw.get("exact_threshold", 20_000)),
         "keywords": manifest.get("keywords", "bm25"),  # indexes before bge-m3: BM25
+        "dimensions": manifest.get("dimensions"),  # Matryoshka width, None = the model's
     }
     try:
         index = cls(embedder, **options)

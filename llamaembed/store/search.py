@@ -76,26 +76,35 @@ def rerank_hits(
 
 
 def embed_with(
-    embedder: Embedder | None, texts: list[str], *, query: bool
+    embedder: Embedder | None, texts: list[str], *, query: bool, dimensions: int | None = None
 ) -> npt.NDArray[np.float32]:
-    """Embed texts with an index's model: its query or document side where it has one."""
+    """Embed texts with an index's model: its query or document side where it has one.
+
+    ``dimensions`` cuts Matryoshka vectors to the index's width (re-normalised).
+    """
     if embedder is None:
         raise SearchIndexError("this index has no model: pass vectors or open it with one")
     if query:
-        return np.asarray([embedder.embed_query(t) for t in texts], dtype=np.float32)
-    return np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+        rows = [embedder.embed_query(t, dimensions=dimensions) for t in texts]
+        return np.asarray(rows, dtype=np.float32)
+    return np.asarray(embedder.embed_documents(texts, dimensions=dimensions), dtype=np.float32)
 
 
 def query_vector(
-    embedder: Embedder | None, dim: int, query: str | npt.ArrayLike
+    embedder: Embedder | None,
+    dim: int,
+    query: str | npt.ArrayLike,
+    dimensions: int | None = None,
 ) -> tuple[npt.NDArray[np.float32], str | None]:
     """Return a query's vector and its text (None when the query is a vector)."""
     if isinstance(query, str):
         if embedder is not None and (embedder.capabilities.sparse or embedder.capabilities.colbert):
+            from ..engine.pooling import truncate_dimensions
             from .m3 import query_outputs  # bge-m3: one pass gives all three sides
 
-            return query_outputs(embedder, query)["dense"], query
-        return embed_with(embedder, [query], query=True)[0], query
+            dense = query_outputs(embedder, query)["dense"]
+            return truncate_dimensions(dense, dimensions), query
+        return embed_with(embedder, [query], query=True, dimensions=dimensions)[0], query
     vector = np.asarray(query, dtype=np.float32).reshape(-1)
     if vector.shape != (dim,):
         raise ValueError(f"query vector must have {dim} values")

@@ -61,6 +61,7 @@ class ShardedIndex:
         self.shards = list(shards)
         self.embedder = embedder if embedder is not None else shards[0].embedder
         self.dim = shards[0].dim
+        self.dimensions = shards[0].dimensions  # Matryoshka width, None = the model's
         self.model = shards[0].model
 
     @staticmethod
@@ -97,6 +98,7 @@ class ShardedIndex:
         num_shards: int,
         *,
         shards: Sequence[int] | None = None,
+        dimensions: int | None = None,
     ) -> dict[int, int]:
         """Add embedded Parquet to the shards of ``folder`` (all, or only ``shards``).
 
@@ -121,7 +123,7 @@ class ShardedIndex:
         added = {}
         for number in wanted:
             target = shard_folder(root, number, num_shards)
-            index = Index.load_or_create(target, embedder)
+            index = Index.load_or_create(target, embedder, dimensions=dimensions)
             added[number] = index.add_parquet(paths, shard=number, num_shards=num_shards)
             index.save(target)
         return added
@@ -156,7 +158,7 @@ class ShardedIndex:
         pool = search_pool(k, candidates, hybrid or rerank_with is not None)
         if pool == 0:
             return []
-        vector, text = query_vector(self.embedder, self.dim, query)
+        vector, text = query_vector(self.embedder, self.dim, query, self.dimensions)
         dense: list[tuple[float, int, int]] = []
         keyword: list[tuple[float, int, int]] | None = None
         for number, shard in enumerate(self.shards):
