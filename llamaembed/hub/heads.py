@@ -16,7 +16,7 @@ from ..errors import ConversionError, LlamaEmbedError, ModelLoadError
 from ..heads import COLBERT, SPARSE, heads_path, save_heads
 
 if TYPE_CHECKING:
-    from .registry import ModelEntry
+    from .entry import ModelEntry
 
 __all__ = ["HEAD_KEYS", "ensure_heads"]
 

@@ -15,14 +15,15 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._files import cache_root, sha256_file
 from ..errors import ModelNotCachedError, RegistryError
-from ..params import LlamaParams, Pooling
-from .heads import HEAD_KEYS, ensure_heads
+from ..params import LlamaParams
+from .entry import ModelEntry, parse_entry
+from .heads import ensure_heads
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,7 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("embedding", "rerank")
 AUTO = "auto"
 DEFAULT_QUANT = AUTO
 # When the type ``auto`` wants has no file: the other full-quality types (fastest first on
@@ -62,76 +62,6 @@ _FALLBACK_ORDER = {
     "q8_0": tuple(dict.fromkeys(("q8_0", "f32", "f16", "bf16", *_QUANTISED_ORDER))),
 }
 _said: set[tuple[str, str]] = set()
-_REQUIRED = ("kind", "repo", "files", "dimension", "pooling")
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One catalogue model."""
-
-    name: str
-    kind: str
-    repo: str
-    files: dict[str, str]
-    dimension: int
-    pooling: Pooling
-    context_length: int = 512
-    query_prefix: str = ""
-    document_prefix: str = ""
-    license: str = ""
-    revision: str | None = None
-    sha256: dict[str, str] = field(default_factory=dict)
-    verified: bool = False
-    source: str | None = None
-    heads: dict[str, str] = field(default_factory=dict)  # bge-m3's heads: see hub.heads
-
-    @property
-    def package(self) -> str | None:
-        """Return the import name of the PyPI package the model is built from, if any."""
-        return self.source.removeprefix("package:") if self.source else None
-
-    def file_for(self, quant: str) -> str:
-        """Return the file name of a quantisation, or raise listing the available ones."""
-        key = quant.lower()
-        if key not in self.files:
-            raise RegistryError(
-                f"{self.name} has no {quant!r} file; available: {', '.join(self.files)}"
-            )
-        return self.files[key]
-
-
-def _parse_entry(name: str, raw: Any, origin: str) -> ModelEntry:
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{origin}: models.{name} must be a table")
-    missing = [key for key in _REQUIRED if key not in raw]
-    if missing:
-        raise RegistryError(f"{origin}: models.{name} lacks {', '.join(missing)}")
-    if raw["kind"] not in KINDS:
-        raise RegistryError(f"{origin}: models.{name}.kind must be one of {KINDS}")
-    files = raw["files"]
-    if not isinstance(files, dict) or not files:
-        raise RegistryError(f"{origin}: models.{name}.files must map quantisations to files")
-    for quant, file in files.items():
-        if not isinstance(file, str) or not file.endswith(".gguf"):
-            raise RegistryError(f"{origin}: models.{name}.files.{quant} must be a .gguf name")
-    try:
-        pooling = Pooling.parse(raw["pooling"])
-    except ValueError as exc:
-        raise RegistryError(f"{origin}: models.{name}.pooling: {exc}") from exc
-    if (raw["kind"] == "rerank") != (pooling is Pooling.RANK):
-        raise RegistryError(f"{origin}: models.{name}: rerank models and only they use rank")
-    known = {f.name for f in ModelEntry.__dataclass_fields__.values()} - {"name"}
-    unknown = set(raw) - known
-    if unknown:
-        raise RegistryError(f"{origin}: models.{name} has unknown keys {sorted(unknown)}")
-    values = {k: v for k, v in raw.items() if k in known}
-    values["files"] = {k.lower(): v for k, v in files.items()}
-    values["sha256"] = {k.lower(): str(v).lower() for k, v in raw.get("sha256", {}).items()}
-    if not isinstance(raw.get("heads", {}), dict) or not set(raw.get("heads", {})) <= HEAD_KEYS:
-        raise RegistryError(f"{origin}: models.{name}.heads takes {sorted(HEAD_KEYS)}")
-    values["pooling"] = pooling
-    values["dimension"] = int(raw["dimension"])
-    return ModelEntry(name=name, **values)
 
 
 def user_catalogue_path() -> Path:
@@ -167,7 +97,7 @@ def catalogue() -> tuple[dict[str, ModelEntry], str]:
         if not isinstance(models, dict):
             raise RegistryError(f"{origin}: [models] must be a table")
         for name, raw in models.items():
-            entries[name] = _parse_entry(name, raw, origin)
+            entries[name] = parse_entry(name, raw, origin)
         default = str(data.get("default", default))
     return entries, default
 
@@ -491,4 +421,6 @@ def resolve_params(
     options.setdefault("pooling", entry.pooling)
     options.setdefault("query_prefix", entry.query_prefix)
     options.setdefault("document_prefix", entry.document_prefix)
+    if entry.append_eos is not None:
+        options.setdefault("append_eos", entry.append_eos)
     return LlamaParams(str(path), **options)
