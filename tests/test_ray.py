@@ -313,3 +313,44 @@ def test_read_dataset_reads_json_lines(tmp_path: Path) -> None:
     (tmp_path / "rows.jsonl").write_text('{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n')
     table = collect(read_dataset(tmp_path / "rows.jsonl"))
     assert sorted(table.column("id").to_pylist()) == ["a", "b"]
+
+
+def test_decoder_model_with_dimensions_through_ray(
+    tiny_qwen3: tuple[Path, Path], texts: list[str], tmp_path: Path
+) -> None:
+    # A Qwen3-Embedding (last-token pooling, causal) cut to 16 Matryoshka dimensions: the
+    # Parquet handoff records the width, and the index built from it keeps it.
+    _, gguf = tiny_qwen3
+    sample = texts[:60]
+    ds = ray.data.from_items([{"id": f"t{i}", "text": t} for i, t in enumerate(sample)])
+    with pytest.raises(ValueError, match="dimensions must be between 1 and 64"):
+        embed_dataset(ds, gguf, dimensions=65)
+    files = write_embeddings(embed_dataset(ds, gguf, actors=1, dimensions=16), tmp_path / "out")
+    assert read_info(files[0]).dim == 16
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    got = by_id(table, 16)
+    with Llama(gguf) as model:
+        want = model.embed_documents(sample, dimensions=16)
+    assert min(float(got[f"t{i}"] @ want[i]) for i in range(len(sample))) >= 0.9999
+    db = tmp_path / "db"
+    result = CliRunner().invoke(
+        main, ["index", "--from-parquet", str(tmp_path / "out"), "--db", str(db)]
+    )
+    assert result.exit_code == 0, result.output
+    with Llama(gguf) as model:
+        index = Index.load(db, model)
+        assert index.dim == index.dimensions == 16
+        hits = index.search(sample[3], k=1, hybrid=False)
+        assert hits[0].id == "t3" and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    result = CliRunner().invoke(
+        main,
+        ["index", "--from-parquet", str(tmp_path / "out"), "--db", str(tmp_path / "sh"),
+         "--shards", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    from llamaembed.store.sharded import ShardedIndex
+
+    with Llama(gguf) as model:
+        sharded = ShardedIndex.load(tmp_path / "sh", model)
+        assert sharded.dim == sharded.dimensions == 16
+        assert sharded.search(sample[5], k=1, hybrid=False)[0].id == "t5"

@@ -28,6 +28,18 @@ EXPECTED_PREFIXES = {
     "bge-base-en-v1.5": ("Represent this sentence for searching relevant passages: ", ""),
     "bge-large-en-v1.5": ("Represent this sentence for searching relevant passages: ", ""),
     "mxbai-embed-large-v1": ("Represent this sentence for searching relevant passages: ", ""),
+    # The authors' sentence-transformers prompts (config_sentence_transformers.json).
+    "qwen3-embedding-0.6b": (
+        "Instruct: Given a web search query, retrieve relevant passages that answer the query"
+        "\nQuery:",
+        "",
+    ),
+    "gte-qwen2-1.5b-instruct": (
+        "Instruct: Given a web search query, retrieve relevant passages that answer the query"
+        "\nQuery: ",
+        "",
+    ),
+    "embeddinggemma-300m": ("task: search result | query: ", "title: none | text: "),
 }
 
 
