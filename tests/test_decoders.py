@@ -153,8 +153,17 @@ def test_missing_eos_warns_and_append_eos_restores_it(
             assert fixed.detokenize(cut[-1:], special=True) == "<|endoftext|>"
     with pytest.raises(ValueError, match="not one token"):
         Llama(gguf, append_eos="two tokens")
+    caplog.clear()
     with caplog.at_level(logging.WARNING), Llama(gguf, append_eos=False):
-        pass
+        assert "end-of-text" not in caplog.text  # said on purpose: no warning
+    # The server, given the GGUF by path, takes the token on its command line.
+    import httpx
+    from server_process import ServerProcess
+
+    with ServerProcess(gguf, "--append-eos", "eos") as server:
+        data = httpx.post(f"{server.url}/v1/embeddings", json={"input": TEXTS[:4]}).json()["data"]
+        served = np.asarray([d["embedding"] for d in data])
+        assert row_cosines(served, with_eos[:4]).min() >= 0.999
     with pytest.raises(ValueError, match="append_eos"):
         Llama(gguf, append_eos=3)  # type: ignore[arg-type]
 
@@ -363,7 +372,8 @@ def test_server_embeds_and_reranks_with_decoder_models(
     with Llama(tiny_qwen3_reranker[1]) as reranker:
         want_scores = reranker.rerank(query, docs)
     with ServerProcess(tiny_qwen3[1], "--rerank", tiny_qwen3_reranker[1], "--query-prefix",
-                       QWEN_QUERY_PROMPT) as server, httpx.Client(base_url=server.url) as client:
+                       QWEN_QUERY_PROMPT, "--append-eos", "<|endoftext|>") as server, httpx.Client(
+                           base_url=server.url) as client:
         body = {"input": query, "input_type": "query", "dimensions": 16}
         got = client.post("/v1/embeddings", json=body).json()["data"][0]["embedding"]
         assert len(got) == 16 and float(np.asarray(got) @ want_query) >= 0.99999

@@ -134,6 +134,12 @@ from ._common import errors, gpu_layers_option
 )
 @click.option("--query-prefix", default=None, help="Prefix of input_type=query texts.")
 @click.option("--document-prefix", default=None, help="Prefix of input_type=document texts.")
+@click.option(
+    "--append-eos",
+    default=None,
+    help="End every text with this token for last-token pooling ('eos': the vocabulary's), "
+    "where the GGUF adds none (Qwen3-Embedding, gte-Qwen2: <|endoftext|>).",
+)
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @gpu_layers_option
 @errors
@@ -161,6 +167,7 @@ def serve(
     n_ctx: int,
     query_prefix: str | None,
     document_prefix: str | None,
+    append_eos: str | None,
     access_log: bool,
     n_gpu_layers: int,
 ) -> None:
@@ -183,7 +190,8 @@ def serve(
         if not keys:
             raise click.ClickException(f"{api_key_file} holds no key")
     options: dict[str, Any] = {"n_gpu_layers": n_gpu_layers, "n_threads": threads, "n_ctx": n_ctx}
-    prefixes = {"query_prefix": query_prefix, "document_prefix": document_prefix}
+    prefixes: dict[str, Any] = {"query_prefix": query_prefix, "document_prefix": document_prefix}
+    prefixes["append_eos"] = True if append_eos == "eos" else append_eos
     embedding = resolve_model(
         model, quant=quant, **options, **{k: v for k, v in prefixes.items() if v is not None}
     )
