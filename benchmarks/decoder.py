@@ -16,11 +16,9 @@ memory and agreement mean something, retrieval quality does not.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -140,19 +138,15 @@ def child(system: str, path: str, threads: int, out: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--write", action="store_true", help="put the table in README.md")
-    parser.add_argument("--child", nargs=4, metavar=("SYSTEM", "PATH", "THREADS", "OUT"))
-    args = parser.parse_args()
+    from run import child_arguments
+
+    args = child_arguments(__doc__.split("\n")[0])
     if args.child:
         system, path, threads, out = args.child
         child(system, path, int(threads), out)
         return
     import numpy as np
-    from run import machine_header, write_results
+    from run import machine_header, run_child, write_results
 
     work = args.work or Path(tempfile.mkdtemp(prefix="qwen3-shaped-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -163,12 +157,7 @@ def main() -> None:
         for system in SYSTEMS:
             path = paths["folder"] if system.startswith("st-") else paths[system]
             out = work / f"{system}.npz"
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", system, str(path), str(args.threads),
-                 str(out)],
-                check=True, capture_output=True, text=True,
-            )  # fmt: skip
-            reports[system] = json.loads(done.stdout.strip().splitlines()[-1])
+            reports[system] = run_child(__file__, system, path, args.threads, out)
             vectors[system] = dict(np.load(out))
             print(system, reports[system], flush=True)
         base = reports["st-fp32"]

@@ -14,10 +14,8 @@ time, memory and agreement mean something; retrieval quality does not (``m3_qual
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -135,20 +133,16 @@ def agreement(ours: dict, reference: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--write", action="store_true", help="put the table in README.md")
-    parser.add_argument("--child", nargs=4, metavar=("SYSTEM", "PATH", "THREADS", "OUT"))
-    args = parser.parse_args()
+    from run import child_arguments
+
+    args = child_arguments(__doc__.split("\n")[0])
     if args.child:
         system, path, threads, out = args.child
         child(system, path, int(threads), out)
         return
     import pickle
 
-    from run import machine_header, write_results
+    from run import machine_header, run_child, write_results
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bge-m3-heads-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -159,12 +153,7 @@ def main() -> None:
             key = system.removesuffix("-no-flash")
             path = paths["folder"] if system.startswith("flag") else paths[key]
             out = work / f"{system}.pkl"
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", system, str(path), str(args.threads),
-                 str(out)],
-                check=True, capture_output=True, text=True,
-            )
-            reports[system] = json.loads(done.stdout.strip().splitlines()[-1])
+            reports[system] = run_child(__file__, system, path, args.threads, out)
             outputs[system] = pickle.loads(out.read_bytes())
         reference = reports["flagembedding-fp32"]
         lines = [*machine_header(args.threads), "",

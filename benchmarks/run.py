@@ -73,6 +73,26 @@ def write_results(report: str, command: str, key: str, heading: str | None = Non
         readme.write_text(text.replace(anchor, f"{anchor}\n\n### CPU class `{key}`\n\n{block}"))
 
 
+def child_arguments(description: str) -> argparse.Namespace:
+    """Parse the options of a benchmark that runs each system in a child process."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--write", action="store_true", help="put the table in README.md")
+    parser.add_argument("--child", nargs=4, metavar=("SYSTEM", "PATH", "THREADS", "OUT"))
+    return parser.parse_args()
+
+
+def run_child(script: str, system: str, path: Path, threads: int, out: Path) -> dict:
+    """Run ``script --child`` for one system in a fresh process; return its JSON report."""
+    done = subprocess.run(
+        [sys.executable, script, "--child", system, str(path), str(threads), str(out)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def machine_header(threads: int) -> list[str]:
     """Return the lines naming the machine: CPU model, its relevant flags, llama.cpp's view."""
     from llamaembed.engine.hardware import RELEVANT_CPU_FLAGS, cpu_flags

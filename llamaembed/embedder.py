@@ -207,12 +207,12 @@ class Embedder(abc.ABC):
         return result[0] if single else result
 
     def prefix_of(self, prompt_name: str) -> str:
-        """Return the prefix of a prompt name: "query" or "document" (or "passage")."""
+        """Return the prefix of a prompt name: "query" or "document"; else ValueError."""
         if prompt_name == "query":
             return self.query_prefix
-        if prompt_name in ("document", "passage"):
+        if prompt_name == "document":
             return self.document_prefix
-        raise ValueError(f"unknown prompt_name {prompt_name!r}; use 'query' or 'document'")
+        raise ValueError(f"prompt_name must be 'query' or 'document', got {prompt_name!r}")
 
     def rerank(
         self,

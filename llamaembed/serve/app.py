@@ -209,8 +209,8 @@ async def rerank(request: Request) -> Response:
     refuse_blank(texts, "documents")
     rows, job = await served.rerank(body.query, texts, gone=_gone(request))
     # Qwen3-Reranker's scores already are probabilities; other rerankers give logits.
-    probabilities = body.raw_scores or served.model.capabilities.rerank_probabilities
-    scores = rows[:, 0] if probabilities else sigmoid(rows[:, 0])
+    as_given = body.raw_scores or served.model.capabilities.rerank_probabilities
+    scores = rows[:, 0] if as_given else sigmoid(rows[:, 0])
     order = np.argsort(-scores, kind="stable")[: body.top_n]
     with_text = body.return_documents or body.return_text
     results = []

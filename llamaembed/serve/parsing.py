@@ -171,11 +171,12 @@ def prefix_of(kind: str | None, model: Embedder, param: str) -> str:
     """Return the model's prefix for ``query`` or ``document`` ("" for None); else a 400."""
     if kind is None:
         return ""
-    if kind not in ("query", "document"):
+    try:
+        return model.prefix_of(kind)
+    except ValueError:
         raise ApiError(
             400,
             f"{param} must be 'query' or 'document', got {kind!r}",
             param=param,
             code="invalid_input_type",
-        )
-    return model.query_prefix if kind == "query" else model.document_prefix
+        ) from None

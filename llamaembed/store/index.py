@@ -21,8 +21,8 @@ import numpy.typing as npt
 
 from .._types import FloatArray
 from ..embedder import Embedder
-from ..engine.pooling import check_dimensions, l2_normalize, truncate_dimensions
-from ..errors import IndexModelMismatchError, MissingHeadError
+from ..engine.pooling import l2_normalize, truncate_dimensions
+from ..errors import MissingHeadError
 from ..hub.spec import model_record
 from ..params import check_int
 from . import manifest as disk
@@ -43,6 +43,7 @@ from .search import (
     embed_with,
     exact_search,
     fuse_candidates,
+    index_width,
     query_vector,
     rerank_hits,
     search_pool,
@@ -84,16 +85,7 @@ class Index:
         check_int("exact_threshold", exact_threshold, 0)
         self.embedder = embedder
         # Matryoshka: the index keeps the model's vectors cut to ``dimensions``.
-        if dimensions is not None:
-            width = embedder.n_embd if embedder is not None else dim
-            dimensions = check_dimensions(dimensions, int(width or dimensions))
-            dim = dim if dim is not None else dimensions
-        self.dimensions = dimensions
-        self.dim = int(dim if dim is not None else embedder.n_embd)  # type: ignore[union-attr]
-        if embedder is not None and (dimensions or embedder.n_embd) != self.dim:
-            raise IndexModelMismatchError(
-                f"the model makes {embedder.n_embd}-d vectors but the index holds {self.dim}-d"
-            )
+        self.dim, self.dimensions = index_width(embedder, dim, dimensions)
         self.space = space
         self.M = M
         self.ef_construction = ef_construction

@@ -16,14 +16,15 @@ import numpy.typing as npt
 
 from .._blas import single_threaded_blas
 from ..embedder import Embedder
-from ..engine.pooling import reciprocal_rank_fusion
-from ..errors import SearchIndexError
+from ..engine.pooling import check_dimensions, reciprocal_rank_fusion
+from ..errors import IndexModelMismatchError, SearchIndexError
 
 __all__ = [
     "Hit",
     "embed_with",
     "exact_search",
     "fuse_candidates",
+    "index_width",
     "query_vector",
     "rerank_hits",
     "search_pool",
@@ -73,6 +74,31 @@ def rerank_hits(
         scored = reranker.rerank(text, [h.text for h in hits])
     order = np.argsort(-np.asarray(scored), kind="stable")
     return [Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order]
+
+
+def index_width(
+    embedder: Embedder | None, dim: int | None, dimensions: int | None
+) -> tuple[int, int | None]:
+    """Return an index's vector width and its Matryoshka ``dimensions`` (None: the model's).
+
+    Raises ValueError for widths that do not fit, IndexModelMismatchError when the
+    model's vectors (cut to ``dimensions``) are not ``dim`` wide.
+    """
+    if dimensions is not None:
+        width = embedder.n_embd if embedder is not None else (dim or dimensions)
+        dimensions = check_dimensions(dimensions, int(width))
+        if dim is not None and dim != dimensions:
+            raise ValueError(f"dim {dim} and dimensions {dimensions} disagree")
+        dim = dimensions
+    if dim is None:
+        if embedder is None:
+            raise ValueError("give an embedder or the vector dimension")
+        dim = embedder.n_embd
+    if embedder is not None and (dimensions or embedder.n_embd) != dim:
+        raise IndexModelMismatchError(
+            f"the model makes {embedder.n_embd}-d vectors but the index holds {dim}-d"
+        )
+    return int(dim), dimensions
 
 
 def embed_with(
