@@ -406,3 +406,29 @@ def test_smollm2_is_a_decoder_embedder(smollm2_path: Path, caplog: pytest.LogCap
     with Llama(smollm2_path, append_eos=True) as ended:
         tokens = ended.prepare_texts(["hello"])[0]
         assert ended.detokenize(tokens[-1:], special=True) == "<|im_end|>"
+
+
+@pytest.mark.parametrize("which", ["tiny_qwen2", "tiny_gemma"])
+def test_other_decoders_through_cli_index_and_server(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    import httpx
+    from server_process import ServerProcess
+
+    folder, gguf = request.getfixturevalue(which)
+    want = st_model(folder).encode(TEXTS[:6])
+    cut = want[:, :16] / np.linalg.norm(want[:, :16], axis=1, keepdims=True)
+    result = CliRunner().invoke(main, ["embed", *TEXTS[:6], "--model", str(gguf),
+                                       "--dimensions", "16"])
+    assert result.exit_code == 0, result.output
+    assert row_cosines(np.asarray(json.loads(result.output)), cut).min() >= 0.999
+    with Llama(gguf) as model:
+        index = Index(model, dimensions=16)
+        index.add(TEXTS[:6])
+        for i in (0, 3):
+            hit = index.search(TEXTS[i], k=1, hybrid=False)[0]
+            assert hit.text == TEXTS[i] and hit.score == pytest.approx(1.0, abs=1e-3)
+    with ServerProcess(gguf) as server:
+        body = {"input": TEXTS[:6], "dimensions": 16}
+        data = httpx.post(f"{server.url}/v1/embeddings", json=body).json()["data"]
+        assert row_cosines(np.asarray([d["embedding"] for d in data]), cut).min() >= 0.999

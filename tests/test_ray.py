@@ -315,12 +315,14 @@ def test_read_dataset_reads_json_lines(tmp_path: Path) -> None:
     assert sorted(table.column("id").to_pylist()) == ["a", "b"]
 
 
+@pytest.mark.parametrize("which", ["tiny_qwen3", "tiny_gemma"])
 def test_decoder_model_with_dimensions_through_ray(
-    tiny_qwen3: tuple[Path, Path], texts: list[str], tmp_path: Path
+    which: str, request: pytest.FixtureRequest, texts: list[str], tmp_path: Path
 ) -> None:
-    # A Qwen3-Embedding (last-token pooling, causal) cut to 16 Matryoshka dimensions: the
-    # Parquet handoff records the width, and the index built from it keeps it.
-    _, gguf = tiny_qwen3
+    # A Qwen3-Embedding (last-token pooling, causal) or an EmbeddingGemma (bidirectional,
+    # Dense layers) cut to 16 Matryoshka dimensions: the Parquet handoff records the width,
+    # and the index built from it keeps it.
+    _, gguf = request.getfixturevalue(which)
     sample = texts[:60]
     ds = ray.data.from_items([{"id": f"t{i}", "text": t} for i, t in enumerate(sample)])
     with pytest.raises(ValueError, match="dimensions must be between 1 and 64"):
