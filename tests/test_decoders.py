@@ -41,6 +41,18 @@ def st_model(folder: Path):  # type: ignore[no-untyped-def]
     return SentenceTransformer(str(folder), device="cpu")
 
 
+def variant(source: Path, folder: Path, gguf: Path, change, pre_tokenizer: str | None = None) -> Path:  # type: ignore[no-untyped-def]
+    """Copy a tiny model's folder to ``folder``, ``change`` it, convert it to ``gguf`` (F32)."""
+    shutil.copytree(source, folder)
+    change(folder)
+    return convert_with_llama_cpp(folder, gguf, outtype="f32", pre_tokenizer=pre_tokenizer)
+
+
+def edit_json(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite a JSON file with ``edit(data)``'s result."""
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
@@ -126,12 +138,8 @@ def test_missing_eos_warns_and_append_eos_restores_it(
     # A Qwen3-Embedding converted from a tokenizer that adds no <|endoftext|> (as the first
     # published GGUFs were): last-token pooling then reads the text's last word.
     folder = tmp_path / "no-eos"
-    shutil.copytree(tiny_qwen3[0], folder)
-    tokenizer = json.loads((folder / "tokenizer.json").read_text())
-    tokenizer["post_processor"] = None
-    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
-    gguf = convert_with_llama_cpp(folder, tmp_path / "no-eos.gguf", outtype="f32",
-                                  pre_tokenizer="qwen2")
+    gguf = variant(tiny_qwen3[0], folder, tmp_path / "no-eos.gguf", lambda f: edit_json(
+        f / "tokenizer.json", lambda t: {**t, "post_processor": None}), "qwen2")
     reference = st_model(folder)
     with_eos = reference.encode([t + "<|endoftext|>" for t in TEXTS])
     without = reference.encode(TEXTS)
@@ -179,12 +187,9 @@ def test_gemma_without_dense_layers_warns(
     tiny_gemma: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # As the first published embeddinggemma GGUFs: the two projections left out.
-    folder = tmp_path / "no-dense"
-    shutil.copytree(tiny_gemma[0], folder)
-    modules = json.loads((folder / "modules.json").read_text())
-    kept = [m for m in modules if not m["type"].endswith("Dense")]
-    (folder / "modules.json").write_text(json.dumps(kept))
-    gguf = convert_with_llama_cpp(folder, tmp_path / "no-dense.gguf", outtype="f32")
+    gguf = variant(tiny_gemma[0], tmp_path / "no-dense", tmp_path / "no-dense.gguf",
+                   lambda f: edit_json(f / "modules.json", lambda modules: [
+                       m for m in modules if not m["type"].endswith("Dense")]))
     with caplog.at_level(logging.WARNING), Llama(gguf):
         assert "no Dense projections" in caplog.text
     caplog.clear()
@@ -294,11 +299,9 @@ def test_a_qwen3_reranker_without_its_head_is_named(
     tiny_qwen3_reranker: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Converted as a plain Qwen3 (no README, a neutral name): no cls.output, no template.
-    folder = tmp_path / "plain"
-    shutil.copytree(tiny_qwen3_reranker[0], folder)
-    (folder / "README.md").unlink()
-    gguf = convert_with_llama_cpp(folder, tmp_path / "Qwen3-Reranker-0.6B-bad.gguf",
-                                  outtype="f32", pre_tokenizer="qwen2")
+    gguf = variant(tiny_qwen3_reranker[0], tmp_path / "plain",
+                   tmp_path / "Qwen3-Reranker-0.6B-bad.gguf",
+                   lambda f: (f / "README.md").unlink(), "qwen2")
     with caplog.at_level(logging.WARNING), Llama(gguf, append_eos=False) as model:
         assert "looks like a Qwen3-Reranker but has no yes/no head" in caplog.text
         with pytest.raises(Exception, match="cross-encoder"):
