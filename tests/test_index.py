@@ -55,8 +55,11 @@ def test_hit_is_frozen_and_scores_are_cosines() -> None:
                       [{"n": 1}, {"n": 2}, {"n": 3}], ids=["a", "b", "c"])
     hits = index.search(np.array([1, 0, 0, 0], np.float32), 3, hybrid=False)
     assert [h.id for h in hits] == ["a", "c", "b"]
-    assert hits[0] == Hit("a", pytest.approx(1.0), "x", {"n": 1})
+    assert hits[0] == Hit("a", pytest.approx(1.0), "x", {"n": 1}, pytest.approx(1.0))
     assert hits[1].score == pytest.approx(np.sqrt(0.5), abs=1e-6)
+    # similarity is the dense cosine whatever orders the hits (here: the same)
+    assert [h.similarity for h in hits] == pytest.approx([h.score for h in hits], abs=1e-6)
+    assert index.get("a").similarity is None  # type: ignore[union-attr]
     with pytest.raises(AttributeError):
         hits[0].score = 2.0  # type: ignore[misc]
 
@@ -254,6 +257,12 @@ def test_hybrid_at_least_as_good_as_vector_only(minilm: Llama) -> None:
         assert hybrid >= vector, (queries, hybrid, vector)
     # the rare keyword is found first once BM25 joins in
     assert all(index.search(q, 1)[0].id == t for q, t in KEYWORD_QUERIES.items())
+    # a hybrid hit's score is the fused one; its similarity is still the dense cosine
+    query = next(iter(PARAPHRASE_QUERIES))
+    for hit in index.search(query, 5):
+        cosine = float(minilm.embed_query(query) @ minilm.embed_documents([hit.text])[0])
+        assert hit.similarity == pytest.approx(cosine, abs=2e-3)
+        assert hit.score < 0.05  # reciprocal-rank fusion
 
 
 def test_rerank_stage_orders_by_cross_encoder(minilm: Llama, tiny_reranker: Llama) -> None:

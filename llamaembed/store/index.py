@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +46,8 @@ from .search import (
     query_vector,
     rerank_hits,
     search_pool,
+    similarities,
+    sql_where,
     stored_metadata,
 )
 
@@ -311,18 +312,8 @@ class Index:
 
     def ids_where(self, **equals: Any) -> list[str]:
         """Return ids whose metadata has all the given key = value pairs."""
-        sql, args = self._where(equals)
+        sql, args = sql_where(equals)
         return [r[0] for r in self._db.execute(f"SELECT id FROM docs {sql}", args)]
-
-    @staticmethod
-    def _where(equals: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        clauses, args = [], []
-        for key, value in equals.items():
-            if not re.fullmatch(r"[A-Za-z0-9_]+", key):
-                raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
-            clauses.append(f"json_extract(metadata, '$.{key}') = ?")
-            args.append(value if not isinstance(value, bool) else int(value))
-        return ("WHERE " + " AND ".join(clauses), args) if clauses else ("", [])
 
     def _rows(self, labels: Sequence[int]) -> dict[int, tuple[str, str, str]]:
         if not labels:
@@ -408,7 +399,7 @@ class Index:
         with self._lock:
             allowed = None
             if filter:
-                sql, args = self._where(filter)
+                sql, args = sql_where(filter)
                 allowed = {r[0] for r in self._db.execute(f"SELECT label FROM docs {sql}", args)}
             dense = self._vector_search(vector, pool, allowed)
             keyword = (
@@ -416,15 +407,26 @@ class Index:
             )
         return dense, keyword
 
-    def hits_by_label(self, ranked: Sequence[tuple[int, float]]) -> dict[int, Hit]:
+    def hits_by_label(
+        self, ranked: Sequence[tuple[int, float]], query: FloatArray | None = None
+    ) -> dict[int, Hit]:
         """Return the stored documents of (label, score) pairs as Hits, keyed by label.
 
-        A label deleted since it was ranked is left out.
+        A label deleted since it was ranked is left out. With the ``query`` vector each
+        hit's ``similarity`` is its dense cosine (inner product in "ip" space).
         """
         with self._lock:
             rows = self._rows([lab for lab, _ in ranked])
+            live = [lab for lab, _ in ranked if lab in rows]
+            near = similarities(self._hnsw, live, query, self.space == "cosine")
         return {
-            lab: Hit(rows[lab][0], float(score), rows[lab][1], stored_metadata(rows[lab][2]))
+            lab: Hit(
+                rows[lab][0],
+                float(score),
+                rows[lab][1],
+                stored_metadata(rows[lab][2]),
+                near.get(lab),
+            )
             for lab, score in ranked
             if lab in rows
         }
@@ -453,7 +455,7 @@ class Index:
         vector, text = self.query_vector(query)
         dense, keyword = self.candidates(vector, text, pool, filter=filter, hybrid=hybrid)
         ranked = fuse_candidates(dense, keyword, max(pool, k))
-        found = self.hits_by_label(ranked)
+        found = self.hits_by_label(ranked, vector)
         hits = [found[lab] for lab, _ in ranked if lab in found]
         if rerank_with is not None and text is not None:
             hits = rerank_hits(hits, text, rerank_with, self.embedder, self._stored_colbert)

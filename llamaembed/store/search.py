@@ -7,8 +7,9 @@ shards rank alike. Pure functions besides the embedder's own calls.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,18 +29,38 @@ __all__ = [
     "query_vector",
     "rerank_hits",
     "search_pool",
+    "similarities",
+    "sql_where",
     "stored_metadata",
 ]
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result.
+
+    ``score`` orders the results: the cosine of a vector search, the fused score of a
+    hybrid one, the reranker's score after a rerank. ``similarity`` is the dense cosine
+    between the query and the document (inner product in an "ip" index), a figure a person
+    can read whatever ordered the hits; None where it is unknown (``get``).
+    """
 
     id: str
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    similarity: float | None = None
+
+
+def sql_where(equals: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """Return an SQL WHERE clause (and its arguments): metadata equals every given value."""
+    clauses, args = [], []
+    for key, value in equals.items():
+        if not re.fullmatch(r"[A-Za-z0-9_]+", key):
+            raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
+        clauses.append(f"json_extract(metadata, '$.{key}') = ?")
+        args.append(value if not isinstance(value, bool) else int(value))
+    return ("WHERE " + " AND ".join(clauses), args) if clauses else ("", [])
 
 
 def stored_metadata(stored: str) -> dict[str, Any]:
@@ -73,7 +94,7 @@ def rerank_hits(
     else:
         scored = reranker.rerank(text, [h.text for h in hits])
     order = np.argsort(-np.asarray(scored), kind="stable")
-    return [Hit(hits[i].id, float(scored[i]), hits[i].text, hits[i].metadata) for i in order]
+    return [replace(hits[i], score=float(scored[i])) for i in order]
 
 
 def index_width(
@@ -137,6 +158,25 @@ def query_vector(
     if not np.all(np.isfinite(vector)):
         raise ValueError("query vector contains NaN or infinity")
     return vector, None
+
+
+def similarities(
+    vectors: Any, labels: Sequence[int], query: npt.NDArray[np.float32] | None, cosine: bool
+) -> dict[int, float]:
+    """Return label -> inner product of its stored vector (hnswlib ``vectors``) and ``query``.
+
+    Stored vectors of a cosine index are unit length, so with ``cosine`` the query is
+    normalised and the products are cosines. Empty without a query.
+    """
+    if query is None or not labels:
+        return {}
+    from ..engine.pooling import l2_normalize
+
+    unit = l2_normalize(query) if cosine else query
+    stored = np.asarray(vectors.get_items(list(labels)), dtype=np.float32)
+    with single_threaded_blas():
+        products = stored @ unit
+    return {int(lab): float(p) for lab, p in zip(labels, products, strict=True)}
 
 
 def search_pool(k: int, candidates: int | None, widen: bool) -> int:

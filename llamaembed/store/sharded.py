@@ -182,7 +182,7 @@ class ShardedIndex:
         found = {
             (number, label): hit
             for number, pairs in by_shard.items()
-            for label, hit in self.shards[number].hits_by_label(pairs).items()
+            for label, hit in self.shards[number].hits_by_label(pairs, vector).items()
         }
         hits = [found[key] for key, _ in ranked if key in found]
         if rerank_with is not None and text is not None:

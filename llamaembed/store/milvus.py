@@ -1,0 +1,444 @@
+"""A Milvus collection behind ``Index``'s interface: search past one machine on Milvus.
+
+``MilvusStore(embedder, uri=..., collection=...)`` adds, searches (dense, or hybrid with
+a keyword side fused by Milvus's RRF ranker), gets and deletes as ``Index`` does. A local
+``*.db`` file opens Milvus Lite, the embedded engine pymilvus starts itself; an
+``http://host:19530`` URI reaches a Milvus server or cluster with the same code.
+
+The keyword side is Milvus's own BM25 function over the text (``keywords="bm25"``, the
+default), bge-m3's lexical weights (``"sparse"``, the default for such a model), or, on an
+engine without BM25 functions, word-count vectors computed here (``"words"``). The model's
+fingerprint and spec are stored in the collection's properties: opening it with another
+model is an ``IndexModelMismatchError``.
+
+Needs pymilvus (``pip install 'llamaembed[milvus]'``), imported when a store opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..embedder import Embedder
+from ..engine.pooling import l2_normalize, truncate_dimensions
+from ..errors import IndexModelMismatchError, SearchIndexError
+from ..hub.spec import model_record
+from .keywords import salient_words
+from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter, word_weights
+from .search import Hit, embed_with, index_width, query_vector, rerank_hits, search_pool
+
+__all__ = ["MilvusStore"]
+
+FORMAT = "1"
+_PREFIX = "llamaembed."
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+_RRF_K = 60  # as our own fusion (engine.pooling.reciprocal_rank_fusion)
+_EMPTY_SPARSE = {2**32 - 2: 1e-9}  # Milvus refuses empty sparse rows; no query has this key
+
+
+class MilvusStore:
+    """Texts, metadata and vectors in a Milvus collection, searched like an ``Index``."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        uri: str = "llamaembed.db",
+        collection: str = "llamaembed",
+        dimensions: int | None = None,
+        keywords: str | None = None,
+        token: str | None = None,
+        index_type: str | None = None,
+    ) -> None:
+        if not _NAME.fullmatch(collection):
+            raise ValueError(
+                f"a collection name is letters, digits and _, not starting with a digit: "
+                f"{collection!r}"
+            )
+        local = not re.match(r"(https?|tcp|grpc)://", uri)
+        if local and not uri.endswith(".db"):
+            raise ValueError(f"a Milvus Lite file name ends in .db: {uri!r}")
+        try:
+            from pymilvus import MilvusClient
+            from pymilvus.exceptions import MilvusException
+        except ImportError as exc:
+            raise ImportError(
+                "MilvusStore needs pymilvus: pip install 'llamaembed[milvus]'"
+            ) from exc
+        self._error: type[Exception] = MilvusException
+        self.embedder = embedder
+        self.uri = uri
+        self.collection = collection
+        self.colbert = False  # ColBERT rescoring is computed per query (rerank_with="colbert")
+        try:
+            self._client = MilvusClient(uri=uri, token=token or "")
+        except MilvusException as exc:
+            raise SearchIndexError(f"cannot reach Milvus at {uri}: {exc.message}") from exc
+        with self._milvus("open"):
+            if self._client.has_collection(collection):
+                self._open_existing(dimensions, keywords)
+            else:
+                self.dim, self.dimensions = index_width(embedder, None, dimensions)
+                self.keywords = self._create(
+                    keywords, index_type or ("FLAT" if local else "AUTOINDEX")
+                )
+            self._client.load_collection(collection)
+        self.model: dict[str, Any] = model_record(embedder)
+
+    # ----------------------------------------------------------------- setup
+    @contextlib.contextmanager
+    def _milvus(self, action: str) -> Iterator[None]:
+        """Turn Milvus's errors inside the block into ours, naming what failed."""
+        try:
+            yield
+        except self._error as exc:
+            message = getattr(exc, "message", str(exc))
+            raise SearchIndexError(
+                f"Milvus could not {action} ({self.uri}, {self.collection}): {message}"
+            ) from exc
+
+    @staticmethod
+    def recorded_model(
+        uri: str, collection: str, token: str | None = None
+    ) -> dict[str, Any] | None:
+        """Return the model record stored with a collection, or None if it has none."""
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=uri, token=token or "")
+        try:
+            if not client.has_collection(collection):
+                return None
+            properties = client.describe_collection(collection).get("properties", {})
+            record = properties.get(_PREFIX + "model")
+            return dict(json.loads(record)) if record else None
+        finally:
+            client.close()
+
+    def _open_existing(self, dimensions: int | None, keywords: str | None) -> None:
+        properties = self._client.describe_collection(self.collection).get("properties", {})
+        if properties.get(_PREFIX + "format") != FORMAT:
+            raise SearchIndexError(
+                f"collection {self.collection} at {self.uri} was not made by llamaembed; "
+                "choose another collection name"
+            )
+        fingerprint = properties[_PREFIX + "fingerprint"]
+        if fingerprint != self.embedder.fingerprint:
+            name = json.loads(properties.get(_PREFIX + "model", "{}")).get("name", "?")
+            raise IndexModelMismatchError(
+                f"collection {self.collection} was built with another model ({name}, "
+                f"fingerprint {fingerprint[:12]}); open it with that model or use a new collection"
+            )
+        self.dim = int(properties[_PREFIX + "dim"])
+        stored = properties.get(_PREFIX + "dimensions") or None
+        self.dimensions = int(stored) if stored else None
+        if dimensions is not None and dimensions != self.dimensions:
+            raise IndexModelMismatchError(
+                f"collection {self.collection} holds {self.dim}-d vectors, not {dimensions}-d"
+            )
+        index_width(self.embedder, self.dim, self.dimensions)  # the model still fits
+        self.keywords = properties[_PREFIX + "keywords"]
+        if keywords is not None and keywords != self.keywords:
+            raise ValueError(
+                f"collection {self.collection} keeps {self.keywords} keywords, not {keywords}"
+            )
+
+    def _create(self, keywords: str | None, index_type: str) -> str:
+        capable = self.embedder.capabilities.sparse
+        chosen = keywords or ("sparse" if capable else "bm25")
+        if chosen not in ("bm25", "sparse", "words"):
+            raise ValueError(f"keywords must be bm25, sparse or words, not {chosen!r}")
+        if chosen == "sparse" and not capable:
+            raise ValueError("keywords='sparse' needs a model with bge-m3's sparse head")
+        try:
+            self._create_collection(chosen, index_type)
+        except self._error as exc:
+            if chosen != "bm25" or keywords is not None:
+                raise
+            # an engine without full-text functions (Milvus < 2.5): our own word vectors
+            warnings.warn(
+                f"this Milvus has no BM25 function ({getattr(exc, 'message', exc)}); "
+                "hybrid search uses word vectors computed by llamaembed",
+                stacklevel=3,
+            )
+            chosen = "words"
+            self._create_collection(chosen, index_type)
+        return chosen
+
+    def _create_collection(self, keywords: str, index_type: str) -> None:
+        properties = {
+            _PREFIX + "format": FORMAT,
+            _PREFIX + "fingerprint": self.embedder.fingerprint,
+            _PREFIX + "model": json.dumps(model_record(self.embedder), ensure_ascii=False),
+            _PREFIX + "dim": str(self.dim),
+            _PREFIX + "dimensions": str(self.dimensions or ""),
+            _PREFIX + "keywords": keywords,
+        }
+        create_collection(self._client, self.collection, self.dim, keywords, index_type, properties)
+
+    def close(self) -> None:
+        """Close the connection (a Milvus Lite file's engine stops with its last client)."""
+        self._client.close()
+
+    def __enter__(self) -> MilvusStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- writing
+    def add(
+        self,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Embed and add texts (an existing id is replaced); return their ids."""
+        texts = list(texts)
+        if self.keywords == "sparse":
+            out = self.embedder.encode_m3(
+                [self.embedder.document_prefix + t for t in texts], return_sparse=True
+            )
+            vectors = truncate_dimensions(out["dense_vecs"], self.dimensions)
+            return self._upsert(vectors, texts, metadatas, ids, out["lexical_weights"])
+        vectors = np.empty((0, self.dim), np.float32)
+        if texts:
+            vectors = embed_with(self.embedder, texts, query=False, dimensions=self.dimensions)
+        return self.add_vectors(vectors, texts, metadatas, ids)
+
+    def add_vectors(
+        self,
+        vectors: npt.ArrayLike,
+        texts: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add precomputed vectors with texts, optional metadata and ids; return the ids."""
+        lexical = None
+        if self.keywords == "sparse" and texts:
+            out = self.embedder.encode_m3(
+                [self.embedder.document_prefix + t for t in texts], return_sparse=True
+            )
+            lexical = out["lexical_weights"]
+        return self._upsert(vectors, texts, metadatas, ids, lexical)
+
+    def _upsert(
+        self,
+        vectors: npt.ArrayLike,
+        texts: Sequence[str] | None,
+        metadatas: Sequence[Mapping[str, Any]] | None,
+        ids: Sequence[str] | None,
+        lexical: Sequence[Mapping[str, float]] | None,
+    ) -> list[str]:
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise ValueError(f"expected vectors of shape (n, {self.dim}), got {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError("vectors contain NaN or infinity")
+        n = array.shape[0]
+        texts = list(texts) if texts is not None else [""] * n
+        metas = [dict(m) for m in metadatas] if metadatas is not None else [{}] * n
+        ids = [str(i) for i in ids] if ids is not None else [uuid.uuid4().hex for _ in range(n)]
+        if not len(texts) == len(metas) == len(ids) == n:
+            raise ValueError("vectors, texts, metadatas and ids must have the same length")
+        if len(set(ids)) != n:
+            raise ValueError("ids must be unique within one call")
+        for doc_id, text in zip(ids, texts, strict=True):
+            if len(text.encode("utf-8")) > MAX_TEXT_BYTES or len(doc_id) > 512:
+                raise ValueError(
+                    f"document {doc_id[:40]!r}: Milvus keeps ids up to 512 characters and "
+                    f"texts up to {MAX_TEXT_BYTES} bytes; chunk long texts first"
+                )
+        if n == 0:
+            return []
+        array = l2_normalize(array)
+        rows = []
+        for i in range(n):
+            row: dict[str, Any] = {
+                "id": ids[i],
+                "text": texts[i],
+                "metadata": json.loads(json.dumps(metas[i], ensure_ascii=False, default=str)),
+                "vector": array[i].tolist(),
+            }
+            if self.keywords != "bm25":
+                weights = (
+                    {int(k): float(v) for k, v in lexical[i].items() if v > 0}
+                    if lexical is not None
+                    else word_weights(texts[i], query=False)
+                )
+                row["sparse"] = weights or _EMPTY_SPARSE
+            rows.append(row)
+        with self._milvus("add documents"):
+            for first in range(0, n, 1000):
+                self._client.upsert(self.collection, rows[first : first + 1000])
+        return ids
+
+    def add_parquet(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        batch_rows: int = 65_536,
+    ) -> int:
+        """Bulk-load embedded Parquet files (``embed_dataset`` output); return the row count.
+
+        Files are checked first: each must record this store's model and width.
+        """
+        from .parquet import add_parquet
+
+        return add_parquet(self, paths, batch_rows=batch_rows)  # type: ignore[arg-type]
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove documents by id; return how many existed."""
+        ids = [str(i) for i in ids]
+        if not ids:
+            return 0
+        with self._milvus("delete documents"):
+            present = self._client.get(self.collection, ids=ids, output_fields=["id"])
+            if present:
+                self._client.delete(self.collection, ids=[row["id"] for row in present])
+        return len(present)
+
+    # ----------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        with self._milvus("count documents"):
+            rows = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def __contains__(self, doc_id: object) -> bool:
+        return self.get(str(doc_id)) is not None
+
+    def get(self, doc_id: str) -> Hit | None:
+        """Return the stored document with this id (score 0), or None."""
+        with self._milvus("get a document"):
+            rows = self._client.get(
+                self.collection, ids=[str(doc_id)], output_fields=["text", "metadata"]
+            )
+        return Hit(rows[0]["id"], 0.0, rows[0]["text"], dict(rows[0]["metadata"])) if rows else None
+
+    def iter_metadata(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield (id, metadata) of every document."""
+        # Milvus Lite's in-process gRPC server lacks AllocTimestamp, which the iterator tries
+        # first; it falls back, but grpc logs the refusal as an error with a traceback.
+        quiet = logging.getLogger("grpc._server")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            with self._milvus("read metadata"):
+                iterator = self._client.query_iterator(
+                    self.collection, batch_size=1000, filter="", output_fields=["metadata"]
+                )
+                while batch := iterator.next():
+                    for row in batch:
+                        yield row["id"], dict(row["metadata"])
+                iterator.close()
+        finally:
+            quiet.setLevel(level)
+
+    def ids_where(self, **equals: Any) -> list[str]:
+        """Return ids whose metadata has all the given key = value pairs."""
+        with self._milvus("filter documents"):
+            rows = self._client.query(
+                self.collection, filter=milvus_filter(equals), output_fields=["id"], limit=16_384
+            )
+        return [row["id"] for row in rows]
+
+    def search(
+        self,
+        query: str | npt.ArrayLike,
+        k: int = 10,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        hybrid: bool = True,
+        rerank_with: Any = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """Return the k best documents for a query text (or vector), best first.
+
+        As ``Index.search``: ``hybrid`` fuses the vector and keyword sides (Milvus's RRF
+        ranker; score = fused score), ``rerank_with`` rescores the top ``candidates``.
+        Every hit's ``similarity`` is the dense cosine to the query.
+        """
+        pool = search_pool(k, candidates, hybrid or rerank_with is not None)
+        if pool == 0:
+            return []
+        vector, text = query_vector(self.embedder, self.dim, query, self.dimensions)
+        expression = milvus_filter(filter or {})
+        keyword = self._keyword_request(text, pool, expression) if hybrid else None
+        limit = max(pool, k) if rerank_with is not None else k
+        fields = ["text", "metadata", "vector"]
+        with self._milvus("search"):
+            if keyword is None:
+                found = self._client.search(
+                    self.collection,
+                    [vector.tolist()],
+                    anns_field="vector",
+                    limit=limit,
+                    filter=expression,
+                    search_params={"metric_type": "COSINE"},
+                    output_fields=fields,
+                )[0]
+            else:
+                from pymilvus import AnnSearchRequest, RRFRanker
+
+                dense = AnnSearchRequest(
+                    [vector.tolist()], "vector", {"metric_type": "COSINE"}, pool, expression
+                )
+                found = self._client.hybrid_search(
+                    self.collection,
+                    [keyword, dense],
+                    RRFRanker(_RRF_K),
+                    limit=limit,
+                    output_fields=fields,
+                )[0]
+        unit = l2_normalize(vector)
+        hits = []
+        for row in found:
+            entity = row["entity"]
+            similarity = float(np.dot(np.asarray(entity["vector"], np.float32), unit))
+            hits.append(
+                Hit(
+                    row["id"],
+                    float(row["distance"]),
+                    entity["text"],
+                    dict(entity["metadata"]),
+                    similarity=similarity,
+                )
+            )
+        if rerank_with is not None and text is not None:
+            hits = rerank_hits(hits, text, rerank_with, self.embedder)
+        return hits[:k]
+
+    def _keyword_request(self, text: str | None, pool: int, expression: str) -> Any:
+        """Return the keyword side's search request, or None when the query has no keywords."""
+        from pymilvus import AnnSearchRequest
+
+        if text is None:
+            return None
+        if self.keywords == "bm25":
+            # the words exact matching helps with, as Index's BM25 side (store.keywords)
+            words = salient_words(text, self.embedder.count_tokens)
+            if not words:
+                return None
+            return AnnSearchRequest(
+                [" ".join(sorted(words))], "sparse", {"metric_type": "BM25"}, pool, expression
+            )
+        if self.keywords == "sparse":
+            from .m3 import query_weights
+
+            weights = {
+                int(t): float(w) for t, w in query_weights(self.embedder, text).items() if w > 0
+            }
+        else:
+            weights = word_weights(text, query=True)
+        if not weights:
+            return None
+        return AnnSearchRequest([weights], "sparse", {"metric_type": "IP"}, pool, expression)

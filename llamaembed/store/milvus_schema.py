@@ -1,0 +1,110 @@
+"""Milvus collection layout, filters, store addresses and word vectors for ``MilvusStore``.
+
+Pure helpers besides ``create_collection``, which takes a connected ``MilvusClient``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from .keywords import STOPWORDS
+
+__all__ = ["MAX_TEXT_BYTES", "create_collection", "milvus_filter", "parse_store", "word_weights"]
+
+MAX_TEXT_BYTES = 65_535  # Milvus's largest VARCHAR
+_KEY = re.compile(r"[A-Za-z0-9_]+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def parse_store(spec: str) -> tuple[str, str]:
+    """Return (uri, collection) of a CLI store: ``milvus://HOST:PORT/COLLECTION`` or ``FILE.db``.
+
+    A file may name its collection after ``#`` (``docs.db#notes``); the default is
+    ``llamaembed``.
+    """
+    if spec.startswith("milvus://"):
+        rest = spec[len("milvus://") :]
+        address, _, collection = rest.partition("/")
+        if not address or not collection:
+            raise ValueError(f"a Milvus store is milvus://HOST:PORT/COLLECTION, not {spec!r}")
+        return f"http://{address}", collection
+    path, _, collection = spec.partition("#")
+    if not path.endswith(".db"):
+        raise ValueError(
+            f"--store takes milvus://HOST:PORT/COLLECTION or a Milvus Lite file ending in .db, "
+            f"not {spec!r}"
+        )
+    return path, collection or "llamaembed"
+
+
+def word_weights(text: str, *, query: bool) -> dict[int, float]:
+    """Return a text's words as a sparse vector (hashed word -> weight) for ``"words"``.
+
+    Documents weigh each word by BM25's saturated term frequency ``tf * 2.2 / (tf + 1.2)``;
+    queries weigh each distinct word 1, so the inner product sums the query words' weights
+    in the document. Stopwords and one-letter words are left out.
+    """
+    counts = Counter(
+        w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 1 and w not in STOPWORDS
+    )
+    key = lambda word: zlib.crc32(word.encode("utf-8"))  # noqa: E731 - stable across runs
+    if query:
+        return {key(w): 1.0 for w in counts}
+    return {key(w): n * 2.2 / (n + 1.2) for w, n in counts.items()}
+
+
+def milvus_filter(equals: Mapping[str, Any]) -> str:
+    """Return a Milvus filter expression: metadata equals every given value."""
+    clauses = []
+    for key, value in equals.items():
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
+        clauses.append(f'metadata["{key}"] == {json.dumps(value)}')
+    return " and ".join(clauses)
+
+
+def create_collection(
+    client: Any,
+    name: str,
+    dim: int,
+    keywords: str,
+    index_type: str,
+    properties: Mapping[str, str],
+) -> None:
+    """Create a collection: id, text, metadata (JSON), dense vector and a sparse side.
+
+    With ``keywords="bm25"`` Milvus's BM25 function fills the sparse side from the
+    analysed text; otherwise the caller supplies sparse vectors (inner product).
+    """
+    from pymilvus import DataType, Function, FunctionType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
+    schema.add_field(
+        "text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=keywords == "bm25"
+    )
+    schema.add_field("metadata", DataType.JSON)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    if keywords == "bm25":
+        schema.add_function(
+            Function(
+                name="text_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["text"],
+                output_field_names=["sparse"],
+            )
+        )
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type=index_type, metric_type="COSINE")
+    params.add_index(
+        "sparse",
+        index_type="SPARSE_INVERTED_INDEX",
+        metric_type="BM25" if keywords == "bm25" else "IP",
+    )
+    client.create_collection(name, schema=schema, index_params=params, properties=dict(properties))

@@ -1,0 +1,225 @@
+"""MilvusStore against Milvus Lite: a real engine that pymilvus starts from a local file."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from texts import stdlib_sentences
+
+from llamaembed import Index, IndexModelMismatchError, Llama, SearchIndexError
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+from llamaembed.store.milvus import MilvusStore
+from llamaembed.store.milvus_schema import milvus_filter, parse_store, word_weights
+
+DOCS = stdlib_sentences(300)
+IDS = [f"doc{i}" for i in range(len(DOCS))]
+METAS = [{"n": i, "odd": i % 2 == 1} for i in range(len(DOCS))]
+QUERIES = [
+    "compress data into a gzip file",
+    "parse a comma separated file",
+    "run a child process and wait for it",
+    "current date and time",
+    "regular expression matching",
+    "decode base64 data",
+    "a queue shared between threads",
+    "split a path into its parts",
+    "SHA256 hash of bytes",
+    "md5 digest",
+]
+
+
+@pytest.fixture(scope="module")
+def reference(minilm: Llama) -> Index:
+    index = Index(minilm)
+    index.add(DOCS, METAS, IDS)
+    return index
+
+
+@pytest.fixture(scope="module")
+def store_file(tmp_path_factory: pytest.TempPathFactory, minilm: Llama) -> Path:
+    path = tmp_path_factory.mktemp("milvus") / "docs.db"
+    with MilvusStore(minilm, uri=str(path), collection="docs") as store:
+        assert store.add(DOCS, METAS, IDS) == IDS
+    return path
+
+
+def test_add_search_get_len_and_scores(store_file: Path, minilm: Llama, reference: Index) -> None:
+    with MilvusStore(minilm, uri=str(store_file), collection="docs") as store:
+        assert len(store) == len(DOCS)
+        assert store.keywords == "bm25"
+        hit = store.get("doc3")
+        assert hit is not None and hit.text == DOCS[3] and hit.metadata == METAS[3]
+        assert store.get("nope") is None and "doc3" in store and "nope" not in store
+        for query in QUERIES:
+            dense = store.search(query, 5, hybrid=False)
+            ours = reference.search(query, 5, hybrid=False)
+            assert [h.id for h in dense][:1] == [h.id for h in ours][:1], query
+            # a vector search's score is the cosine, and similarity says the same
+            assert np.allclose([h.score for h in dense], [h.similarity for h in dense], atol=1e-5)
+            vector = minilm.embed_query(query)
+            expected = [float(minilm.embed_documents([h.text])[0] @ vector) for h in dense]
+            assert np.allclose([h.score for h in dense], expected, atol=1e-3)
+        by_vector = store.search(minilm.embed_query(QUERIES[0]), 3)
+        assert [h.id for h in by_vector] == [h.id for h in store.search(QUERIES[0], 3, hybrid=False)]
+
+
+def test_top10_overlap_with_index(store_file: Path, minilm: Llama, reference: Index) -> None:
+    with MilvusStore(minilm, uri=str(store_file), collection="docs") as store:
+        for hybrid in (False, True):
+            overlaps = []
+            for query in QUERIES:
+                ours = {h.id for h in reference.search(query, 10, hybrid=hybrid)}
+                theirs = {h.id for h in store.search(query, 10, hybrid=hybrid)}
+                overlaps.append(len(ours & theirs) / 10)
+            assert np.mean(overlaps) >= 0.9, (hybrid, overlaps)
+
+
+def test_hybrid_finds_a_rare_keyword_and_fuses_with_rrf(tmp_path: Path, minilm: Llama) -> None:
+    docs = ["rust code is safe", "the cat runs", "memory safe systems programming", "part number XK-4471B fits the pump", "a dog runs fast", *DOCS[:60]]
+    with MilvusStore(minilm, uri=str(tmp_path / "k.db"), collection="k") as store:
+        store.add(docs)
+        hybrid = store.search("which pump takes XK-4471B", 3)
+        assert hybrid[0].text == docs[3]
+        # RRF scores: at most 2 / (60 + 1), and the dense cosine is kept apart
+        assert 0 < hybrid[0].score <= 2 / 61 + 1e-6
+        assert hybrid[0].similarity is not None and 0 < hybrid[0].similarity <= 1.0001
+        filtered = store.search("pump", 5, filter={"n": 3})
+        assert filtered == []  # no metadata at all here
+
+
+def test_filter_delete_reopen_and_replace(tmp_path: Path, minilm: Llama) -> None:
+    path = str(tmp_path / "d.db")
+    with MilvusStore(minilm, uri=path, collection="d") as store:
+        store.add(DOCS[:50], METAS[:50], IDS[:50])
+        odd = store.search(QUERIES[1], 10, filter={"odd": True})
+        assert odd and all(h.metadata["odd"] for h in odd)
+        assert sorted(store.ids_where(n=7)) == ["doc7"]
+        assert store.delete(["doc1", "doc2", "missing"]) == 2
+        assert len(store) == 48 and store.get("doc1") is None
+        store.add(["a replaced text"], [{"n": -1}], ["doc3"])
+        assert len(store) == 48 and store.get("doc3").text == "a replaced text"  # type: ignore[union-attr]
+        store.add(["fresh"])  # ids made up when not given
+        assert len(store) == 49
+    with MilvusStore(minilm, uri=path, collection="d") as reopened:
+        assert len(reopened) == 49
+        assert reopened.get("doc3").metadata == {"n": -1}  # type: ignore[union-attr]
+        assert reopened.search(DOCS[10], 1, hybrid=False)[0].id == "doc10"
+        assert dict(reopened.iter_metadata())["doc4"] == METAS[4]
+
+
+def test_wrong_model_and_bad_input_are_refused(
+    store_file: Path, minilm: Llama, tiny_encoder: Llama, tmp_path: Path
+) -> None:
+    with pytest.raises(IndexModelMismatchError, match="another model"):
+        MilvusStore(tiny_encoder, uri=str(store_file), collection="docs")
+    with pytest.raises(ValueError, match=r"ends in \.db"):
+        MilvusStore(minilm, uri=str(tmp_path / "x.sqlite"))
+    with pytest.raises(ValueError, match="collection name"):
+        MilvusStore(minilm, uri=str(tmp_path / "x.db"), collection="bad-name")
+    with MilvusStore(minilm, uri=str(tmp_path / "x.db"), collection="x") as store:
+        with pytest.raises(ValueError, match="same length"):
+            store.add(["a", "b"], ids=["1"])
+        with pytest.raises(ValueError, match="unique"):
+            store.add(["a", "b"], ids=["1", "1"])
+        with pytest.raises(ValueError, match="65535 bytes"):
+            store.add(["é" * 40_000])
+        with pytest.raises(ValueError, match="filter keys"):
+            store.search("x", filter={"a b": 1})
+        with pytest.raises(ValueError, match="shape"):
+            store.add_vectors(np.zeros((1, 3)), ["x"])
+        assert len(store) == 0
+    with pytest.raises(IndexModelMismatchError, match=r"dimensions|-d vectors"):
+        MilvusStore(minilm, uri=str(store_file), collection="docs", dimensions=64)
+
+
+def test_collection_not_ours_is_refused(tmp_path: Path, minilm: Llama) -> None:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(tmp_path / "f.db"))
+    client.create_collection("theirs", dimension=4)
+    client.close()
+    with pytest.raises(SearchIndexError, match="not made by llamaembed"):
+        MilvusStore(minilm, uri=str(tmp_path / "f.db"), collection="theirs")
+
+
+def test_parquet_bulk_load_equals_add(tmp_path: Path, minilm: Llama, minilm_f16_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llamaembed.distributed.ray import EmbedBatch
+    from llamaembed.hub.spec import resolve_model
+
+    actor = EmbedBatch(resolve_model(str(minilm_f16_path)), n_threads=2)
+    folder = tmp_path / "embedded"
+    folder.mkdir()
+    for part in range(2):
+        rows = range(part * 40, (part + 1) * 40)
+        table = pa.table({"id": [IDS[i] for i in rows], "text": [DOCS[i] for i in rows],
+                          "n": list(rows)})
+        pq.write_table(actor(table), folder / f"part-{part}.parquet")
+    actor.close()
+    with MilvusStore(minilm, uri=str(tmp_path / "p.db"), collection="p") as store:
+        assert store.add_parquet(folder) == 80
+        assert len(store) == 80 and store.get("doc5").metadata == {"n": 5}  # type: ignore[union-attr]
+        for query in QUERIES[:5]:
+            assert store.search(query, 1)[0].id == store.search(query, 1)[0].id
+        top = store.search(DOCS[17], 1, hybrid=False)[0]
+        assert top.id == "doc17" and top.similarity == pytest.approx(1.0, abs=2e-3)
+    with MilvusStore(minilm, uri=str(tmp_path / "q.db"), collection="q", dimensions=64) as narrow:
+        with pytest.raises(IndexModelMismatchError, match="-d"):
+            narrow.add_parquet(folder)
+
+
+def test_rerank_with_a_cross_encoder(store_file: Path, minilm: Llama, tiny_reranker: Llama) -> None:
+    with MilvusStore(minilm, uri=str(store_file), collection="docs") as store:
+        query = QUERIES[2]
+        hits = store.search(query, 3, rerank_with=tiny_reranker)
+        candidates = [h.text for h in store.search(query, 40)]
+        scores = tiny_reranker.rerank(query, candidates)
+        assert [h.text for h in hits] == [candidates[i] for i in np.argsort(-scores)[:3]]
+        assert all(h.similarity is not None for h in hits)
+
+
+def test_words_keywords_and_bge_m3_sparse(tmp_path: Path, minilm: Llama, tiny_m3: Llama) -> None:
+    docs = ["part number XK-4471B fits the pump", "the cat runs", *DOCS[:40]]
+    with MilvusStore(minilm, uri=str(tmp_path / "w.db"), collection="w", keywords="words") as store:
+        store.add(docs)
+        assert store.search("XK-4471B", 1)[0].text == docs[0]
+        store.add(["the of and"])  # only stopwords: stored with a placeholder sparse row
+    with MilvusStore(tiny_m3, uri=str(tmp_path / "m.db"), collection="m") as m3:
+        assert m3.keywords == "sparse"
+        m3.add(docs[:20], ids=[f"t{i}" for i in range(20)])
+        reference = Index(tiny_m3)
+        reference.add(docs[:20], ids=[f"t{i}" for i in range(20)])
+        for query in ("pump part", "cat", DOCS[3]):
+            ours = [h.id for h in reference.search(query, 5)]
+            theirs = [h.id for h in m3.search(query, 5)]
+            assert ours[0] == theirs[0], query
+
+
+def test_pure_helpers() -> None:
+    assert parse_store("milvus://db.internal:19530/notes") == ("http://db.internal:19530", "notes")
+    assert parse_store("docs.db") == ("docs.db", "llamaembed")
+    assert parse_store("docs.db#notes") == ("docs.db", "notes")
+    for bad in ("milvus://host", "milvus:///c", "notes.txt"):
+        with pytest.raises(ValueError):
+            parse_store(bad)
+    assert milvus_filter({"a": "x", "b": True, "n": 3}) == (
+        'metadata["a"] == "x" and metadata["b"] == true and metadata["n"] == 3'
+    )
+    doc = word_weights("pump pump pump valve the", query=False)
+    query = word_weights("pump Pump gasket", query=True)
+    assert len(doc) == 2 and len(query) == 2 and set(query.values()) == {1.0}
+    score = sum(w * doc.get(k, 0.0) for k, w in query.items())
+    assert score == pytest.approx(3 * 2.2 / 4.2)
+    json.dumps(doc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert word_weights("", query=True) == {}
