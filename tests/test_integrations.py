@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from texts import stdlib_sentences
+from texts import STDLIB_QUERIES, stdlib_sentences
 
 from llamaembed import Index, Llama
 
@@ -16,13 +16,7 @@ pytest.importorskip("langchain_core")
 pytest.importorskip("llama_index.core")
 
 DOCS = stdlib_sentences(120)
-QUERIES = [
-    "compress data into a gzip file",
-    "parse a comma separated file",
-    "run a child process and wait for it",
-    "current date and time",
-    "regular expression matching",
-]
+QUERIES = STDLIB_QUERIES[:5]
 
 
 @pytest.fixture(scope="module")

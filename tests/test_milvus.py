@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from texts import stdlib_sentences
+from texts import STDLIB_QUERIES, stdlib_sentences
 
 from llamaembed import Index, IndexModelMismatchError, Llama, SearchIndexError
 
@@ -21,18 +21,7 @@ from llamaembed.store.milvus_schema import milvus_filter, parse_store, word_weig
 DOCS = stdlib_sentences(300)
 IDS = [f"doc{i}" for i in range(len(DOCS))]
 METAS = [{"n": i, "odd": i % 2 == 1} for i in range(len(DOCS))]
-QUERIES = [
-    "compress data into a gzip file",
-    "parse a comma separated file",
-    "run a child process and wait for it",
-    "current date and time",
-    "regular expression matching",
-    "decode base64 data",
-    "a queue shared between threads",
-    "split a path into its parts",
-    "SHA256 hash of bytes",
-    "md5 digest",
-]
+QUERIES = STDLIB_QUERIES[:10]
 
 
 @pytest.fixture(scope="module")

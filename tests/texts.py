@@ -75,3 +75,18 @@ def stdlib_sentences(limit: int = 400) -> list[str]:
 
 def varied_texts(n_stdlib: int = 220) -> list[str]:
     return HARD_CASES + stdlib_sentences(n_stdlib)
+
+
+# Questions whose answers are among stdlib_sentences(): the search tests' queries
+STDLIB_QUERIES = [
+    "compress data into a gzip file",
+    "parse a comma separated file",
+    "run a child process and wait for it",
+    "current date and time",
+    "regular expression matching",
+    "decode base64 data",
+    "a queue shared between threads",
+    "split a path into its parts",
+    "SHA256 hash of bytes",
+    "md5 digest",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ import click
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
+    from ..store.ingest import IngestReport
 
 from ._common import (
     DEFAULT_DB,
@@ -52,6 +54,12 @@ def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
 )
 @dimensions_option
 @click.option(
+    "--store",
+    default=None,
+    metavar="milvus://HOST:PORT/COLLECTION | FILE.db",
+    help="Keep the index in Milvus (a server, or Milvus Lite in a local .db file) instead of --db.",
+)
+@click.option(
     "--from-parquet",
     "from_parquet",
     type=click.Path(exists=True),
@@ -81,6 +89,7 @@ def index_command(
     overlap: int,
     n_gpu_layers: int,
     dimensions: int | None,
+    store: str | None,
     from_parquet: str | None,
     shards: int | None,
     only_shard: int | None,
@@ -89,6 +98,13 @@ def index_command(
     from ..store.index import Index
     from ..store.ingest import collect_files, ingest_files
 
+    if store is not None:
+        if shards is not None or only_shard is not None:
+            raise click.UsageError("--shards and --shard go with --db, not --store")
+        _index_milvus(
+            store, paths, from_parquet, model, quant, n_gpu_layers, dimensions, max_tokens, overlap
+        )
+        return
     if from_parquet is not None:
         if paths:
             raise click.UsageError("give PATHS or --from-parquet, not both")
@@ -117,11 +133,74 @@ def index_command(
             show_progress=sys.stderr.isatty(),
         )
         index.save(folder)
-    click.echo(
+    click.echo(_summary(report, len(index), str(folder)))
+
+
+def _summary(report: IngestReport, total: int, where: str) -> str:
+    return (
         f"indexed {report.indexed_files} files ({report.chunks} chunks), "
         f"{report.unchanged_files} unchanged, {report.removed_files} removed, "
-        f"{len(report.skipped_files)} binary skipped; {len(index)} chunks in {folder}"
+        f"{len(report.skipped_files)} binary skipped; {total} chunks in {where}"
     )
+
+
+def _index_milvus(
+    store: str,
+    paths: tuple[str, ...],
+    from_parquet: str | None,
+    model: str | None,
+    quant: str | None,
+    n_gpu_layers: int,
+    dimensions: int | None,
+    max_tokens: int | None,
+    overlap: int | None,
+) -> None:
+    """``index --store``: text files or embedded Parquet into a Milvus collection."""
+    from ..store.ingest import collect_files, ingest_files
+    from ..store.milvus import MilvusStore
+    from ..store.milvus_schema import parse_store
+
+    if bool(paths) == (from_parquet is not None):
+        raise click.UsageError("give PATHS to index, or --from-parquet")
+    uri, collection = parse_store(store)
+    if from_parquet is not None:
+        from ..distributed.parquet import parquet_files, read_info
+
+        files = parquet_files(from_parquet)
+        info = read_info(files[0])
+        if model is not None:
+            embedder = open_model(model, quant, n_gpu_layers=n_gpu_layers)
+        else:
+            embedder = _open_recorded(info.model_record, n_gpu_layers)
+        with (
+            embedder,
+            MilvusStore(
+                embedder,
+                uri=uri,
+                collection=collection,
+                dimensions=info.dim if info.dim < embedder.n_embd else None,
+            ) as milvus,
+        ):
+            added = milvus.add_parquet(files)
+            click.echo(
+                f"indexed {added} rows from {len(files)} Parquet files; {len(milvus)} in {store}"
+            )
+        return
+    sources = collect_files(paths)
+    with (
+        open_model(model, quant, n_gpu_layers=n_gpu_layers) as embedder,
+        MilvusStore(embedder, uri=uri, collection=collection, dimensions=dimensions) as milvus,
+    ):
+        report = ingest_files(
+            milvus,
+            embedder,
+            sources,
+            max_tokens=max_tokens,
+            overlap=overlap,
+            show_progress=sys.stderr.isatty(),
+        )
+        total = len(milvus)
+    click.echo(_summary(report, total, store))
 
 
 def _index_parquet(
@@ -171,6 +250,12 @@ def _index_parquet(
 @click.command()
 @click.argument("query")
 @click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--store",
+    default=None,
+    metavar="milvus://HOST:PORT/COLLECTION | FILE.db",
+    help="Search a Milvus collection (built by `index --store`) instead of --db.",
+)
 @click.option("-k", "k", default=10, show_default=True, help="Number of results.")
 @click.option(
     "--rerank",
@@ -184,13 +269,14 @@ def _index_parquet(
     show_default=True,
     help="Fuse keyword (BM25, or a bge-m3 model's lexical weights) and vector results.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every field.")
 @click.option("--model", "-m", default=None, help="Embedding model (default: the index's).")
 @gpu_layers_option
 @errors
 def search(
     query: str,
     db: str,
+    store: str | None,
     k: int,
     rerank_model: str | None,
     hybrid: bool,
@@ -198,11 +284,74 @@ def search(
     model: str | None,
     n_gpu_layers: int,
 ) -> None:
-    """Search an index built by `llamaembed index` (one index or its shards)."""
+    """Search an index built by `llamaembed index`: hits grouped by file, with line ranges.
+
+    The order is the search's (fused rank, or the reranker's); the score shown is the
+    dense cosine, and the reranker's probability after --rerank.
+    """
+    from ._render import hit_record, render_hits
+
+    if k < 1:
+        raise click.UsageError("-k must be at least 1")
+    opened = _open_index(db, store, model, n_gpu_layers)
+    embedder, index = opened
+    reranker = None
+    try:
+        if rerank_model is not None and rerank_model != "colbert":
+            reranker = open_model(rerank_model, None, n_gpu_layers=n_gpu_layers)
+        ranker = reranker or rerank_model
+        hits = index.search(query, k, hybrid=hybrid, rerank_with=ranker)
+        scorer = _window_scorer(embedder, query)
+        if as_json:
+            records = [hit_record(n, h, query, ranker, scorer) for n, h in enumerate(hits, 1)]
+            click.echo(json.dumps(records, ensure_ascii=False))
+        else:
+            color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+            click.echo(render_hits(hits, query, reranker=ranker, color=color, scorer=scorer))
+    finally:
+        if reranker is not None:
+            reranker.close()
+        if store is not None:
+            index.close()
+        embedder.close()
+
+
+def _window_scorer(embedder: Embedder, query: str) -> Any:
+    """Return a scorer of snippet windows: their dense cosine to the query."""
+    vector = embedder.embed_query(query)
+
+    def score(texts: list[str]) -> list[float]:
+        return [float(x) for x in embedder.embed_documents(texts) @ vector]
+
+    return score
+
+
+def _open_index(db: str, store: str | None, model: str | None, n_gpu_layers: int) -> Any:
+    """Return (model, index) for ``search``: a saved index, its shards, or a Milvus store."""
     from ..store.index import Index
     from ..store.manifest import MANIFEST
     from ..store.sharded import ShardedIndex
 
+    if store is not None:
+        from ..store.milvus import MilvusStore
+        from ..store.milvus_schema import parse_store
+
+        uri, collection = parse_store(store)
+        if model is not None:
+            embedder = open_model(model, None, n_gpu_layers=n_gpu_layers)
+        else:
+            record = MilvusStore.recorded_model(uri, collection)
+            if record is None:
+                raise click.ClickException(
+                    f"no collection {collection} at {uri}; build one with `llamaembed index "
+                    "--store`"
+                )
+            embedder = _open_recorded(record, n_gpu_layers)
+        try:
+            return embedder, MilvusStore(embedder, uri=uri, collection=collection)
+        except BaseException:
+            embedder.close()
+            raise
     folder = Path(db)
     sharded = ShardedIndex.is_sharded(folder)
     manifest_file = folder / MANIFEST
@@ -212,31 +361,12 @@ def search(
         raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
     record = json.loads(manifest_file.read_text()).get("model", {})
     if model is not None:
-        llama = open_model(model, None, n_gpu_layers=n_gpu_layers)
+        embedder = open_model(model, None, n_gpu_layers=n_gpu_layers)
     else:
-        llama = _open_recorded(record, n_gpu_layers)
-    reranker = None
-    if rerank_model is not None and rerank_model != "colbert":
-        reranker = open_model(rerank_model, None, n_gpu_layers=n_gpu_layers)
+        embedder = _open_recorded(record, n_gpu_layers)
     try:
-        index = ShardedIndex.load(folder, llama) if sharded else Index.load(folder, llama)
-        hits = index.search(query, k, hybrid=hybrid, rerank_with=reranker or rerank_model)
-    finally:
-        llama.close()
-        if reranker is not None:
-            reranker.close()
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
-                    for h in hits
-                ],
-                ensure_ascii=False,
-            )
-        )
-        return
-    for rank, hit in enumerate(hits, start=1):
-        where = hit.metadata.get("source", hit.id)
-        snippet = " ".join(hit.text.split())[:160]
-        click.echo(f"{rank:2d}. {hit.score:.4f}  {where}\n    {snippet}")
+        index = ShardedIndex.load(folder, embedder) if sharded else Index.load(folder, embedder)
+    except BaseException:
+        embedder.close()
+        raise
+    return embedder, index

@@ -31,6 +31,7 @@ from ..errors import MissingHeadError, SearchIndexError
 
 if TYPE_CHECKING:
     from .index import Index
+    from .milvus import MilvusStore
 
 __all__ = [
     "KEYWORDS",
@@ -73,7 +74,7 @@ def choose_keywords(embedder: Embedder | None, keywords: str | None) -> str:
     return keywords
 
 
-def needs_m3(index: Index) -> bool:
+def needs_m3(index: Index | MilvusStore) -> bool:
     """Return True when an index keeps lexical weights or ColBERT vectors of its texts."""
     return index.keywords == "sparse" or index.colbert
 

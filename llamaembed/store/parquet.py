@@ -16,12 +16,13 @@ from ..errors import IndexModelMismatchError
 
 if TYPE_CHECKING:
     from .index import Index
+    from .milvus import MilvusStore
 
 __all__ = ["add_parquet"]
 
 
 def add_parquet(
-    index: Index,
+    index: Index | MilvusStore,
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     shard: int | None = None,
