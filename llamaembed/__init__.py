@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .static.model import StaticModel
     from .store.chunking import Chunk, chunk_text
     from .store.index import Index
+    from .store.milvus import MilvusStore
     from .store.search import Hit
     from .store.sharded import ShardedIndex
 
@@ -69,6 +70,7 @@ _LAZY = {
     "Llama": "engine.llama",
     "LlamaEmbedError": "errors",
     "LlamaParams": "params",
+    "MilvusStore": "store.milvus",
     "MissingHeadError": "errors",
     "ModelLoadError": "errors",
     "ModelNotCachedError": "errors",
@@ -118,6 +120,7 @@ __all__ = [
     "Llama",
     "LlamaEmbedError",
     "LlamaParams",
+    "MilvusStore",
     "MissingHeadError",
     "ModelLoadError",
     "ModelNotCachedError",
