@@ -212,3 +212,14 @@ def test_pure_helpers() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert word_weights("", query=True) == {}
+
+
+def test_langchain_retriever_over_milvus(store_file: Path, minilm: Llama) -> None:
+    pytest.importorskip("langchain_core")
+    from llamaembed.integrations.langchain import LlamaEmbedRetriever
+
+    with MilvusStore(minilm, uri=str(store_file), collection="docs") as store:
+        documents = LlamaEmbedRetriever(index=store, k=3).invoke(QUERIES[4])
+        hits = store.search(QUERIES[4], 3)
+        assert [d.id for d in documents] == [h.id for h in hits]
+        assert documents[0].metadata["n"] == hits[0].metadata["n"]

@@ -143,6 +143,10 @@ def test_render_groups_by_file_and_shows_readable_scores() -> None:
     colored = render_hits(hits, "alpha", reranker=None, color=True)
     assert "\x1b[" in colored
     assert render_hits([], "q", reranker=None, color=False) == "no results"
+    # a file's own control characters cannot drive the terminal
+    hostile = Hit("h", 0.1, "evil \x1b[2J text", {"source": "/x/\x1b]0;t\x07.md"}, 0.3)
+    shown = render_hits([hostile], "evil", reranker=None, color=False)
+    assert "\x1b" not in shown and "\x07" not in shown and "evil" in shown
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +226,7 @@ def test_cli_milvus_store(tmp_path: Path, garden: tuple[Path, Path], minilm_f16_
     assert "1 unchanged" in again.stdout
     bad = CliRunner().invoke(main, ["search", "x", "--store", str(tmp_path / "none.db")])
     assert bad.exit_code == 1 and "no collection" in bad.output
+    assert not (tmp_path / "none.db").exists()  # searching does not create a store
     wrong = CliRunner().invoke(main, ["search", "x", "--store", "notes.txt"])
     assert wrong.exit_code == 1 and "ending in .db" in wrong.output
 
@@ -240,3 +245,16 @@ def test_readme_question_finds_the_readme_paragraph(tmp_path: Path, minilm_f16_p
     assert top["source"] == str(ROOT / "README.md"), [r["source"] for r in json.loads(found.stdout)]
     assert "rerank" in top["text"].lower() and top["heading"] == "Searching your files"
     np.testing.assert_array_less(0, top["similarity"])
+
+
+def test_index_progress_bar_has_an_eta(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       minilm_f16_path: Path) -> None:
+    from llamaembed import Index, Llama
+    from llamaembed.store.ingest import ingest_files
+
+    (tmp_path / "guide.md").write_text(GUIDE)
+    with Llama(str(minilm_f16_path)) as model:
+        ingest_files(Index(model), model, [tmp_path / "guide.md"], show_progress=True)
+    err = capsys.readouterr().err
+    # tqdm's bar: "embedding: 100%|…| 4/4 [00:00<00:00, 50.1text/s]": elapsed<remaining
+    assert "embedding" in err and "100%" in err and "<00:00" in err and "text/s" in err

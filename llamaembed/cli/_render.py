@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from ..store.search import Hit
 from ..store.snippet import Snippet, best_snippet, highlight
 
 __all__ = ["hit_record", "relevance_of", "render_hits"]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
 
 
 def relevance_of(hit: Hit, reranker: Any) -> float | None:
@@ -114,7 +117,8 @@ def render_hits(
 
     out: list[str] = []
     for source, members in groups.items():
-        out.append(style(_display_path(source), bold=True, fg="cyan"))
+        shown = _CONTROL.sub("\ufffd", _display_path(source))
+        out.append(style(shown, bold=True, fg="cyan"))
         for rank, hit in members:
             snippet, lines = _snippet(hit, query, scorer)
             where = (
@@ -133,10 +137,12 @@ def render_hits(
             elif relevance is None:
                 scores.append(f"score {hit.score:.4f}")
             heading = hit.metadata.get("heading")
+            heading = _CONTROL.sub("\ufffd", heading) if isinstance(heading, str) else None
             title = " · ".join([where, *scores] + ([heading] if heading else []))
             out.append(f"  {style(f'[{rank}]', bold=True)} {style(title, dim=True)}")
             # dedent for reading (code deep in a class); --json keeps the text verbatim
             plain = snippet.text if snippet.cut_before else textwrap.dedent(snippet.text)
+            plain = _CONTROL.sub("\ufffd", plain.replace("\r\n", "\n"))  # inert escape codes
             text = highlight(plain, query, lambda w: style(w, bold=True, fg="yellow"))
             if snippet.cut_before:
                 text = "…" + text

@@ -89,15 +89,19 @@ class MilvusStore:
             self._client = MilvusClient(uri=uri, token=token or "")
         except MilvusException as exc:
             raise SearchIndexError(f"cannot reach Milvus at {uri}: {exc.message}") from exc
-        with self._milvus("open"):
-            if self._client.has_collection(collection):
-                self._open_existing(dimensions, keywords)
-            else:
-                self.dim, self.dimensions = index_width(embedder, None, dimensions)
-                self.keywords = self._create(
-                    keywords, index_type or ("FLAT" if local else "AUTOINDEX")
-                )
-            self._client.load_collection(collection)
+        try:
+            with self._milvus("open"):
+                if self._client.has_collection(collection):
+                    self._open_existing(dimensions, keywords)
+                else:
+                    self.dim, self.dimensions = index_width(embedder, None, dimensions)
+                    self.keywords = self._create(
+                        keywords, index_type or ("FLAT" if local else "AUTOINDEX")
+                    )
+                self._client.load_collection(collection)
+        except BaseException:
+            self._client.close()  # a refused open leaves no connection (nor file lock) behind
+            raise
         self.model: dict[str, Any] = model_record(embedder)
 
     # ----------------------------------------------------------------- setup
@@ -116,16 +120,27 @@ class MilvusStore:
     def recorded_model(
         uri: str, collection: str, token: str | None = None
     ) -> dict[str, Any] | None:
-        """Return the model record stored with a collection, or None if it has none."""
-        from pymilvus import MilvusClient
+        """Return the model record stored with a collection, or None if it has none.
 
-        client = MilvusClient(uri=uri, token=token or "")
+        A local file that does not exist is not created.
+        """
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        if not re.match(r"(https?|tcp|grpc)://", uri) and not os.path.exists(uri):
+            return None
+        try:
+            client = MilvusClient(uri=uri, token=token or "")
+        except MilvusException as exc:
+            raise SearchIndexError(f"cannot reach Milvus at {uri}: {exc.message}") from exc
         try:
             if not client.has_collection(collection):
                 return None
             properties = client.describe_collection(collection).get("properties", {})
             record = properties.get(_PREFIX + "model")
             return dict(json.loads(record)) if record else None
+        except MilvusException as exc:
+            raise SearchIndexError(f"Milvus at {uri}: {exc.message}") from exc
         finally:
             client.close()
 
