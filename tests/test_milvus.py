@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +225,75 @@ def test_langchain_retriever_over_milvus(store_file: Path, minilm: Llama) -> Non
         hits = store.search(QUERIES[4], 3)
         assert [d.id for d in documents] == [h.id for h in hits]
         assert documents[0].metadata["n"] == hits[0].metadata["n"]
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus standalone server (PyPI's `milvus`, v2.3.5) on a free port, over http."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    exe = shutil.which("milvus-server") or str(Path(sys.executable).parent / "milvus-server")
+    if not Path(exe).exists():
+        pytest.skip("no milvus-server (PyPI's `milvus`, in the test extra on Linux x86-64)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = tmp_path_factory.mktemp("milvus-server")
+    log = (data / "server.log").open("wb")
+    server = subprocess.Popen([exe, "--data", str(data), "--proxy-port", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        from pymilvus import MilvusClient
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                MilvusClient(uri=uri, timeout=5).close()
+                break
+            except Exception:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((data / "server.log").read_text()[-2000:]) from None
+                time.sleep(1)
+        yield uri
+    finally:
+        import psutil
+
+        # the wrapper starts the server binary in a session of its own: stop the whole tree
+        tree = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.terminate()
+        _, alive = psutil.wait_procs(tree, timeout=30)
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        server.wait(timeout=10)
+        log.close()
+
+
+def test_a_milvus_server_over_http(milvus_server: str, minilm: Llama, tiny_encoder: Llama,
+                                   reference: Index) -> None:
+    # Milvus 2.3 predates sparse vectors (2.4) and BM25 functions (2.5): dense search only
+    with MilvusStore(minilm, uri=milvus_server, collection="docs", keywords="none") as store:
+        assert store.add(DOCS, METAS, IDS) == IDS
+        assert len(store) == len(DOCS)  # strong consistency: a write is seen at once
+        overlaps = [
+            len({h.id for h in store.search(q, 10, hybrid=False)}
+                & {h.id for h in reference.search(q, 10, hybrid=False)}) / 10
+            for q in QUERIES
+        ]
+        assert np.mean(overlaps) >= 0.9, overlaps
+        assert [h.id for h in store.search(QUERIES[0], 3)] == [
+            h.id for h in store.search(QUERIES[0], 3, hybrid=False)]  # no keyword side
+        assert store.delete(["doc1", "missing"]) == 1 and len(store) == len(DOCS) - 1
+        assert store.get("doc2").metadata == METAS[2]  # type: ignore[union-attr]
+        assert store.search(QUERIES[1], 5, filter={"odd": True})
+    with MilvusStore(minilm, uri=milvus_server, collection="docs") as reopened:
+        assert reopened.keywords == "none" and len(reopened) == len(DOCS) - 1
+    with pytest.raises(IndexModelMismatchError, match="another model"):
+        MilvusStore(tiny_encoder, uri=milvus_server, collection="docs")

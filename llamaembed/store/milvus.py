@@ -6,8 +6,10 @@ a keyword side fused by Milvus's RRF ranker), gets and deletes as ``Index`` does
 ``http://host:19530`` URI reaches a Milvus server or cluster with the same code.
 
 The keyword side is Milvus's own BM25 function over the text (``keywords="bm25"``, the
-default), bge-m3's lexical weights (``"sparse"``, the default for such a model), or, on an
-engine without BM25 functions, word-count vectors computed here (``"words"``). The model's
+default; Milvus 2.5+), bge-m3's lexical weights (``"sparse"``, the default for such a
+model), or, on an engine without BM25 functions, word-count vectors computed here
+(``"words"``; sparse vectors need Milvus 2.4+). ``"none"`` keeps no keyword side (dense
+search only), for servers older than that. The model's
 fingerprint and spec are stored in the collection's properties: opening it with another
 model is an ``IndexModelMismatchError``.
 
@@ -175,8 +177,8 @@ class MilvusStore:
     def _create(self, keywords: str | None, index_type: str) -> str:
         capable = self.embedder.capabilities.sparse
         chosen = keywords or ("sparse" if capable else "bm25")
-        if chosen not in ("bm25", "sparse", "words"):
-            raise ValueError(f"keywords must be bm25, sparse or words, not {chosen!r}")
+        if chosen not in ("bm25", "sparse", "words", "none"):
+            raise ValueError(f"keywords must be bm25, sparse, words or none, not {chosen!r}")
         if chosen == "sparse" and not capable:
             raise ValueError("keywords='sparse' needs a model with bge-m3's sparse head")
         try:
@@ -185,6 +187,8 @@ class MilvusStore:
             if chosen != "bm25" or keywords is not None:
                 raise
             # an engine without full-text functions (Milvus < 2.5): our own word vectors
+            if self._client.has_collection(self.collection):  # made in part: start again
+                self._client.drop_collection(self.collection)
             warnings.warn(
                 f"this Milvus has no BM25 function ({getattr(exc, 'message', exc)}); "
                 "hybrid search uses word vectors computed by llamaembed",
@@ -295,7 +299,7 @@ class MilvusStore:
                 "metadata": json.loads(json.dumps(metas[i], ensure_ascii=False, default=str)),
                 "vector": array[i].tolist(),
             }
-            if self.keywords != "bm25":
+            if self.keywords in ("sparse", "words"):
                 weights = (
                     {int(k): float(v) for k, v in lexical[i].items() if v > 0}
                     if lexical is not None
@@ -452,7 +456,7 @@ class MilvusStore:
         """Return the keyword side's search request, or None when the query has no keywords."""
         from pymilvus import AnnSearchRequest
 
-        if text is None:
+        if text is None or self.keywords == "none":
             return None
         if self.keywords == "bm25":
             # the words exact matching helps with, as Index's BM25 side (store.keywords)

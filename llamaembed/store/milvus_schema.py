@@ -79,7 +79,8 @@ def create_collection(
     """Create a collection: id, text, metadata (JSON), dense vector and a sparse side.
 
     With ``keywords="bm25"`` Milvus's BM25 function fills the sparse side from the
-    analysed text; otherwise the caller supplies sparse vectors (inner product).
+    analysed text; with "sparse" or "words" the caller supplies sparse vectors (inner
+    product); "none" has no sparse side.
     """
     from pymilvus import DataType, Function, FunctionType
 
@@ -90,7 +91,8 @@ def create_collection(
     )
     schema.add_field("metadata", DataType.JSON)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    if keywords != "none":
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     if keywords == "bm25":
         schema.add_function(
             Function(
@@ -102,9 +104,17 @@ def create_collection(
         )
     params = client.prepare_index_params()
     params.add_index("vector", index_type=index_type, metric_type="COSINE")
-    params.add_index(
-        "sparse",
-        index_type="SPARSE_INVERTED_INDEX",
-        metric_type="BM25" if keywords == "bm25" else "IP",
+    if keywords != "none":
+        params.add_index(
+            "sparse",
+            index_type="SPARSE_INVERTED_INDEX",
+            metric_type="BM25" if keywords == "bm25" else "IP",
+        )
+    # Strong: a search, get or count right after a write sees it, as with Index
+    client.create_collection(
+        name,
+        schema=schema,
+        index_params=params,
+        properties=dict(properties),
+        consistency_level="Strong",
     )
-    client.create_collection(name, schema=schema, index_params=params, properties=dict(properties))
