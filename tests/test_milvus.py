@@ -297,3 +297,28 @@ def test_a_milvus_server_over_http(milvus_server: str, minilm: Llama, tiny_encod
         assert reopened.keywords == "none" and len(reopened) == len(DOCS) - 1
     with pytest.raises(IndexModelMismatchError, match="another model"):
         MilvusStore(tiny_encoder, uri=milvus_server, collection="docs")
+
+
+def test_an_engine_without_bm25_falls_back_to_word_vectors(
+    tmp_path: Path, minilm: Llama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wiring: the engine refuses the BM25 function (as Milvus 2.4 does); the rest is real."""
+    from pymilvus.exceptions import MilvusException
+
+    from llamaembed.store import milvus as module
+
+    real = module.create_collection
+
+    def refuse_bm25(client, name, dim, keywords, *args):  # type: ignore[no-untyped-def]
+        if keywords == "bm25":
+            real(client, name, dim, "none", *args)  # made in part, then refused
+            raise MilvusException(message="function type BM25 not supported")
+        real(client, name, dim, keywords, *args)
+
+    monkeypatch.setattr(module, "create_collection", refuse_bm25)
+    with pytest.warns(UserWarning, match="no BM25 function"):
+        store = MilvusStore(minilm, uri=str(tmp_path / "old.db"), collection="old")
+    with store:
+        assert store.keywords == "words"
+        store.add(["part number XK-4471B fits the pump", *DOCS[:30]])
+        assert store.search("XK-4471B", 1)[0].text.startswith("part number")
