@@ -44,7 +44,10 @@ def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
     help="Index folder.",
 )
 @click.option(
-    "--max-tokens", type=int, default=None, help="Tokens per chunk (default: 256 or the context)."
+    "--max-tokens",
+    type=int,
+    default=None,
+    help="Tokens per chunk (default: 128 in prose, 256 in code; less for a short context).",
 )
 @click.option(
     "--overlap",
