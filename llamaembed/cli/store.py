@@ -53,7 +53,8 @@ def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
     "--overlap",
     type=int,
     default=None,
-    help="Tokens shared by consecutive chunks (default: min(32, max-tokens/4)).",
+    help="Tokens shared by consecutive pieces of a paragraph or definition too long for one "
+    "chunk (default: min(32, max-tokens/4)).",
 )
 @dimensions_option
 @click.option(
