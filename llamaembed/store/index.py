@@ -39,7 +39,8 @@ from .m3 import (
 )
 from .search import (
     Hit,
-    embed_with,
+    checked_rows,
+    document_vectors,
     exact_search,
     fuse_candidates,
     index_width,
@@ -163,9 +164,7 @@ class Index:
             vectors, lexical, multi = encode_documents(self, texts)
             vectors = truncate_dimensions(vectors, self.dimensions)
             return self.add_vectors(vectors, texts, metadatas, ids, m3=(lexical, multi))
-        vectors = np.empty((0, self.dim), np.float32)
-        if texts:
-            vectors = embed_with(self.embedder, texts, query=False, dimensions=self.dimensions)
+        vectors = document_vectors(self.embedder, texts, self.dim, self.dimensions)
         return self.add_vectors(vectors, texts, metadatas, ids)
 
     def add_vectors(
@@ -184,21 +183,17 @@ class Index:
         """
         if m3 is None and texts is not None and needs_m3(self):
             m3 = encode_documents(self, list(texts))[1:]
-        array = np.asarray(vectors, dtype=np.float32)
-        if array.ndim != 2 or array.shape[1] != self.dim:
-            raise ValueError(f"expected vectors of shape (n, {self.dim}), got {array.shape}")
-        n = array.shape[0]
-        if not np.all(np.isfinite(array)):
-            raise ValueError("vectors contain NaN or infinity")
-        texts = list(texts) if texts is not None else [""] * n
-        metas = [dict(m) for m in metadatas] if metadatas is not None else [{}] * n
         with self._lock:
             first = self._next_label()
-            ids = [str(i) for i in ids] if ids is not None else [f"{first + i}" for i in range(n)]
-            if not len(texts) == len(metas) == len(ids) == n:
-                raise ValueError("vectors, texts, metadatas and ids must have the same length")
-            if len(set(ids)) != n:
-                raise ValueError("ids must be unique within one call")
+            array, texts, metas, ids = checked_rows(
+                vectors,
+                texts,
+                metadatas,
+                ids,
+                self.dim,
+                lambda count: [f"{first + i}" for i in range(count)],
+            )
+            n = len(ids)
             if n == 0:
                 return []
             self.delete(ids)  # replaces existing ids; delete() skips unknown ones

@@ -37,7 +37,15 @@ from ..errors import IndexModelMismatchError, SearchIndexError
 from ..hub.spec import model_record
 from .keywords import salient_words
 from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter, word_weights
-from .search import Hit, embed_with, index_width, query_vector, rerank_hits, search_pool
+from .search import (
+    Hit,
+    checked_rows,
+    document_vectors,
+    index_width,
+    query_vector,
+    rerank_hits,
+    search_pool,
+)
 
 __all__ = ["MilvusStore"]
 
@@ -239,9 +247,7 @@ class MilvusStore:
             out = self._encode_m3(texts)
             vectors = truncate_dimensions(out["dense_vecs"], self.dimensions)
             return self._upsert(vectors, texts, metadatas, ids, out["lexical_weights"])
-        vectors = np.empty((0, self.dim), np.float32)
-        if texts:
-            vectors = embed_with(self.embedder, texts, query=False, dimensions=self.dimensions)
+        vectors = document_vectors(self.embedder, texts, self.dim, self.dimensions)
         return self.add_vectors(vectors, texts, metadatas, ids)
 
     def add_vectors(
@@ -269,19 +275,15 @@ class MilvusStore:
         ids: Sequence[str] | None,
         lexical: Sequence[Mapping[str, float]] | None,
     ) -> list[str]:
-        array = np.asarray(vectors, dtype=np.float32)
-        if array.ndim != 2 or array.shape[1] != self.dim:
-            raise ValueError(f"expected vectors of shape (n, {self.dim}), got {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError("vectors contain NaN or infinity")
-        n = array.shape[0]
-        texts = list(texts) if texts is not None else [""] * n
-        metas = [dict(m) for m in metadatas] if metadatas is not None else [{}] * n
-        ids = [str(i) for i in ids] if ids is not None else [uuid.uuid4().hex for _ in range(n)]
-        if not len(texts) == len(metas) == len(ids) == n:
-            raise ValueError("vectors, texts, metadatas and ids must have the same length")
-        if len(set(ids)) != n:
-            raise ValueError("ids must be unique within one call")
+        array, texts, metas, ids = checked_rows(
+            vectors,
+            texts,
+            metadatas,
+            ids,
+            self.dim,
+            lambda count: [uuid.uuid4().hex for _ in range(count)],
+        )
+        n = len(ids)
         for doc_id, text in zip(ids, texts, strict=True):
             if len(text.encode("utf-8")) > MAX_TEXT_BYTES or len(doc_id) > 512:
                 raise ValueError(

@@ -22,6 +22,8 @@ from ..errors import IndexModelMismatchError, SearchIndexError
 
 __all__ = [
     "Hit",
+    "checked_rows",
+    "document_vectors",
     "embed_with",
     "exact_search",
     "fuse_candidates",
@@ -135,6 +137,44 @@ def embed_with(
         rows = [embedder.embed_query(t, dimensions=dimensions) for t in texts]
         return np.asarray(rows, dtype=np.float32)
     return np.asarray(embedder.embed_documents(texts, dimensions=dimensions), dtype=np.float32)
+
+
+def document_vectors(
+    embedder: Embedder | None, texts: list[str], dim: int, dimensions: int | None
+) -> npt.NDArray[np.float32]:
+    """Return the (len(texts), dim) vectors an index adds for texts (none: an empty array)."""
+    if not texts:
+        return np.empty((0, dim), np.float32)
+    return embed_with(embedder, texts, query=False, dimensions=dimensions)
+
+
+def checked_rows(
+    vectors: npt.ArrayLike,
+    texts: Sequence[str] | None,
+    metadatas: Sequence[Mapping[str, Any]] | None,
+    ids: Sequence[str] | None,
+    dim: int,
+    new_ids: Callable[[int], list[str]],
+) -> tuple[npt.NDArray[np.float32], list[str], list[dict[str, Any]], list[str]]:
+    """Return documents to add as (vectors, texts, metadatas, ids), or raise ValueError.
+
+    Vectors must be a finite (n, dim) array; texts (default ""), metadata (default {}) and
+    ids (default ``new_ids(n)``) must number n each, the ids unique.
+    """
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("vectors contain NaN or infinity")
+    n = array.shape[0]
+    rows = list(texts) if texts is not None else [""] * n
+    metas = [dict(m) for m in metadatas] if metadatas is not None else [{}] * n
+    keys = [str(i) for i in ids] if ids is not None else new_ids(n)
+    if not len(rows) == len(metas) == len(keys) == n:
+        raise ValueError("vectors, texts, metadatas and ids must have the same length")
+    if len(set(keys)) != n:
+        raise ValueError("ids must be unique within one call")
+    return array, rows, metas, keys
 
 
 def query_vector(
