@@ -163,6 +163,14 @@ def test_parquet_bulk_load_equals_add(tmp_path: Path, minilm: Llama, minilm_f16_
             assert store.search(query, 1)[0].id == store.search(query, 1)[0].id
         top = store.search(DOCS[17], 1, hybrid=False)[0]
         assert top.id == "doc17" and top.similarity == pytest.approx(1.0, abs=2e-3)
+    from click.testing import CliRunner
+
+    from llamaembed.cli import main
+
+    loaded = CliRunner().invoke(main, ["index", "--from-parquet", str(folder),
+                                       "--store", str(tmp_path / "cli.db")])
+    assert loaded.exit_code == 0, loaded.output
+    assert "indexed 80 rows from 2 Parquet files; 80 in" in loaded.stdout
     with MilvusStore(minilm, uri=str(tmp_path / "q.db"), collection="q", dimensions=64) as narrow:
         with pytest.raises(IndexModelMismatchError, match="-d"):
             narrow.add_parquet(folder)

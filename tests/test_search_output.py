@@ -227,6 +227,9 @@ def test_cli_milvus_store(tmp_path: Path, garden: tuple[Path, Path], minilm_f16_
     bad = CliRunner().invoke(main, ["search", "x", "--store", str(tmp_path / "none.db")])
     assert bad.exit_code == 1 and "no collection" in bad.output
     assert not (tmp_path / "none.db").exists()  # searching does not create a store
+    width = CliRunner().invoke(main, ["index", "--from-parquet", str(tmp_path), "--store", store,
+                                      "--dimensions", "64"])
+    assert width.exit_code == 2 and "takes the vectors' width" in width.output  # as with --db
     wrong = CliRunner().invoke(main, ["search", "x", "--store", "notes.txt"])
     assert wrong.exit_code == 1 and "ending in .db" in wrong.output
 

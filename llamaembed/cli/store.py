@@ -102,6 +102,13 @@ def index_command(
     from ..store.index import Index
     from ..store.ingest import collect_files, ingest_files
 
+    if from_parquet is not None:
+        if paths:
+            raise click.UsageError("give PATHS or --from-parquet, not both")
+        if dimensions is not None:
+            raise click.UsageError("--from-parquet takes the vectors' width from the files")
+    elif not paths:
+        raise click.UsageError("give PATHS to index, or --from-parquet")
     if store is not None:
         if shards is not None or only_shard is not None:
             raise click.UsageError("--shards and --shard go with --db, not --store")
@@ -110,14 +117,8 @@ def index_command(
         )
         return
     if from_parquet is not None:
-        if paths:
-            raise click.UsageError("give PATHS or --from-parquet, not both")
-        if dimensions is not None:
-            raise click.UsageError("--from-parquet takes the vectors' width from the files")
         _index_parquet(from_parquet, model, quant, db, n_gpu_layers, shards, only_shard)
         return
-    if not paths:
-        raise click.UsageError("give PATHS to index, or --from-parquet")
     if shards is not None or only_shard is not None:
         raise click.UsageError("--shards and --shard go with --from-parquet")
     folder = Path(db)
@@ -164,31 +165,15 @@ def _index_milvus(
     from ..store.milvus import MilvusStore
     from ..store.milvus_schema import parse_store
 
-    if bool(paths) == (from_parquet is not None):
-        raise click.UsageError("give PATHS to index, or --from-parquet")
     uri, collection = parse_store(store)
     if from_parquet is not None:
-        from ..distributed.parquet import parquet_files, read_info
-
-        files = parquet_files(from_parquet)
-        info = read_info(files[0])
-        if model is not None:
-            embedder = open_model(model, quant, n_gpu_layers=n_gpu_layers)
-        else:
-            embedder = _open_recorded(info.model_record, n_gpu_layers)
+        files, embedder, width = _parquet_model(from_parquet, model, quant, n_gpu_layers)
         with (
             embedder,
-            MilvusStore(
-                embedder,
-                uri=uri,
-                collection=collection,
-                dimensions=info.dim if info.dim < embedder.n_embd else None,
-            ) as milvus,
+            MilvusStore(embedder, uri=uri, collection=collection, dimensions=width) as milvus,
         ):
             added = milvus.add_parquet(files)
-            click.echo(
-                f"indexed {added} rows from {len(files)} Parquet files; {len(milvus)} in {store}"
-            )
+            click.echo(_parquet_summary(added, files, len(milvus), store))
         return
     sources = collect_files(paths)
     with (
@@ -216,21 +201,14 @@ def _index_parquet(
     shards: int | None,
     only_shard: int | None,
 ) -> None:
-    from ..distributed.parquet import parquet_files, read_info
     from ..store.index import Index
     from ..store.sharded import ShardedIndex
 
     if only_shard is not None and shards is None:
         raise click.UsageError("--shard needs --shards")
-    files = parquet_files(source)
-    if model is not None:
-        embedder = open_model(model, quant, n_gpu_layers=n_gpu_layers)
-    else:
-        embedder = _open_recorded(read_info(files[0]).model_record, n_gpu_layers)
+    files, embedder, dimensions = _parquet_model(source, model, quant, n_gpu_layers)
     folder = Path(db)
     with embedder:
-        width = read_info(files[0]).dim  # Matryoshka vectors: narrower than the model's
-        dimensions = width if width < embedder.n_embd else None
         if shards is not None:
             wanted = None if only_shard is None else [only_shard]
             added = ShardedIndex.build_from_parquet(
@@ -246,9 +224,30 @@ def _index_parquet(
         index = Index.load_or_create(folder, embedder, dimensions=dimensions)
         added_rows = index.add_parquet(files)
         index.save(folder)
-    click.echo(
-        f"indexed {added_rows} rows from {len(files)} Parquet files; {len(index)} in {folder}"
-    )
+    click.echo(_parquet_summary(added_rows, files, len(index), str(folder)))
+
+
+def _parquet_model(
+    source: str, model: str | None, quant: str | None, n_gpu_layers: int
+) -> tuple[list[Path], Embedder, int | None]:
+    """Return embedded Parquet's files, its model and its Matryoshka width.
+
+    The model is ``--model``, else the one the files record; the width is None when the
+    vectors are the model's full width.
+    """
+    from ..distributed.parquet import parquet_files, read_info
+
+    files = parquet_files(source)
+    info = read_info(files[0])
+    if model is not None:
+        embedder = open_model(model, quant, n_gpu_layers=n_gpu_layers)
+    else:
+        embedder = _open_recorded(info.model_record, n_gpu_layers)
+    return files, embedder, info.dim if info.dim < embedder.n_embd else None
+
+
+def _parquet_summary(added: int, files: list[Path], total: int, where: str) -> str:
+    return f"indexed {added} rows from {len(files)} Parquet files; {total} in {where}"
 
 
 @click.command()
@@ -321,11 +320,16 @@ def search(
 
 
 def _window_scorer(embedder: Embedder, query: str) -> Any:
-    """Return a scorer of snippet windows: their dense cosine to the query."""
-    vector = embedder.embed_query(query)
+    """Return a scorer of snippet windows: their dense cosine to the query.
+
+    The query is embedded on the first call: most snippets are chosen by their words alone.
+    """
+    vectors: list[Any] = []
 
     def score(texts: list[str]) -> list[float]:
-        return [float(x) for x in embedder.embed_documents(texts) @ vector]
+        if not vectors:
+            vectors.append(embedder.embed_query(query))
+        return [float(x) for x in embedder.embed_documents(texts) @ vectors[0]]
 
     return score
 
