@@ -201,7 +201,8 @@ def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
     """Build the packaged model (safetensors from PyPI) as ``quant``; None if not installed.
 
     Built files are keyed by type (``NAME-TYPE.gguf``): F32/F16 convert directly, BF16 is
-    rounded from an F32 conversion (not from F16), the quantised types from F16.
+    rounded from an F32 conversion (not from F16), the quantised types from F16; the
+    intermediate file is removed unless it was already cached.
     """
     source = _package_installed(entry)
     if source is None:
@@ -225,20 +226,18 @@ def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
     )
     if quant in ("f32", "f16"):
         return convert(source, target, outtype=quant, name=entry.name)
-    if quant == "bf16":
-        f32 = folder / f"{entry.name}-f32.gguf"
-        keep = f32.exists()
+    # BF16 is rounded from F32, the quantised types from F16; an intermediate file built
+    # here is removed after (the cache keeps what was asked for, not a second copy)
+    step = "f32" if quant == "bf16" else "f16"
+    intermediate = folder / f"{entry.name}-{step}.gguf"
+    keep = intermediate.exists()
+    if not keep:
+        convert(source, intermediate, outtype=step, name=entry.name)
+    try:
+        return quantize(intermediate, target, quant)
+    finally:
         if not keep:
-            convert(source, f32, outtype="f32", name=entry.name)
-        try:
-            return quantize(f32, target, quant)
-        finally:
-            if not keep:
-                f32.unlink(missing_ok=True)
-    f16 = folder / f"{entry.name}-f16.gguf"
-    if not f16.exists():
-        convert(source, f16, outtype="f16", name=entry.name)
-    return quantize(f16, target, quant)
+            intermediate.unlink(missing_ok=True)
 
 
 def choose_quant(entry: ModelEntry, quant: str | None, *, warn: bool = True) -> str:
