@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .conversion import convert
     from .conversion.quantize import QUANT_TYPES, quantize
     from .distributed.ray import embed_dataset
-    from .embedder import Capabilities, Embedder
+    from .embedder import Capabilities, Embedder, ModelFacts
     from .engine.llama import Llama
     from .engine.m3 import colbert_score, lexical_matching_score
     from .engine.pairs import RerankResult
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         RerankNotSupportedError,
         SearchIndexError,
     )
+    from .outputs import Output, SparseVector, Want
     from .params import EmbedOptions, LlamaParams, Pooling
     from .static.distill import distill
     from .static.model import StaticModel
@@ -58,6 +59,10 @@ _LAZY = {
     "DatasetError": "errors",
     "EmbedOptions": "params",
     "Embedder": "embedder",
+    "ModelFacts": "embedder",
+    "Output": "outputs",
+    "SparseVector": "outputs",
+    "Want": "outputs",
     "EmbeddingsDisabledError": "errors",
     "EmptyInputError": "errors",
     "Hit": "store.search",
@@ -122,8 +127,10 @@ __all__ = [
     "LlamaParams",
     "MilvusStore",
     "MissingHeadError",
+    "ModelFacts",
     "ModelLoadError",
     "ModelNotCachedError",
+    "Output",
     "Pooling",
     "PoolingError",
     "QuantizationError",
@@ -134,7 +141,9 @@ __all__ = [
     "RerankResult",
     "SearchIndexError",
     "ShardedIndex",
+    "SparseVector",
     "StaticModel",
+    "Want",
     "chunk_text",
     "colbert_score",
     "convert",

@@ -3,18 +3,23 @@
 ``Llama`` (a GGUF model on llama.cpp) and ``StaticModel`` (a Model2Vec-format folder)
 both implement :class:`Embedder`. The index, the ingest path, the CLI, the server and the
 Ray actors take any ``Embedder`` and ask it what it can do (:class:`Capabilities`)
-instead of probing for methods. A leaf module: it imports only the errors, the input checks
-and the array aliases, so every layer may import it.
+instead of probing for methods. A leaf module: it imports only the errors, the input checks,
+the output types and the array aliases, so every layer may import it.
 
 An embedder offers four groups of members:
 
 - vectors: ``embed``, ``embed_texts``, ``embed_query``, ``embed_documents``, ``n_embd``
   and ``fingerprint`` (equal fingerprints make equal vectors);
-- tokens: ``tokenize``, ``count_tokens`` (what chunking counts) and ``max_tokens``;
+- tokens: ``tokenize``, ``detokenize``, ``count_tokens`` (what chunking counts) and
+  ``max_tokens``;
 - its description: ``spec``, a picklable ``ModelSpec`` that reopens it anywhere (index
-  manifests, Parquet metadata, the server, Ray actors);
-- the batch interface the server's queue runs: ``prepare_texts``, ``prepare_tokens``,
-  ``prepare_pairs`` and ``forward``.
+  manifests, Parquet metadata, the server, Ray actors), and ``capabilities``;
+- typed outputs: ``encode_outputs`` (pooled rows, bge-m3's sparse and ColBERT outputs,
+  token states as :mod:`llamaembed.outputs` types) and ``encode_m3``, FlagEmbedding's
+  dict on top of it.
+
+The batch interface the server's queue runs (prepare, then forward) is a contract of its
+own, :class:`llamaembed.batch.BatchEmbedder`, which the models that a server can run add.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from ._types import FloatArray
 from .errors import MissingHeadError, RerankNotSupportedError
+from .outputs import Output, Want
 
 if TYPE_CHECKING:
     from .hub.spec import ModelSpec
 
-__all__ = ["Capabilities", "Embedder"]
+__all__ = ["Capabilities", "Embedder", "ModelFacts"]
 
 _Self = TypeVar("_Self", bound="Embedder")
 
@@ -45,6 +53,7 @@ class Capabilities:
     ``multi_vector``: one raw vector per token (pooling none).
     ``colbert``: ColBERT vectors for late interaction (bge-m3's colbert head).
     ``sparse`` and ``colbert`` come through ``encode_m3``.
+    ``token_states``: the final state of every token (TEI's ``embed_all``).
     ``rerank_probabilities``: rerank scores are already probabilities (Qwen3-Reranker's
     P("yes")), not logits that a sigmoid turns into ones.
     """
@@ -54,7 +63,23 @@ class Capabilities:
     sparse: bool = False
     multi_vector: bool = False
     colbert: bool = False
+    token_states: bool = False
     rerank_probabilities: bool = False
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a model is, for listings (a server's ``/info``, Ollama's ``/api/tags``).
+
+    ``architecture``: llama.cpp's name (``bert``, ``qwen3``) or ``static``; ``pooling``:
+    how token states become one vector; ``weight_type``: the stored type (``F16``,
+    ``Q8_0``); ``size_bytes``: the file's (or folder's) size on disk.
+    """
+
+    architecture: str
+    pooling: str
+    weight_type: str
+    size_bytes: int
 
 
 class Embedder(abc.ABC):
@@ -82,6 +107,11 @@ class Embedder(abc.ABC):
         """Return what this model can do."""
 
     @property
+    @abc.abstractmethod
+    def facts(self) -> ModelFacts:
+        """Return what the model is: architecture, pooling, weight type, size on disk."""
+
+    @property
     def is_reranker(self) -> bool:
         """Return True when the model scores query–document pairs (a cross-encoder)."""
         return self.capabilities.rerank
@@ -105,6 +135,13 @@ class Embedder(abc.ABC):
     @abc.abstractmethod
     def tokenize(self, text: str, *, add_special: bool = True) -> Any:
         """Return the token ids of a text as a 1-D integer array."""
+
+    @abc.abstractmethod
+    def detokenize(self, tokens: Any, *, special: bool = False) -> str:
+        """Return the text of token ids (special tokens written only when ``special``).
+
+        Raises ValueError for an id outside the vocabulary.
+        """
 
     def count_tokens(self, text: str) -> int:
         """Return how many tokens a piece of text takes, special tokens left out."""
@@ -230,6 +267,22 @@ class Embedder(abc.ABC):
             "GGUF, or compare embeddings with cosine similarity"
         )
 
+    def encode_outputs(
+        self, texts: Sequence[str], want: Want, *, batch_size: int | None = None
+    ) -> list[Output]:
+        """Return each text's typed outputs (:class:`~llamaembed.outputs.Output`), as asked.
+
+        An embedder gives its pooled row (``Want.POOLED``, unnormalised); sparse, ColBERT
+        and token outputs need a model that has them (a ``BatchEmbedder`` computes every
+        output through its batch interface), else MissingHeadError.
+        """
+        if want & ~Want.POOLED:
+            return self._no_heads()
+        if not want:
+            return [Output() for _ in texts]
+        rows = self.embed_texts(texts, batch_size=batch_size, normalize=False)
+        return [Output(pooled=row) for row in rows]
+
     def encode_m3(
         self,
         texts: str | Sequence[str],
@@ -239,64 +292,48 @@ class Embedder(abc.ABC):
         return_colbert_vecs: bool = False,
         batch_size: int | None = None,
     ) -> dict[str, Any]:
-        """Return bge-m3's dense, lexical and ColBERT outputs; models without heads raise.
+        """Return bge-m3's outputs in FlagEmbedding's dict: an adapter on ``encode_outputs``.
 
-        Raises MissingHeadError unless ``capabilities`` says ``sparse`` / ``colbert``.
+        ``dense_vecs`` (float32 n × d, unit rows), ``lexical_weights`` (per text, token id
+        as a string → weight) and ``colbert_vecs`` (per text, float32 (n_tokens − 1) × d,
+        unit rows); an output not asked for is None. A single string gives one text's
+        outputs. Models without bge-m3's heads raise MissingHeadError for the sparse and
+        ColBERT outputs. ``batch_size`` caps the texts encoded at once.
         """
-        return self._no_heads()
+        from .engine.inputs import check_batch_size, check_texts
+        from .engine.pooling import l2_normalize
 
-    def forward_m3(
-        self, inputs: list[Any], *, sparse: bool = True, colbert: bool = False
-    ) -> list[dict[str, Any]]:
-        """Return prepared inputs' bge-m3 outputs (``dense``, ``lexical``, ``colbert``) in order.
-
-        The batch form of ``encode_m3`` the server's queue runs; models without heads raise.
-        """
-        return self._no_heads()
+        single = isinstance(texts, str)
+        batch = [texts] if isinstance(texts, str) else check_texts(texts)
+        check_batch_size(batch_size)
+        want = Want(0)
+        for asked, flag in (
+            (return_dense, Want.POOLED),
+            (return_sparse, Want.SPARSE),
+            (return_colbert_vecs, Want.COLBERT),
+        ):
+            if asked:
+                want |= flag
+        outputs = self.encode_outputs(batch, want, batch_size=batch_size)
+        dense: Any = None
+        if return_dense:
+            rows = [o.pooled for o in outputs if o.pooled is not None]
+            dense = l2_normalize(np.stack(rows)) if rows else np.empty((0, self.n_embd), np.float32)
+        sparse: Any = None
+        if return_sparse:
+            sparse = [o.sparse.to_dict() if o.sparse is not None else {} for o in outputs]
+        colbert: Any = None
+        if return_colbert_vecs:
+            colbert = [o.colbert for o in outputs]
+        if single:
+            dense, sparse, colbert = (None if x is None else x[0] for x in (dense, sparse, colbert))
+        return {"dense_vecs": dense, "lexical_weights": sparse, "colbert_vecs": colbert}
 
     def _no_heads(self) -> Any:
         raise MissingHeadError(
             f"{self!r} has no lexical or ColBERT head (bge-m3's sparse_linear and "
-            "colbert_linear); use embed_texts"
+            "colbert_linear) and gives no token states; use embed_texts"
         )
-
-    # ----------------------------------------------------------------- batch interface
-    # The server's queue packs the inputs of many requests into shared runs, so a request's
-    # inputs are prepared first (tokenised, checked) and run together later. ``on_tokens(n)``
-    # hears the tokens of each input, in order, as soon as they are counted;
-    # an exception it raises stops the work, so a server refuses an over-large request
-    # before it has tokenised all of it.
-    @abc.abstractmethod
-    def prepare_texts(
-        self,
-        texts: Sequence[str],
-        *,
-        truncate: bool = True,
-        on_truncate: Callable[[int], None] | None = None,
-        on_tokens: Callable[[int], None] | None = None,
-    ) -> list[Any]:
-        """Return each text as the input ``forward`` takes; ``on_truncate(n)`` hears cuts."""
-
-    @abc.abstractmethod
-    def prepare_tokens(
-        self, token_lists: Sequence[Sequence[int]], *, truncate: bool = True
-    ) -> list[Any]:
-        """Return token id lists checked against the vocabulary, as ``forward`` takes them."""
-
-    def prepare_pairs(
-        self,
-        query: str,
-        documents: Sequence[str],
-        *,
-        on_tokens: Callable[[int], None] | None = None,
-    ) -> list[Any]:
-        """Return query–document inputs for ``forward``; embedders refuse, as ``rerank`` does."""
-        result: list[Any] = self.rerank(query, documents)
-        return result
-
-    @abc.abstractmethod
-    def forward(self, inputs: list[Any]) -> FloatArray:
-        """Return the raw (unnormalised) output row of each prepared input, in input order."""
 
     # ----------------------------------------------------------------- async
     async def aembed(self, text: str, **options: Any) -> FloatArray:

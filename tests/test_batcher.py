@@ -25,7 +25,7 @@ class Recorder:
         time.sleep(self.delay)
         self.batches.append(len(inputs))
         self.tokens.append(sum(len(x) for x in inputs))
-        return self.llama.forward(inputs)
+        return self.llama.pooled_rows(inputs)
 
 
 def test_concurrent_jobs_share_batches_and_keep_their_order(tiny_encoder: Llama) -> None:
@@ -58,7 +58,7 @@ def test_token_budget_splits_one_job_over_several_runs(tiny_encoder: Llama) -> N
     batcher = Batcher(run, max_batch_tokens=50)
     try:
         job = batcher.submit(sequences, [len(s) for s in sequences])
-        rows = job.future.result(timeout=30)
+        rows = np.asarray(job.future.result(timeout=30))
     finally:
         batcher.close()
     assert rows.shape == (10, tiny_encoder.n_embd)
@@ -66,7 +66,7 @@ def test_token_budget_splits_one_job_over_several_runs(tiny_encoder: Llama) -> N
     # An input longer than the budget still runs (alone).
     batcher = Batcher(Recorder(tiny_encoder), max_batch_tokens=5)
     try:
-        assert batcher.submit(sequences[:1], [22]).future.result(timeout=30).shape[0] == 1
+        assert len(batcher.submit(sequences[:1], [22]).future.result(timeout=30)) == 1
     finally:
         batcher.close()
 
@@ -84,7 +84,7 @@ def test_a_run_waits_briefly_for_as_many_inputs_as_the_last_one(tiny_encoder: Ll
             time.sleep(0.05)
             jobs += [batcher.submit([sequence], [len(sequence)]) for _ in range(3)]
             for job in jobs:
-                assert job.future.result(timeout=30).shape == (1, tiny_encoder.n_embd)
+                assert np.asarray(job.future.result(timeout=30)).shape == (1, tiny_encoder.n_embd)
         finally:
             batcher.close()
         return run.batches
@@ -102,17 +102,17 @@ def test_a_run_waits_briefly_for_as_many_inputs_as_the_last_one(tiny_encoder: Ll
         time.sleep(0.1)  # had the first waited for company, the second would join its run
         second = batcher.submit([sequence], [len(sequence)])
         for job in (first, second):
-            assert job.future.result(timeout=30).shape == (1, tiny_encoder.n_embd)
+            assert np.asarray(job.future.result(timeout=30)).shape == (1, tiny_encoder.n_embd)
         # The wait ends at its limit when no more come, and at close.
         batcher.submit([sequence] * 4, [len(sequence)] * 4).future.result(timeout=30)
         lone = batcher.submit([sequence], [len(sequence)])
-        assert lone.future.result(timeout=30).shape == (1, tiny_encoder.n_embd)
+        assert np.asarray(lone.future.result(timeout=30)).shape == (1, tiny_encoder.n_embd)
         batcher.submit([sequence] * 4, [len(sequence)] * 4).future.result(timeout=30)
         last = batcher.submit([sequence], [len(sequence)])
     finally:
         started = time.perf_counter()
         batcher.close(timeout=30)
-    assert last.future.result(timeout=0).shape == (1, tiny_encoder.n_embd)
+    assert np.asarray(last.future.result(timeout=0)).shape == (1, tiny_encoder.n_embd)
     assert time.perf_counter() - started < 0.5  # close cut the 1 s wait short
     assert run.batches == [1, 1, 1, 4, 1, 4, 1]
     with pytest.raises(ValueError, match="batch_wait"):
@@ -124,7 +124,7 @@ def test_full_queue_raises_with_retry_after(tiny_encoder: Llama) -> None:
 
     def blocked(inputs: list) -> np.ndarray:
         gate.wait(30)
-        return tiny_encoder.forward(inputs)
+        return tiny_encoder.pooled_rows(inputs)
 
     batcher = Batcher(blocked, max_batch_tokens=8, max_queue_tokens=12)  # four of 3 tokens
     sequence = tiny_encoder.prepare_texts(["cats"])[0]
@@ -136,8 +136,8 @@ def test_full_queue_raises_with_retry_after(tiny_encoder: Llama) -> None:
             batcher.submit([sequence], [len(sequence)])
         assert info.value.retry_after >= 1
         gate.set()
-        assert first.future.result(timeout=30).shape[0] == 1
-        assert waiting.future.result(timeout=30).shape[0] == 4
+        assert np.asarray(first.future.result(timeout=30)).shape[0] == 1
+        assert np.asarray(waiting.future.result(timeout=30)).shape[0] == 4
     finally:
         gate.set()
         batcher.close()
@@ -151,7 +151,7 @@ def test_cancelled_job_is_dropped_before_inference(tiny_encoder: Llama) -> None:
     def run(inputs: list) -> np.ndarray:
         gate.wait(30)
         seen.append(len(inputs))
-        return tiny_encoder.forward(inputs)
+        return tiny_encoder.pooled_rows(inputs)
 
     batcher = Batcher(run, max_batch_tokens=4, on_drop=dropped.append)
     sequence = tiny_encoder.prepare_texts(["cats"])[0]  # 3 tokens: one input per run
@@ -177,7 +177,7 @@ def test_a_failing_input_fails_only_its_own_request(tiny_encoder: Llama) -> None
         gate.wait(30)
         if any(len(x) == 1 and x[0] == poison[0] for x in inputs):
             raise ValueError("bad input")
-        return tiny_encoder.forward(inputs)
+        return tiny_encoder.pooled_rows(inputs)
 
     batcher = Batcher(run, max_batch_tokens=1000)
     good = tiny_encoder.prepare_texts(["cats purr", "dogs bark"])
@@ -188,11 +188,11 @@ def test_a_failing_input_fails_only_its_own_request(tiny_encoder: Llama) -> None
         bad = batcher.submit([poison], [1])
         gate.set()
         blocker.future.result(timeout=30)
-        assert ok.future.result(timeout=30).shape == (2, tiny_encoder.n_embd)
+        assert np.asarray(ok.future.result(timeout=30)).shape == (2, tiny_encoder.n_embd)
         with pytest.raises(ValueError, match="bad input"):
             bad.future.result(timeout=30)
         after = batcher.submit(good, [len(s) for s in good])  # the worker is still alive
-        assert after.future.result(timeout=30).shape[0] == 2
+        assert np.asarray(after.future.result(timeout=30)).shape[0] == 2
     finally:
         batcher.close()
 
@@ -202,7 +202,7 @@ def test_close_runs_what_is_queued(tiny_encoder: Llama) -> None:
     batcher = Batcher(Recorder(tiny_encoder, delay=0.01), max_batch_tokens=10)
     job = batcher.submit(sequences, [len(s) for s in sequences])
     batcher.close()
-    assert job.future.result(timeout=1).shape[0] == 20
+    assert np.asarray(job.future.result(timeout=1)).shape[0] == 20
     with pytest.raises(RuntimeError):
         batcher.submit(sequences, [len(s) for s in sequences])
 
@@ -215,7 +215,7 @@ def test_queue_is_bounded_in_tokens_with_retry_after_from_the_token_rate(
 
     def run(inputs: list) -> np.ndarray:
         gate.wait(30)
-        return tiny_encoder.forward(inputs)
+        return tiny_encoder.pooled_rows(inputs)
 
     batcher = Batcher(run, max_batch_tokens=64, max_queue_tokens=100)
     sequence = tiny_encoder.prepare_texts(["cats purr"])[0]
@@ -236,7 +236,7 @@ def test_queue_is_bounded_in_tokens_with_retry_after_from_the_token_rate(
         assert "needs" in str(info.value)
         assert batcher.retry_after(10**12) == RETRY_AFTER_CAP  # capped, however long
         gate.set()
-        assert waiting.future.result(timeout=30).shape == (5, tiny_encoder.n_embd)
+        assert np.asarray(waiting.future.result(timeout=30)).shape == (5, tiny_encoder.n_embd)
         assert batcher.queued_tokens == 0
     finally:
         gate.set()
@@ -248,7 +248,7 @@ def test_close_without_drain_fails_the_queued_jobs(tiny_encoder: Llama) -> None:
 
     def run(inputs: list) -> np.ndarray:
         gate.wait(30)
-        return tiny_encoder.forward(inputs)
+        return tiny_encoder.pooled_rows(inputs)
 
     batcher = Batcher(run, max_batch_tokens=4)
     sequence = tiny_encoder.prepare_texts(["cats"])[0]
@@ -262,4 +262,4 @@ def test_close_without_drain_fails_the_queued_jobs(tiny_encoder: Llama) -> None:
         queued.future.result(timeout=5)
     gate.set()
     closer.join(30)
-    assert running.future.result(timeout=0).shape == (1, tiny_encoder.n_embd)  # the run finished
+    assert np.asarray(running.future.result(timeout=0)).shape == (1, tiny_encoder.n_embd)  # the run finished

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from llamaembed import Capabilities, Embedder, Llama, ModelLoadError, StaticModel, distill
+from llamaembed.batch import BatchEmbedder
 from llamaembed.hub.spec import ModelSpec, as_model_spec, model_record
 
 TEXTS = ["cats purr", "rust has no garbage collector"]
@@ -23,8 +24,14 @@ def static_folder(tiny_encoder_path: Path, tmp_path_factory: pytest.TempPathFact
 
 def test_capabilities_follow_the_model(tiny_encoder_path: Path, tiny_reranker: Llama) -> None:
     with Llama(tiny_encoder_path) as encoder, Llama(tiny_encoder_path, pooling="none") as tokens:
-        assert isinstance(encoder, Embedder) and encoder.capabilities == Capabilities()
-        assert tokens.capabilities == Capabilities(dense=False, multi_vector=True)
+        assert isinstance(encoder, Embedder) and isinstance(encoder, BatchEmbedder)
+        assert encoder.capabilities == Capabilities(token_states=True)
+        assert tokens.capabilities == Capabilities(
+            dense=False, multi_vector=True, token_states=True
+        )
+        assert encoder.facts.architecture == "bert" and encoder.facts.pooling == "mean"
+        assert encoder.facts.weight_type == "F32"
+        assert encoder.facts.size_bytes == tiny_encoder_path.stat().st_size
     assert tiny_reranker.capabilities == Capabilities(dense=False, rerank=True)
     assert tiny_reranker.is_reranker
 

@@ -165,17 +165,17 @@ def test_a_query_is_encoded_once_for_all_three_sides(
 ) -> None:
     index = Index(tiny_m3, colbert=True)
     index.add(DOCS[:30], ids=[str(i) for i in range(30)])
-    real = tiny_m3.encode_m3
+    real = tiny_m3.encode_outputs
     calls: list[object] = []
 
-    def counting(texts, **flags):  # type: ignore[no-untyped-def]
-        calls.append(texts)
-        return real(texts, **flags)
+    def counting(texts, want, **options):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return real(texts, want, **options)
 
-    monkeypatch.setattr(tiny_m3, "encode_m3", counting)
+    monkeypatch.setattr(tiny_m3, "encode_outputs", counting)
     query = "a query seen by no other test: how are zip archives read"
     hits = index.search(query, 5, rerank_with="colbert")
-    assert calls == [query]  # dense, lexical and ColBERT sides from one pass
+    assert calls == [[query]]  # dense, lexical and ColBERT sides from one pass
     # and the dense side is the model's own query vector
     vector, _ = index.query_vector(query)
     assert float(vector @ tiny_m3.embed_query(query)) > 0.99999

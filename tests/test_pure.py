@@ -223,3 +223,33 @@ def test_single_threaded_blas_holds_blas_to_one_thread_and_restores_it(
     worker.join()
     assert seen == [[1] * len(before)] * 2
     assert blas_threads() == before
+
+
+def test_sparse_vector_keeps_each_ids_largest_weight_and_scores_like_flagembedding() -> None:
+    from llamaembed import SparseVector
+    from llamaembed.engine.m3 import lexical_matching_score
+
+    vector = SparseVector.from_pairs([7, 3, 7, 5], [0.25, 0.5, 0.75, 0.0])
+    assert vector.indices.tolist() == [3, 5, 7] and vector.indices.dtype == np.int64
+    assert vector.values.tolist() == [0.5, 0.0, 0.75] and vector.values.dtype == np.float32
+    assert vector.to_dict() == {"3": 0.5, "5": 0.0, "7": 0.75}
+    assert SparseVector.from_dict(vector.to_dict()) == vector
+    other = SparseVector.from_dict({"7": 2.0, "9": 1.0, "3": 1.0})
+    assert vector.dot(other) == pytest.approx(0.5 * 1.0 + 0.75 * 2.0)
+    # the typed score equals the dict score FlagEmbedding computes
+    assert lexical_matching_score(vector, other) == pytest.approx(
+        lexical_matching_score(vector.to_dict(), other.to_dict())
+    )
+    grid = lexical_matching_score([vector, other], [other])
+    assert grid.shape == (2, 1) and grid[1, 0] == pytest.approx(4.0 + 1.0 + 1.0)
+    assert len(SparseVector.from_pairs([], [])) == 0
+    with pytest.raises(ValueError, match="one length"):
+        SparseVector(np.array([1, 2]), np.array([1.0], dtype=np.float32))
+
+
+def test_want_flags_say_which_need_token_states() -> None:
+    from llamaembed import Want
+
+    assert not Want.POOLED.token_level
+    assert all(w.token_level for w in (Want.SPARSE, Want.COLBERT, Want.TOKENS))
+    assert (Want.POOLED | Want.SPARSE).token_level

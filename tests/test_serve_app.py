@@ -27,6 +27,7 @@ from llamaembed.errors import (
     InferenceError,
     InputTooLongError,
     InvalidTokenError,
+    MissingHeadError,
     QueueFullError,
     RequestTooLargeError,
 )
@@ -143,6 +144,7 @@ def test_the_error_table_answers_every_library_error() -> None:
     cases = {
         InputTooLongError("x", index=2, n_tokens=600, limit=512): (400, "input_too_long"),
         InvalidTokenError("bad id", index=0): (400, "invalid_token"),
+        MissingHeadError("no sparse head"): (400, "missing_head"),
         EmptyInputError("empty"): (400, "empty_input"),
         QueueFullError("queue full", retry_after=1.2): (429, "queue_full"),
         RequestTooLargeError("too many", n_tokens=9000, limit=4096): (413, "too_many_tokens"),

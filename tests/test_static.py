@@ -36,6 +36,7 @@ from llamaembed import (
     distill,
 )
 from llamaembed.cli import main
+from llamaembed.outputs import ModelInput
 from llamaembed.static._words import WordCache
 from llamaembed.static.distill import (
     build_tokenizer,
@@ -387,7 +388,7 @@ def test_bad_tensors_give_our_error(minilm_static: Path, tmp_path: Path) -> None
 def test_token_inputs_and_rerank_refusal(minilm_model: StaticModel) -> None:
     ids = minilm_model.tokenize("hello world")
     assert np.array_equal(
-        minilm_model.forward(minilm_model.prepare_tokens([ids]))[0],
+        minilm_model.forward([ModelInput(t) for t in minilm_model.prepare_tokens([ids])])[0].pooled,
         minilm_model.embed("hello world", normalize=False),
     )
     with pytest.raises(InvalidTokenError, match="29525"):

@@ -14,10 +14,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._blas import single_threaded_blas
 from .._types import FloatArray, TokenArray
 from ..errors import PoolingError
+from ..heads import M3Heads
+from ..outputs import ModelInput, Output, Want
 from ..params import EmbedOptions, Pooling
 from .inputs import check_texts, check_token_ids, fit_tokens, tokenize_texts
+from .m3 import token_outputs, unused_token_ids
 from .pairs import build_pairs
 
 __all__ = ["PreparedInputs"]
@@ -36,6 +40,9 @@ class PreparedInputs:
     _require_embedder: Callable[[], None]
     _require_reranker: Callable[[], None]
     _run: Callable[..., Any]
+    _heads_for: Callable[[Want], M3Heads | None]
+    metadata: Any
+    forward_tokens: Callable[[list[TokenArray]], list[FloatArray]]
 
     def prepare_texts(
         self,
@@ -97,14 +104,40 @@ class PreparedInputs:
         docs = check_texts(documents)
         return build_pairs(self._model, query, docs, self.n_ctx, self._segments, on_tokens)
 
-    def forward(self, sequences: list[npt.NDArray[Any]]) -> FloatArray:
-        """Return the raw pooled outputs of prepared inputs, one row each, in input order.
+    def forward(self, inputs: Sequence[ModelInput]) -> list[Output]:
+        """Return each prepared input's outputs, as its ``want`` asks, in input order.
 
-        Rows are unnormalised vectors (n_embd wide) or, for a cross-encoder, its class
-        logits (n_cls_out wide). Inputs are packed into micro-batches longest first.
+        Pooled rows are unnormalised vectors (n_embd wide) or, for a cross-encoder, its
+        class logits (n_cls_out wide), from one pooled run packed longest first. Inputs
+        that want token-level outputs (bge-m3's sparse and ColBERT, token states) share a
+        second, token-level run; their pooled row is pooled from the same states.
         """
+        pooled = [i for i, item in enumerate(inputs) if not item.want.token_level]
+        if len(pooled) == len(inputs):  # the usual case: one pooled run
+            rows = self.pooled_rows([item.tokens for item in inputs])
+            return [Output(pooled=row) for row in rows]
+        out: list[Output] = [Output()] * len(inputs)
+        if pooled:
+            rows = self.pooled_rows([inputs[i].tokens for i in pooled])
+            for i, row in zip(pooled, rows, strict=True):
+                out[i] = Output(pooled=row)
+        deep = [i for i, item in enumerate(inputs) if item.want.token_level]
+        union = Want(0)
+        for i in deep:
+            union |= inputs[i].want
+        heads = self._heads_for(union)
+        unused = unused_token_ids(self.metadata)
+        sequences = [inputs[i].tokens for i in deep]
+        states_list = self.forward_tokens(sequences)
+        with single_threaded_blas():  # spinning BLAS threads would starve llama.cpp's (_blas)
+            for i, ids, states in zip(deep, sequences, states_list, strict=True):
+                out[i] = token_outputs(ids, states, inputs[i].want, heads, unused, self.pooling)
+        return out
+
+    def pooled_rows(self, sequences: list[npt.NDArray[Any]]) -> FloatArray:
+        """Return the raw pooled row of each prepared input (one run, packed longest first)."""
         if self.pooling is Pooling.NONE:
-            raise PoolingError("forward() needs pooled outputs; this model has pooling none")
+            raise PoolingError("pooled outputs need a pooling; this model has pooling none")
         width = self.n_cls_out if self.pooling is Pooling.RANK else self.n_embd
         if not sequences:
             return np.empty((0, width), dtype=np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -13,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._types import FloatArray, TokenArray
-from ..embedder import Capabilities, Embedder
+from ..batch import BatchEmbedder
+from ..embedder import Capabilities, ModelFacts
 from ..errors import (
     EmbeddingsDisabledError,
     ModelLoadError,
@@ -21,11 +23,12 @@ from ..errors import (
     RerankNotSupportedError,
 )
 from ..heads import M3Heads, load_heads
+from ..outputs import Want
 from ..params import EmbedOptions, LlamaParams, Pooling
 from ._prepared import PreparedInputs
 from .inputs import check_batch_size, check_texts, tokenize_texts
 from .layout import PROBABILITY_RERANKERS, read_layout, run_batches
-from .m3 import encode_m3, forward_m3
+from .m3 import require_heads
 from .pairs import RerankResult, Segments, build_pairs, rank_scores, segment_tables
 from .pooling import check_dimensions, l2_normalize, truncate_dimensions
 
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Llama", "RerankResult"]
 
 
-class Llama(PreparedInputs, Embedder):
+class Llama(PreparedInputs, BatchEmbedder):
     """A GGUF embedding or reranking model opened in llama.cpp.
 
     ``Llama("model.gguf", pooling="cls")`` or ``Llama.load(LlamaParams(...))``. Methods are
@@ -187,9 +190,23 @@ class Llama(PreparedInputs, Embedder):
             sparse=heads is not None and heads.sparse_weight is not None,
             multi_vector=self.pooling is Pooling.NONE,
             colbert=bool(heads and heads.colbert_dim),
+            token_states=self.pooling is not Pooling.RANK,
             rerank_probabilities=self.pooling is Pooling.RANK
             and self.architecture in PROBABILITY_RERANKERS,
         )
+
+    @property
+    def facts(self) -> ModelFacts:
+        """Return the GGUF's architecture, pooling, weight type and file size."""
+        code = self.metadata.get("general.file_type")
+        weight_type = ""
+        if code is not None and str(code).isdigit():
+            from gguf import LlamaFileType
+
+            with contextlib.suppress(ValueError):
+                weight_type = LlamaFileType(int(code)).name.split("_", 1)[-1]
+        size = self.model_path.stat().st_size if self.model_path.exists() else 0
+        return ModelFacts(self.architecture, self.pooling.value, weight_type, size)
 
     @property
     def has_rank_head(self) -> bool:
@@ -349,9 +366,13 @@ class Llama(PreparedInputs, Embedder):
             return self._embed_many([text_or_texts], options)[0]
         return self._embed_many(check_texts(text_or_texts), options)
 
-    # ----------------------------------------------------------------- bge-m3
-    encode_m3 = encode_m3  # bge-m3's dense, lexical and ColBERT outputs: see engine.m3
-    forward_m3 = forward_m3
+    # ----------------------------------------------------------------- token outputs
+    def _heads_for(self, want: Want) -> M3Heads | None:
+        """Return the heads ``want`` needs (MissingHeadError names a missing one), or None."""
+        sparse, colbert = bool(want & Want.SPARSE), bool(want & Want.COLBERT)
+        if not sparse and not colbert:
+            return None
+        return require_heads(self.heads, self.model_path, sparse=sparse, colbert=colbert)
 
     def forward_tokens(self, sequences: list[TokenArray]) -> list[FloatArray]:
         """Return the encoder's raw (n_tokens, n_embd) states of each prepared input."""

@@ -1,8 +1,12 @@
-"""The HTTP server (``llamaembed serve``): OpenAI embeddings and Cohere-style rerank.
+"""The HTTP server (``llamaembed serve``): OpenAI's, Cohere's, TEI's and Ollama's contracts.
 
 In layers, after text-embeddings-inference's split of router, queue and inference:
 
-- ``app``: the routes and ``create_app`` (HTTP in, HTTP out);
+- ``routes``: the route table, each route declared once (path, aliases, label, handler,
+  inference or not, shapes, error shape), which everything below reads;
+- ``openai``, ``tei``, ``ollama``, ``status``: the handlers, by contract, sharing
+  ``common`` (the body parsed, the model named, the answer written);
+- ``app``: ``create_app``, registering the table with FastAPI (HTTP in, HTTP out);
 - ``state``: the configuration, the served models and the server's life cycle;
 - ``guard``: API keys and body limits, checked before any parsing; request metrics;
 - ``infer``: one request's embed or rerank (prepare, submit, wait), library errors only;

@@ -1,354 +1,81 @@
-"""The HTTP layer: OpenAI embeddings, rerank, bge-m3's outputs, models, health, metrics.
+"""The HTTP app: every route of the route table registered, guarded and documented.
 
-Embeddings follow OpenAI's contract, rerank Cohere's / Jina's / TEI's, bge-m3's lexical
-weights TEI's ``/embed_sparse`` and its ColBERT vectors our ``/embed_colbert``. Routes
-live at module level on one router; they parse (``serve.parsing``), check and answer,
-and the work goes through ``serve.infer`` (one queue per model). ``serve.guard`` checks
-keys and body sizes first; every error leaves through ``serve.errors`` in OpenAI's shape.
-``create_app`` wires them together, opening the configured models in a thread after
-start-up, or serving models already open (``models=``), as tests do in-process.
+The routes themselves live by contract: ``serve.openai`` (OpenAI's embeddings and models,
+Cohere's / Jina's / TEI's rerank), ``serve.tei`` (text-embeddings-inference), ``serve.ollama``
+(Ollama) and ``serve.status`` (health, metrics); ``serve.routes`` declares each once. Routes
+parse, check and answer; the work goes through ``serve.infer`` (one queue per model).
+``serve.guard`` checks keys and body sizes first; every error leaves through
+``serve.errors`` in the route's error shape. ``create_app`` wires them together, opening the
+configured models in a thread after start-up, or serving models already open (``models=``),
+as tests do in-process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-import numpy as np
-import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from .. import __version__
-from ..embedder import Embedder
-from ..engine.pooling import l2_normalize, sigmoid
-from .batcher import Job
-from .errors import ANSWERED, ApiError, error_response
-from .guard import OPEN_PATHS, Guard, route_label
-from .infer import Served
-from .metrics import CONTENT_TYPE
-from .parsing import (
-    check_count,
-    embedding_inputs,
-    parse,
-    prefix_for,
-    prefix_of,
-    refuse_blank,
-)
-from .schemas import (
-    EmbeddingRequest,
-    EmbeddingResponse,
-    ErrorResponse,
-    ModelList,
-    RerankRequest,
-    RerankResponse,
-    SparseValue,
-    TeiEmbedRequest,
-)
-from .state import KINDS, ServerConfig, ServerState
+from ..batch import BatchEmbedder
+from .errors import ANSWERED, error_response
+from .guard import Guard
+from .routes import ROUTES, Route, RouteTable
+from .schemas import ErrorResponse
+from .state import ServerConfig, ServerState
 
 __all__ = ["ServerConfig", "create_app", "router"]
 
 logger = logging.getLogger(__name__)
 
-_Body = TypeVar("_Body", EmbeddingRequest, RerankRequest, TeiEmbedRequest)
-
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503)
 }
 
 
-# ----------------------------------------------------------------------------- helpers
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.llamaembed
-    return state
-
-
-def _gone(request: Request) -> Callable[[], Coroutine[Any, Any, None]]:
-    async def client_gone() -> None:
-        # The body has been read, so the next message the server gets is the disconnect.
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                return
-
-    return client_gone
-
-
-def _timing_headers(job: Job, started: float) -> dict[str, str]:
-    total = time.perf_counter() - started
-    return {
-        "x-queue-time": f"{job.queue_seconds * 1000:.2f}",
-        "x-inference-time": f"{job.inference_seconds * 1000:.2f}",
-        "x-total-time": f"{total * 1000:.2f}",
-        "x-compute-tokens": str(job.tokens),
-    }
-
-
-def _json(payload: Any, headers: dict[str, str]) -> Response:
-    # orjson writes float32 arrays directly, each number the shortest form that reads back
-    # to the same float32: 8 µs for 384 floats where json.dumps takes 215 µs.
-    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-    return Response(body, media_type="application/json", headers=headers)
-
-
-def _request_body(model: type[BaseModel]) -> dict[str, Any]:
+def _request_body(model: type[BaseModel], example: dict[str, Any] | None) -> dict[str, Any]:
     """Return the OpenAPI request body of a route that parses its body itself."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("$defs", None)  # the nested models are components of the responses
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
 
 
-async def _accept(
-    request: Request, kind: str, schema: type[_Body]
-) -> tuple[ServerState, _Body, Served]:
-    """Return an inference request's state, parsed body and model, refused if it must be.
+def _register(router: APIRouter, route: Route) -> None:
+    for path in route.paths:
+        alias = path != route.path
+        router.add_api_route(
+            path,
+            route.handler,
+            methods=list(route.methods),
+            response_model=route.response,
+            responses=_ERROR_RESPONSES if route.errors == "openai" else None,
+            openapi_extra=(
+                _request_body(route.request, route.example) if route.request is not None else None
+            ),
+            summary=f"Alias of {route.path}" if alias else None,
+            operation_id=f"{route.label}{path.replace('/', '_')}" if alias else None,
+        )
 
-    A full queue refuses before the body is parsed; then the body is bounded and parsed,
-    and the model it names looked up (404 for one not served, 503 while loading).
-    """
-    state = _state(request)
-    state.model_for(kind, None).check_room()
-    config = state.config
-    max_values = config.max_request_tokens + 4 * config.max_client_batch + 64  # ids + a few
-    body = parse(schema, await request.body(), max_values)
-    return state, body, state.model_for(kind, body.model)
 
-
-# ----------------------------------------------------------------------------- routes
 router = APIRouter()
-
-
-@router.post(
-    "/v1/embeddings",
-    response_model=EmbeddingResponse,
-    responses=_ERROR_RESPONSES,
-    openapi_extra=_request_body(EmbeddingRequest),
-)
-@router.post("/embeddings", include_in_schema=False)
-async def embeddings(request: Request) -> Response:
-    """Embed texts or token ids (OpenAI's contract)."""
-    started = time.perf_counter()
-    state, body, served = await _accept(request, "embedding", EmbeddingRequest)
-    model = served.model
-    texts, token_lists = embedding_inputs(body, state.config.max_client_batch)
-    if body.encoding_format not in ("float", "base64"):
-        raise ApiError(
-            400,
-            f"unknown encoding_format {body.encoding_format!r}; use 'float' or 'base64'",
-            param="encoding_format",
-            code="invalid_encoding_format",
-        )
-    dims = body.dimensions
-    if dims is not None and not 1 <= dims <= model.n_embd:
-        raise ApiError(
-            400,
-            f"dimensions must be between 1 and {model.n_embd} for this model, got {dims}",
-            param="dimensions",
-            code="invalid_dimensions",
-        )
-    prefix = prefix_for(body, model, texts is not None)
-    if texts is not None and prefix:
-        texts = [prefix + t for t in texts]
-    rows, job = await served.embed(
-        texts,
-        token_lists,
-        truncate=body.truncate,
-        gone=_gone(request),
-        on_truncate=state.metrics.truncated.labels(served.spec.name).inc,
-    )
-    vectors = l2_normalize(rows[:, :dims] if dims else rows)
-    if body.encoding_format == "base64":
-        little = vectors.astype("<f4", copy=False)
-        encoded: list[Any] = [base64.b64encode(v.tobytes()).decode("ascii") for v in little]
-    else:
-        encoded = list(vectors)  # rows of float32, written by orjson
-    data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)]
-    payload = {
-        "object": "list",
-        "data": data,
-        "model": served.spec.name,
-        "usage": {"prompt_tokens": job.tokens, "total_tokens": job.tokens},
-    }
-    return _json(payload, _timing_headers(job, started))
-
-
-@router.post(
-    "/v1/rerank",
-    response_model=RerankResponse,
-    responses=_ERROR_RESPONSES,
-    openapi_extra=_request_body(RerankRequest),
-)
-@router.post("/rerank", include_in_schema=False)
-async def rerank(request: Request) -> Response:
-    """Score documents against a query (Cohere's / Jina's contract), best first."""
-    started = time.perf_counter()
-    state, body, served = await _accept(request, "rerank", RerankRequest)
-    if body.documents is not None and body.texts is not None:
-        raise ApiError(
-            400, "give documents or texts, not both", param="documents", code="invalid_request"
-        )
-    documents = body.documents if body.documents is not None else body.texts
-    if documents is None:
-        raise ApiError(400, "documents is required", param="documents", code="missing_documents")
-    check_count(len(documents), state.config.max_client_batch, "documents")
-    refuse_blank([body.query], "query")
-    if body.top_n is not None and body.top_n < 1:
-        raise ApiError(
-            400, f"top_n must be at least 1, got {body.top_n}", param="top_n", code="invalid_top_n"
-        )
-    texts = [d if isinstance(d, str) else d.text for d in documents]
-    refuse_blank(texts, "documents")
-    rows, job = await served.rerank(body.query, texts, gone=_gone(request))
-    # Qwen3-Reranker's scores already are probabilities; other rerankers give logits.
-    as_given = body.raw_scores or served.model.capabilities.rerank_probabilities
-    scores = rows[:, 0] if as_given else sigmoid(rows[:, 0])
-    order = np.argsort(-scores, kind="stable")[: body.top_n]
-    with_text = body.return_documents or body.return_text
-    results = []
-    for i in order.tolist():
-        item: dict[str, Any] = {"index": i, "relevance_score": float(scores[i])}
-        if with_text:
-            item["document"] = {"text": texts[i]}
-        results.append(item)
-    payload = {
-        "id": uuid.uuid4().hex,
-        "model": served.spec.name,
-        "results": results,
-        "usage": {"prompt_tokens": job.tokens, "total_tokens": job.tokens},
-    }
-    return _json(payload, _timing_headers(job, started))
-
-
-async def _m3_outputs(
-    request: Request, *, sparse: bool, colbert: bool
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Run a TEI-style request for bge-m3's lexical weights or ColBERT vectors."""
-    started = time.perf_counter()
-    state, body, served = await _accept(request, "embedding", TeiEmbedRequest)
-    capabilities = served.model.capabilities
-    if (sparse and not capabilities.sparse) or (colbert and not capabilities.colbert):
-        head = "sparse_linear (lexical weights)" if sparse else "colbert_linear (ColBERT vectors)"
-        raise ApiError(
-            400,
-            f"model {served.spec.name!r} has no {head} head; serve a bge-m3 GGUF with its "
-            "heads file (llamaembed convert writes it)",
-            param="model",
-            code="missing_head",
-        )
-    texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-    check_count(len(texts), state.config.max_client_batch, "inputs")
-    refuse_blank(texts, "inputs")
-    prefix = prefix_of(body.prompt_name, served.model, "prompt_name")
-    rows, job = await served.m3(
-        [prefix + t for t in texts] if prefix else texts,
-        sparse=sparse,
-        colbert=colbert,
-        truncate=body.truncate,
-        gone=_gone(request),
-        on_truncate=state.metrics.truncated.labels(served.spec.name).inc,
-    )
-    return rows, _timing_headers(job, started)
-
-
-@router.post(
-    "/embed_sparse",
-    response_model=list[list[SparseValue]],
-    responses=_ERROR_RESPONSES,
-    openapi_extra=_request_body(TeiEmbedRequest),
-)
-async def embed_sparse(request: Request) -> Response:
-    """Return bge-m3's lexical weights, as text-embeddings-inference's ``/embed_sparse``.
-
-    Per input, the ``{index, value}`` of each token id with a positive weight, by token id.
-    """
-    rows, headers = await _m3_outputs(request, sparse=True, colbert=False)
-    payload = [
-        [{"index": int(t), "value": w} for t, w in sorted(r["lexical"].items(), key=_token_id)]
-        for r in rows
-    ]
-    return _json(payload, headers)
-
-
-def _token_id(item: tuple[str, float]) -> int:
-    return int(item[0])
-
-
-@router.post(
-    "/embed_colbert",
-    response_model=list[list[list[float]]],
-    responses=_ERROR_RESPONSES,
-    openapi_extra=_request_body(TeiEmbedRequest),
-)
-async def embed_colbert(request: Request) -> Response:
-    """Return bge-m3's ColBERT vectors, for late interaction.
-
-    Per input, one unit vector for every token after the first (``n_tokens - 1`` rows, as
-    FlagEmbedding's ``colbert_vecs``).
-    """
-    rows, headers = await _m3_outputs(request, sparse=False, colbert=True)
-    return _json([r["colbert"] for r in rows], headers)
-
-
-@router.get("/v1/models", response_model=ModelList, responses=_ERROR_RESPONSES)
-async def models(request: Request) -> Response:
-    """List the served models."""
-    state = _state(request)
-    for kind in KINDS:
-        if kind in state.models or not state.ready:
-            state.model_for(kind, None)  # raises 503 while loading or shutting down
-    cards = []
-    for kind, served in state.models.items():
-        cards.append(
-            {
-                "id": served.spec.name,
-                "object": "model",
-                "created": served.created,
-                "owned_by": "llamaembed",
-                "kind": kind,
-                "dimensions": served.model.n_embd if kind == "embedding" else None,
-                "max_tokens": served.model.max_tokens,
-            }
-        )
-    return _json({"object": "list", "data": cards}, {})
-
-
-@router.api_route("/health", methods=["GET", "HEAD"], responses={503: {"model": ErrorResponse}})
-async def health(request: Request) -> Response:
-    """Return 200 when the models are loaded, 503 while loading or shutting down."""
-    state = _state(request)
-    if state.shutting_down:
-        raise ApiError(503, "shutting down", type_="server_error", code="shutting_down")
-    if state.load_error is not None:
-        raise ApiError(
-            503,
-            f"the model failed to load: {state.load_error}",
-            type_="server_error",
-            code="load_failed",
-        )
-    if not state.ready:
-        raise ApiError(503, "loading", type_="server_error", code="model_loading")
-    return _json({"status": "ok"}, {})
-
-
-@router.get("/metrics")
-async def prometheus(request: Request) -> Response:
-    """Return Prometheus metrics."""
-    return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
+for _route in ROUTES:
+    _register(router, _route)
 
 
 # ----------------------------------------------------------------------------- the app
 def create_app(
     config: ServerConfig,
-    models: Mapping[str, Embedder] | None = None,
+    models: Mapping[str, BatchEmbedder] | None = None,
     *,
     on_fatal: Callable[[BaseException], None] | None = None,
 ) -> FastAPI:
@@ -380,34 +107,36 @@ def create_app(
     app.state.llamaembed = state
     app.include_router(router)
 
+    table = RouteTable(ROUTES)
+
     async def handle(request: Request, exc: Exception) -> Response:
-        label = route_label(request.url.path)
-        return error_response(exc, lambda code: state.metrics.failures.labels(label, code).inc())
+        path = request.url.path
+        label = table.label(path)
+        return error_response(
+            exc,
+            lambda code: state.metrics.failures.labels(label, code).inc(),
+            table.error_shape(path),
+        )
 
     app.add_middleware(
         Guard,
         api_keys=config.api_keys,
         max_body_bytes=config.max_body_bytes,
         metrics=state.metrics,
-        # The hot routes skip FastAPI's router, its exception middleware and dependency
+        # Inference routes skip FastAPI's router, its exception middleware and dependency
         # solving: a third of the event-loop CPU of a one-text request (see benchmarks).
-        hot_routes={
-            "/v1/embeddings": embeddings,
-            "/embeddings": embeddings,
-            "/v1/rerank": rerank,
-            "/rerank": rerank,
-        },
+        routes=table,
         on_error=handle,
     )
 
     for kind in ANSWERED:
         app.add_exception_handler(kind, handle)
     if config.api_keys:
-        app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
+        app.openapi = lambda: _openapi_with_bearer(app, table)  # type: ignore[method-assign]
     return app
 
 
-def _openapi_with_bearer(app: FastAPI) -> dict[str, Any]:
+def _openapi_with_bearer(app: FastAPI, table: RouteTable) -> dict[str, Any]:
     """Return the OpenAPI schema, saying which routes take ``Authorization: Bearer``."""
     if app.openapi_schema is None:
         schema = get_openapi(
@@ -420,7 +149,8 @@ def _openapi_with_bearer(app: FastAPI) -> dict[str, Any]:
             "description": "One of the server's keys (--api-key, --api-key-file).",
         }
         for path, operations in schema["paths"].items():
-            if path not in OPEN_PATHS:
+            route = table.find(path)
+            if route is None or not route.open:
                 for operation in operations.values():
                     operation["security"] = [{"bearer": []}]
         app.openapi_schema = schema

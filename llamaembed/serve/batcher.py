@@ -25,9 +25,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from ..errors import QueueFullError
 
 __all__ = ["RETRY_AFTER_CAP", "Batcher", "Job"]
@@ -39,12 +36,12 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_CAP = 60.0
 
 RunFunction = Callable[[list[Any]], Any]
-"""Prepared inputs → one output per input: float32 rows (an array), or other objects."""
+"""Prepared inputs → one output per input, in order (``BatchEmbedder.forward``)."""
 BatchObserver = Callable[[int, int, float], None]
 
 
 class Job:
-    """One request's inputs in the queue; ``future`` resolves to their output rows in order."""
+    """One request's inputs in the queue; ``future`` resolves to their outputs, in order."""
 
     __slots__ = (
         "_remaining",
@@ -59,12 +56,10 @@ class Job:
     )
 
     def __init__(self, lengths: Sequence[int]) -> None:
-        self.future: concurrent.futures.Future[npt.NDArray[np.float32]] = (
-            concurrent.futures.Future()
-        )
+        self.future: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
         self.lengths = list(lengths)
         self.tokens = sum(self.lengths)
-        self.rows: Any = None
+        self.rows: list[Any] = [None] * len(self.lengths)
         self._remaining = len(self.lengths)
         self.cancelled = False
         self.enqueued_at = time.perf_counter()
@@ -93,13 +88,6 @@ class Job:
                 self.future.set_exception(exc)
 
     def _deliver(self, index: int, row: Any) -> None:
-        if self.rows is None:
-            # float32 rows go into one array; other outputs (bge-m3's) into a list
-            self.rows = (
-                np.empty((len(self.lengths), row.shape[0]), dtype=np.float32)
-                if isinstance(row, np.ndarray)
-                else [None] * len(self.lengths)
-            )
         self.rows[index] = row
         self._remaining -= 1
         if self._remaining == 0 and not self.future.done():
@@ -110,7 +98,7 @@ class Job:
 class Batcher:
     """Queue inputs from many requests and run them through one model in shared batches.
 
-    ``run`` takes a list of prepared inputs and returns one float32 row per input (e.g.
+    ``run`` takes a list of prepared inputs and returns one output per input (e.g.
     ``Llama.forward``). ``max_batch_tokens`` caps the tokens of one run (an input longer
     than it runs alone); ``max_queue_tokens`` caps the tokens waiting, beyond which
     ``submit`` raises :class:`QueueFullError`. ``batch_wait`` is the longest wait, in seconds, for
@@ -188,7 +176,7 @@ class Batcher:
             raise ValueError("inputs and lengths differ in length")
         job = Job(lengths)
         if not inputs:
-            job.future.set_result(np.empty((0, 0), dtype=np.float32))
+            job.future.set_result([])
             return job
         with self._condition:
             if self._closing:

@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -23,6 +24,7 @@ from ..errors import (
     InferenceError,
     InputTooLongError,
     InvalidTokenError,
+    MissingHeadError,
     QueueFullError,
     RequestTooLargeError,
 )
@@ -34,11 +36,16 @@ __all__ = [
     "LIBRARY_ERRORS",
     "ApiError",
     "ErrorRow",
+    "ErrorShape",
     "error_response",
     "to_api_error",
 ]
 
 logger = logging.getLogger(__name__)
+
+ErrorShape = Literal["openai", "ollama"]
+"""How a route's clients read errors: OpenAI's ``{"error": {message, type, param, code}}``,
+or Ollama's ``{"error": message}``."""
 
 CLIENT_GONE_STATUS = 499  # nginx's "client closed request": nobody reads it, metrics do
 
@@ -64,11 +71,15 @@ class ApiError(Exception):
         self.code = code
         self.headers = headers or {}
 
-    def response(self) -> Response:
-        """Return the error as a response."""
+    def response(self, shape: ErrorShape = "openai") -> Response:
+        """Return the error as a response, in OpenAI's shape or Ollama's."""
         if self.status == CLIENT_GONE_STATUS:
             return Response(status_code=self.status)
-        body = error_body(self.message, self.type, self.param, self.code)
+        body: dict[str, Any] = (
+            {"error": self.message}
+            if shape == "ollama"
+            else error_body(self.message, self.type, self.param, self.code)
+        )
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
@@ -119,6 +130,7 @@ def _http_row(exc: BaseException) -> ApiError:
 LIBRARY_ERRORS: tuple[tuple[type[Exception], ErrorRow], ...] = (
     (InputTooLongError, ErrorRow(400, "input_too_long", param="input", message=_too_long)),
     (InvalidTokenError, ErrorRow(400, "invalid_token", param="input")),
+    (MissingHeadError, ErrorRow(400, "missing_head", param="model")),
     (EmptyInputError, ErrorRow(400, "empty_input", param="input")),
     (RequestTooLargeError, ErrorRow(413, "too_many_tokens", param="input")),
     (
@@ -174,8 +186,10 @@ def to_api_error(exc: BaseException) -> ApiError:
     return ApiError(500, f"internal error: {exc}", type_="server_error", code="internal")
 
 
-def error_response(exc: BaseException, count: Callable[[str], None]) -> Response:
+def error_response(
+    exc: BaseException, count: Callable[[str], None], shape: ErrorShape = "openai"
+) -> Response:
     """Return the answer to ``exc``; ``count(code)`` hears the failure's code for metrics."""
     error = to_api_error(exc)
     count(error.code or error.type)
-    return error.response()
+    return error.response(shape)

@@ -1,14 +1,15 @@
 """The guard: API keys and body limits, checked before any parsing, and request metrics.
 
-An ASGI middleware around the whole app. It reads an inference request's body itself,
-decoding gzip or deflate as it arrives, so that an over-long one is a 413 before FastAPI
-parses anything (FastAPI would turn an error while it reads into a 400), then replays the
-decoded body to the route. A request the server cancels at shutdown, past its grace
-period, is answered 503 in our error shape here (uvicorn would send a plain-text 500).
+An ASGI middleware around the whole app, driven by the route table (``serve.routes``). It
+reads the body of every route that takes one itself, decoding gzip or deflate as it
+arrives, so that an over-long one is a 413 before anything parses it (FastAPI would turn an
+error while it reads into a 400), then replays the decoded body to the route. A request the
+server cancels at shutdown, past its grace period, is answered 503 here (uvicorn would
+send a plain-text 500). Refusals come in the route's error shape.
 
-The two hot routes (embeddings, rerank) are called from here directly, skipping the
-framework's router and middleware stack; their errors go through the app's own handler,
-so they are answered as on any other route.
+Inference routes are called from here directly, skipping the framework's router and
+middleware stack; their errors go through the app's own handler, so they are answered as
+on any other route.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.requests import Request
@@ -25,8 +26,9 @@ from starlette.responses import Response
 from .body import BodyReader, body_too_large
 from .errors import ApiError
 from .metrics import Metrics
+from .routes import DOC_PATHS, RouteTable
 
-__all__ = ["OPEN_PATHS", "ROUTE_LABELS", "Guard", "route_label"]
+__all__ = ["Guard"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,27 +37,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
-
-# Paths anyone may read: probes and scrapers carry no key, and the docs hold no data.
-OPEN_PATHS = frozenset({"/health", "/metrics", "/docs", "/redoc", "/openapi.json"})
-# The label each path's requests carry in the metrics (anything else: "other").
-ROUTE_LABELS = {
-    "/embed_sparse": "embed_sparse",
-    "/embed_colbert": "embed_colbert",
-    "/v1/embeddings": "embeddings",
-    "/embeddings": "embeddings",
-    "/v1/rerank": "rerank",
-    "/rerank": "rerank",
-    "/v1/models": "models",
-    "/health": "health",
-    "/metrics": "metrics",
-}
-_INFERENCE = ("embeddings", "rerank")
-
-
-def route_label(path: str) -> str:
-    """Return the metrics label of a request path."""
-    return ROUTE_LABELS.get(path, "other")
 
 
 def _replay(body: bytes, upstream: Receive) -> Receive:
@@ -82,16 +63,14 @@ class Guard:
         api_keys: tuple[str, ...],
         max_body_bytes: int,
         metrics: Metrics,
-        hot_routes: Mapping[str, Endpoint] | None = None,
-        on_error: ErrorHandler | None = None,
+        routes: RouteTable,
+        on_error: ErrorHandler,
     ) -> None:
-        if hot_routes and on_error is None:
-            raise ValueError("hot_routes need on_error, the app's error handler")
         self.app = app
         self.api_keys = api_keys
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
-        self.hot_routes = dict(hot_routes or {})
+        self.routes = routes
         self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,7 +79,11 @@ class Guard:
             await self.app(scope, receive, send)
             return
         metrics = self.metrics
-        route = route_label(scope["path"])
+        route = self.routes.find(scope["path"])
+        label = route.label if route is not None else "other"
+        shape = route.errors if route is not None else "openai"
+        # the route's own method: a body to read, an endpoint to call (else the app's 405)
+        own = route is not None and scope["method"] in route.methods
         started = time.perf_counter()
         status = 0  # no answer yet
 
@@ -111,7 +94,8 @@ class Guard:
             await send(message)
 
         headers = dict(scope["headers"])
-        if route in _INFERENCE and headers.get(b"content-type", b"").split(b";")[0].strip() in (
+        reads_body = own and route is not None and route.takes_body
+        if reads_body and headers.get(b"content-type", b"").split(b";")[0].strip() in (
             b"",
             b"application/x-www-form-urlencoded",
         ):
@@ -120,18 +104,18 @@ class Guard:
             scope = {**scope, "headers": list(headers.items())}
         try:
             try:
-                checked = await self._check(scope, headers, route, receive)
+                is_open = (route is not None and route.open) or scope["path"] in DOC_PATHS
+                checked = await self._check(headers, is_open, reads_body, receive)
             except ApiError as error:
-                metrics.failures.labels(route, error.code).inc()
-                await error.response()(scope, receive, send_counted)
+                metrics.failures.labels(label, error.code).inc()
+                await error.response(shape)(scope, receive, send_counted)
                 return
             if checked is None:
                 return
-            hot = self.hot_routes.get(scope["path"]) if scope["method"] == "POST" else None
-            if hot is None:
-                await self.app(scope, checked, send_counted)
+            if own and route is not None and route.inference:
+                await self._call_hot(route.handler, scope, checked, send_counted)
             else:
-                await self._call_hot(hot, scope, checked, send_counted)
+                await self.app(scope, checked, send_counted)
         except asyncio.CancelledError:
             # uvicorn cancels the requests still running when the grace period after
             # SIGTERM ends; answer them, once, rather than leave uvicorn's plain 500.
@@ -147,18 +131,17 @@ class Guard:
                 code="shutting_down",
                 headers={"Connection": "close"},
             )
-            metrics.failures.labels(route, "shutting_down").inc()
-            await refusal.response()(scope, receive, send_counted)
+            metrics.failures.labels(label, "shutting_down").inc()
+            await refusal.response(shape)(scope, receive, send_counted)
         finally:
-            metrics.requests.labels(route, str(status or 500)).inc()
-            if route in _INFERENCE:
-                metrics.request_duration.labels(route).observe(time.perf_counter() - started)
+            metrics.requests.labels(label, str(status or 500)).inc()
+            if route is not None and route.inference:
+                metrics.request_duration.labels(label).observe(time.perf_counter() - started)
 
     async def _call_hot(
         self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """Answer a request with a hot route's endpoint, errors through the app's handler."""
-        assert self.on_error is not None
+        """Answer a request with an inference route's endpoint, errors through the app's handler."""
         request = Request(scope, receive)
         try:
             response = await endpoint(request)
@@ -167,15 +150,15 @@ class Guard:
         await response(scope, receive, send)
 
     async def _check(
-        self, scope: Scope, headers: dict[bytes, bytes], route: str, receive: Receive
+        self, headers: dict[bytes, bytes], is_open: bool, reads_body: bool, receive: Receive
     ) -> Receive | None:
         """Return the receive the app reads (None: the client left); raise ApiError if refused."""
-        if self.api_keys and scope["path"] not in OPEN_PATHS:
+        if self.api_keys and not is_open:
             self._authorize(headers.get(b"authorization", b""))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise body_too_large(self.max_body_bytes)
-        if route in _INFERENCE and scope["method"] == "POST":
+        if reads_body:
             reader = BodyReader(headers.get(b"content-encoding", b""), self.max_body_bytes)
             body = await self._read_body(reader, receive)
             if body is None:

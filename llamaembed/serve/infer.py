@@ -1,10 +1,11 @@
-"""A served model: its batching queue and one request's embed or rerank (no HTTP here).
+"""A served model: its batching queue and one request's run through it (no HTTP here).
 
 A request's inputs are prepared (tokenised and checked, inline when small, in a thread
-when large), submitted to the model's :class:`Batcher` as one job, and awaited; a client
-that leaves first has its job dropped from the queue. Tokens are counted as they are
-tokenised: past ``max_request_tokens``, or past the room left in the queue, the work stops
-and the request is refused at once. Only library errors are raised (``InputTooLongError``,
+when large), each saying what it wants of the model (``outputs.Want``), submitted to the
+model's :class:`Batcher` as one job, and awaited; a client that leaves first has its job
+dropped from the queue. Tokens are counted as they are tokenised: past
+``max_request_tokens``, or past the room left in the queue, the work stops and the request
+is refused at once. Only library errors are raised (``InputTooLongError``,
 ``QueueFullError``, ``RequestTooLargeError``, ``InferenceError``, …) and
 :class:`ClientGone`; ``serve.errors`` turns them into answers.
 """
@@ -18,10 +19,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._types import FloatArray
-from ..embedder import Embedder
+from ..batch import BatchEmbedder
 from ..errors import InferenceError, RequestTooLargeError
 from ..hub.spec import ModelSpec
+from ..outputs import ModelInput, Output, Want
 from .batcher import Batcher, Job
 from .metrics import Metrics
 
@@ -31,9 +32,7 @@ __all__ = [
     "Budget",
     "ClientGone",
     "Limits",
-    "M3Input",
     "Served",
-    "run_inputs",
     "start",
 ]
 
@@ -102,7 +101,7 @@ class Served:
 
     kind: str  # "embedding" or "rerank"
     spec: ModelSpec
-    model: Embedder
+    model: BatchEmbedder
     batcher: Batcher
     max_request_tokens: int
     owned: bool = True  # the server opened it, so the server closes it
@@ -110,91 +109,76 @@ class Served:
 
     def answers_to(self, name: str | None) -> bool:
         """Return True when a request naming ``name`` (None: any) means this model."""
-        return name is None or name == self.spec.name or name in self.spec.aliases
+        if name is None:
+            return True
+        names = (self.spec.name, *self.spec.aliases)
+        # Ollama's clients name a model with a tag; ":latest" is the one a bare name means
+        return name in names or name.removesuffix(":latest") in names
 
     def check_room(self) -> None:
         """Raise QueueFullError when the queue has no room at all (before any parsing)."""
         if self.batcher.free_tokens < 1:
             raise self.batcher.refuse(1)
 
-    async def embed(
+    async def texts(
         self,
-        texts: Sequence[str] | None,
-        token_lists: Sequence[Sequence[int]] | None,
+        texts: Sequence[str],
+        want: Want,
         *,
         truncate: bool,
         gone: Gone,
         on_truncate: Callable[[int], None] | None = None,
-    ) -> tuple[FloatArray, Job]:
-        """Return the raw output rows of texts (or token id lists) and the job that ran them."""
-        model = self.model
-        if texts is not None:
-            budget = Budget(self.max_request_tokens, self.batcher, len(texts))
-            sequences = await self._prepare_texts(texts, budget, truncate, on_truncate)
-        else:
-            assert token_lists is not None
-            ids = token_lists
-            size = sum(map(len, ids))
-            Budget(self.max_request_tokens, self.batcher, 1)(size)  # as sent, before checks
-            sequences = await _prepare(size, lambda: model.prepare_tokens(ids, truncate=truncate))
-        return await self._run(sequences, gone)
+    ) -> tuple[list[Output], Job]:
+        """Return each text's outputs, as ``want`` asks, and the job that ran them.
 
-    async def rerank(
+        Answers that hold a vector a token (ColBERT vectors, token states) are capped at
+        ``COLBERT_MAX_FLOATS`` floats' worth of tokens (the answer's size), below the
+        request cap.
+        """
+        model = self.model
+        limit, why = self.max_request_tokens, ""
+        if want & (Want.COLBERT | Want.TOKENS) and COLBERT_MAX_FLOATS // model.n_embd < limit:
+            limit = COLBERT_MAX_FLOATS // model.n_embd
+            what = "ColBERT vectors" if want & Want.COLBERT else "token states"
+            why = (
+                f"the most whose {what} ({model.n_embd} floats a token) one answer "
+                f"holds ({COLBERT_MAX_FLOATS:,} floats)"
+            )
+        budget = Budget(limit, self.batcher, len(texts), why)
+        sequences = await _prepare(
+            sum(map(len, texts)),
+            lambda: model.prepare_texts(
+                texts, truncate=truncate, on_truncate=on_truncate, on_tokens=budget
+            ),
+        )
+        return await self._run([ModelInput(s, want) for s in sequences], gone)
+
+    async def tokens(
+        self, token_lists: Sequence[Sequence[int]], *, truncate: bool, gone: Gone
+    ) -> tuple[list[Output], Job]:
+        """Return the pooled outputs of token id lists, used as given, and the job."""
+        model = self.model
+        size = sum(map(len, token_lists))
+        Budget(self.max_request_tokens, self.batcher, 1)(size)  # as sent, before checks
+        sequences = await _prepare(
+            size, lambda: model.prepare_tokens(token_lists, truncate=truncate)
+        )
+        return await self._run([ModelInput(s) for s in sequences], gone)
+
+    async def pairs(
         self, query: str, documents: Sequence[str], *, gone: Gone
-    ) -> tuple[FloatArray, Job]:
-        """Return the cross-encoder's raw output rows for each document and the job."""
+    ) -> tuple[list[Output], Job]:
+        """Return the cross-encoder's outputs (class logits) for each document, and the job."""
         model = self.model
         budget = Budget(self.max_request_tokens, self.batcher, len(documents))
         size = sum(map(len, documents)) + len(query) * len(documents)
         pairs = await _prepare(
             size, lambda: model.prepare_pairs(query, documents, on_tokens=budget)
         )
-        return await self._run(pairs, gone)
+        return await self._run([ModelInput(p) for p in pairs], gone)
 
-    async def m3(
-        self,
-        texts: Sequence[str],
-        *,
-        sparse: bool,
-        colbert: bool,
-        truncate: bool,
-        gone: Gone,
-        on_truncate: Callable[[int], None] | None = None,
-    ) -> tuple[list[dict[str, Any]], Job]:
-        """Return each text's bge-m3 outputs (see ``Embedder.forward_m3``) and the job.
-
-        ColBERT answers hold a vector a token, so their tokens are capped at
-        ``COLBERT_MAX_FLOATS`` floats' worth (the answer's size), below the request cap.
-        """
-        model = self.model
-        limit, why = self.max_request_tokens, ""
-        if colbert and COLBERT_MAX_FLOATS // model.n_embd < limit:
-            limit = COLBERT_MAX_FLOATS // model.n_embd
-            why = (
-                f"the most whose ColBERT vectors ({model.n_embd} floats a token) one answer "
-                f"holds ({COLBERT_MAX_FLOATS:,} floats)"
-            )
-        budget = Budget(limit, self.batcher, len(texts), why)
-        sequences = await self._prepare_texts(texts, budget, truncate, on_truncate)
-        return await self._run([M3Input(s, sparse, colbert) for s in sequences], gone)
-
-    async def _prepare_texts(
-        self,
-        texts: Sequence[str],
-        budget: Budget,
-        truncate: bool,
-        on_truncate: Callable[[int], None] | None,
-    ) -> list[Any]:
-        model = self.model
-        return await _prepare(
-            sum(map(len, texts)),
-            lambda: model.prepare_texts(
-                texts, truncate=truncate, on_truncate=on_truncate, on_tokens=budget
-            ),
-        )
-
-    async def _run(self, inputs: list[Any], gone: Gone) -> tuple[Any, Job]:
-        job = self.batcher.submit(inputs, [len(item) for item in inputs])  # may be QueueFull
+    async def _run(self, inputs: list[ModelInput], gone: Gone) -> tuple[list[Output], Job]:
+        job = self.batcher.submit(inputs, [len(item.tokens) for item in inputs])  # may be full
         return await _wait(job, gone), job
 
     def close(self, *, drain: bool = True) -> None:
@@ -207,7 +191,7 @@ class Served:
 def start(
     kind: str,
     spec: ModelSpec,
-    model: Embedder,
+    model: BatchEmbedder,
     limits: Limits,
     metrics: Metrics,
     *,
@@ -220,7 +204,7 @@ def start(
         metrics.observe_batch(name, inputs, tokens, seconds)
 
     batcher = Batcher(
-        run_inputs(model),
+        model.forward,
         max_batch_tokens=limits.max_batch_tokens,
         max_queue_tokens=limits.max_queue_tokens,
         batch_wait=limits.batch_wait,
@@ -231,50 +215,6 @@ def start(
     metrics.queue_size.labels(name).set_function(lambda: batcher.queue_size)
     metrics.queue_tokens.labels(name).set_function(lambda: batcher.queued_tokens)
     return Served(kind, spec, model, batcher, limits.max_request_tokens, owned=owned)
-
-
-@dataclass(frozen=True)
-class M3Input:
-    """A prepared input whose bge-m3 outputs are wanted, rather than its pooled row."""
-
-    tokens: Any
-    sparse: bool
-    colbert: bool
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-
-def run_inputs(model: Embedder) -> Callable[[list[Any]], Any]:
-    """Return the queue's run function: ``forward`` rows, and bge-m3 outputs for M3Inputs.
-
-    One queue (one token budget, one order) serves both; a batch of plain inputs goes
-    straight to ``forward``.
-    """
-    forward = model.forward
-
-    def run(inputs: list[Any]) -> Any:
-        wanted: dict[tuple[bool, bool], list[int]] = {}
-        plain = []
-        for i, item in enumerate(inputs):
-            if isinstance(item, M3Input):
-                wanted.setdefault((item.sparse, item.colbert), []).append(i)
-            else:
-                plain.append(i)
-        if not wanted:
-            return forward(inputs)
-        out: list[Any] = [None] * len(inputs)
-        if plain:
-            for i, row in zip(plain, forward([inputs[i] for i in plain]), strict=True):
-                out[i] = row
-        for (sparse, colbert), where in wanted.items():
-            tokens = [inputs[i].tokens for i in where]
-            rows = model.forward_m3(tokens, sparse=sparse, colbert=colbert)
-            for i, row in zip(where, rows, strict=True):
-                out[i] = row
-        return out
-
-    return run
 
 
 async def _prepare(size: int, work: Callable[[], list[Any]]) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Request and response shapes of the server (OpenAI embeddings, Cohere/Jina/TEI rerank).
+"""Request and response shapes of the server: OpenAI, Cohere/Jina, TEI and Ollama.
 
 Types are strict, so a number where a string belongs is a 422, not a silent coercion.
 Values that parse but make no sense (an unknown ``encoding_format``, ``dimensions`` out
@@ -19,12 +19,20 @@ __all__ = [
     "ErrorResponse",
     "ModelCard",
     "ModelList",
+    "OllamaEmbedRequest",
+    "OllamaEmbeddingsRequest",
+    "OllamaShowRequest",
     "RerankDocument",
     "RerankRequest",
     "RerankResponse",
     "RerankResultItem",
+    "SimpleToken",
     "SparseValue",
+    "TeiDecodeRequest",
     "TeiEmbedRequest",
+    "TeiRerankItem",
+    "TeiRootRequest",
+    "TeiTokenizeRequest",
     "Usage",
     "error_body",
 ]
@@ -53,14 +61,94 @@ class EmbeddingRequest(_Request):
 
 
 class TeiEmbedRequest(_Request):
-    """``POST /embed_sparse`` and ``/embed_colbert``: text-embeddings-inference's request."""
+    """text-embeddings-inference's embed request (``/embed``, ``/embed_all``, ``/embed_sparse``)."""
 
     inputs: StrictStr | list[StrictStr] = Field(description="A text or a list of texts.")
     model: StrictStr | None = Field(None, description="Served model name (default: the one).")
-    truncate: StrictBool = Field(
-        False, description="True: cut over-long input (TEI's default: a 400)."
+    truncate: StrictBool | None = Field(
+        None, description="True: cut over-long input (TEI's default: a 400)."
+    )
+    truncation_direction: StrictStr = Field(
+        "Right", description="`Right` only: the end of an over-long input is cut."
     )
     prompt_name: StrictStr | None = Field(None, description="`query` or `document` prefix.")
+    normalize: StrictBool = Field(True, description="`/embed`: unit vectors (TEI's default).")
+    dimensions: StrictInt | None = Field(None, description="`/embed`: keep the first N.")
+
+
+class TeiRootRequest(TeiEmbedRequest):
+    """``POST /``: TEI's embed request, or its rerank request when ``query`` is given."""
+
+    inputs: StrictStr | list[StrictStr] | None = Field(  # type: ignore[assignment]
+        None, description="Texts to embed."
+    )
+    query: StrictStr | None = Field(None, description="Rerank: the query.")
+    texts: list[StrictStr] | None = Field(None, description="Rerank: the texts to score.")
+    raw_scores: StrictBool = Field(False, description="Rerank: logits instead of sigmoid.")
+    return_text: StrictBool = Field(False, description="Rerank: echo each text.")
+
+
+class TeiTokenizeRequest(_Request):
+    """``POST /tokenize``: TEI's request."""
+
+    inputs: StrictStr | list[StrictStr]
+    add_special_tokens: StrictBool = True
+    prompt_name: StrictStr | None = None
+    model: StrictStr | None = None
+
+
+class TeiDecodeRequest(_Request):
+    """``POST /decode``: TEI's request."""
+
+    ids: list[StrictInt] | list[list[StrictInt]]
+    skip_special_tokens: StrictBool = True
+    model: StrictStr | None = None
+
+
+class SimpleToken(BaseModel):
+    """One token of ``/tokenize``: its id, its text and, where known, its place in the input."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None = None
+    stop: int | None = None
+
+
+class TeiRerankItem(BaseModel):
+    """One scored text of TEI's rerank answer."""
+
+    index: int
+    score: float
+    text: str | None = None
+
+
+class OllamaEmbedRequest(_Request):
+    """``POST /api/embed``: Ollama's request (``keep_alive`` and ``options`` are accepted)."""
+
+    model: StrictStr | None = Field(None, description="Served model name (default: the one).")
+    input: StrictStr | list[StrictStr]
+    truncate: StrictBool = True
+    dimensions: StrictInt | None = None
+    keep_alive: StrictStr | StrictInt | float | None = None
+    options: dict[str, Any] | None = None
+
+
+class OllamaEmbeddingsRequest(_Request):
+    """``POST /api/embeddings``: Ollama's older request, one prompt."""
+
+    model: StrictStr | None = Field(None, description="Served model name (default: the one).")
+    prompt: StrictStr
+    keep_alive: StrictStr | StrictInt | float | None = None
+    options: dict[str, Any] | None = None
+
+
+class OllamaShowRequest(_Request):
+    """``POST /api/show``: the model to describe (``name`` is the older field)."""
+
+    model: StrictStr | None = None
+    name: StrictStr | None = None
+    verbose: StrictBool | None = None
 
 
 class SparseValue(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..embedder import Embedder
+from ..batch import BatchEmbedder
 from ..hub.spec import ModelSpec
 from .errors import ApiError
 from .infer import Limits, Served, start
@@ -90,7 +90,7 @@ class ServerConfig:
 class ServerState:
     """The served models and the server's life: loading, ready, shutting down."""
 
-    def __init__(self, config: ServerConfig, models: Mapping[str, Embedder] | None = None):
+    def __init__(self, config: ServerConfig, models: Mapping[str, BatchEmbedder] | None = None):
         given = dict(models or {})
         if unknown := set(given) - set(KINDS):
             raise ValueError(f"models are keyed by kind ({', '.join(KINDS)}), not {unknown}")
@@ -113,10 +113,14 @@ class ServerState:
         config = self.config
         for kind, spec in (("embedding", config.embedding), ("rerank", config.rerank)):
             if spec is not None:
-                self._serve(kind, spec, spec.open(), owned=True)
+                model = spec.open()
+                if not isinstance(model, BatchEmbedder):
+                    model.close()
+                    raise ValueError(f"{spec.name} cannot be served: it has no batch interface")
+                self._serve(kind, spec, model, owned=True)
         self.ready = True
 
-    def _serve(self, kind: str, spec: ModelSpec, model: Embedder, *, owned: bool) -> None:
+    def _serve(self, kind: str, spec: ModelSpec, model: BatchEmbedder, *, owned: bool) -> None:
         refusal = None
         if kind == "rerank" and not model.capabilities.rerank:
             refusal = f"{spec.name} is not a cross-encoder (rank pooling)"

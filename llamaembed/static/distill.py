@@ -274,7 +274,7 @@ def _token_vectors(llama: Any, ids: npt.NDArray[np.int64], show_progress: bool) 
     ) as bar:
         for start in range(0, len(sequences), _CHUNK):
             batch = sequences[start : start + _CHUNK]
-            out[start : start + len(batch)] = llama.forward(batch)
+            out[start : start + len(batch)] = llama.pooled_rows(batch)
             bar.update(len(batch))
     return np.nan_to_num(out)
 

@@ -22,9 +22,11 @@ import numpy.typing as npt
 
 from .._files import sample_file
 from .._types import FloatArray, IdArray
-from ..embedder import Capabilities, Embedder
+from ..batch import BatchEmbedder
+from ..embedder import Capabilities, ModelFacts
 from ..engine.inputs import check_batch_size, check_texts, check_token_ids
 from ..engine.pooling import check_dimensions, l2_normalize, truncate_dimensions
+from ..outputs import ModelInput, Output, Want
 from ._words import WordCache, encode_ids
 from .folder import read_folder, unknown_id
 
@@ -70,7 +72,7 @@ def mean_rows(
     return sums
 
 
-class StaticModel(Embedder):
+class StaticModel(BatchEmbedder):
     """A static embedding model: ``StaticModel("folder")`` for ours or any Model2Vec model.
 
     An :class:`~llamaembed.embedder.Embedder`, so the index, the CLI, the server and the
@@ -128,6 +130,12 @@ class StaticModel(Embedder):
     def capabilities(self) -> Capabilities:
         """Return dense only: one vector per text, no pair scores."""
         return Capabilities()
+
+    @property
+    def facts(self) -> ModelFacts:
+        """Return ``static`` and mean pooling, the table's type and the folder's size."""
+        size = sum(f.stat().st_size for f in self.folder.iterdir() if f.is_file())
+        return ModelFacts("static", "mean", str(self._table.dtype).upper(), size)
 
     @property
     def query_prefix(self) -> str:
@@ -189,6 +197,13 @@ class StaticModel(Embedder):
         flat, _ = self._encode([text], None)
         return flat
 
+    def detokenize(self, tokens: npt.ArrayLike, *, special: bool = False) -> str:
+        """Return the text of token ids, through the tokenizer's decoder."""
+        ids = np.asarray(tokens, dtype=np.int64).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_vocab):
+            raise ValueError(f"token ids must be in [0, {self.n_vocab})")
+        return str(self._tokenizer.decode(ids.tolist(), skip_special_tokens=not special))
+
     # ----------------------------------------------------------------- prepared inputs
     # The server's batcher runs prepared inputs of many requests together, as for Llama.
     def prepare_texts(
@@ -229,8 +244,18 @@ class StaticModel(Embedder):
             prepared.append(tokens)
         return prepared
 
-    def forward(self, sequences: list[IdArray]) -> FloatArray:
-        """Return the unnormalised mean vector of each prepared input, in input order."""
+    def forward(self, inputs: Sequence[ModelInput]) -> list[Output]:
+        """Return the unnormalised mean vector of each prepared input, in input order.
+
+        A static model has only that output: asking for others raises MissingHeadError.
+        """
+        for item in inputs:
+            if item.want & ~Want.POOLED:
+                self._no_heads()
+        rows = self._mean_rows([item.tokens for item in inputs])
+        return [Output(pooled=row) for row in rows]
+
+    def _mean_rows(self, sequences: list[IdArray]) -> FloatArray:
         if not sequences:
             return np.empty((0, self.n_embd), dtype=np.float32)
         lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))

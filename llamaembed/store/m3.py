@@ -1,7 +1,7 @@
 """An index's bge-m3 side: learned sparse keywords and ColBERT vectors, in its SQLite store.
 
-For a model with bge-m3's heads (``Capabilities.sparse`` / ``multi_vector``), one
-``encode_m3`` pass per batch gives a document's dense vector (for hnswlib), its lexical
+For a model with bge-m3's heads (``Capabilities.sparse`` / ``colbert``), one
+``encode_outputs`` pass per batch gives a document's dense vector (for hnswlib), its lexical
 weights and its ColBERT vectors. They live in two tables of the index's own SQLite
 database, so they are saved, loaded, replaced and deleted with the document:
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +27,9 @@ import numpy.typing as npt
 from .._blas import single_threaded_blas
 from ..embedder import Embedder
 from ..engine.m3 import colbert_score
+from ..engine.pooling import l2_normalize
 from ..errors import MissingHeadError, SearchIndexError
+from ..outputs import Output, SparseVector, Want
 
 if TYPE_CHECKING:
     from .index import Index
@@ -38,6 +40,7 @@ __all__ = [
     "SCHEMA",
     "choose_keywords",
     "colbert_scores",
+    "document_outputs",
     "encode_documents",
     "forget",
     "needs_m3",
@@ -81,7 +84,7 @@ def needs_m3(index: Index | MilvusStore) -> bool:
 
 def encode_documents(
     index: Index, texts: Sequence[str]
-) -> tuple[npt.NDArray[np.float32], list[dict[str, float]] | None, list[Any] | None]:
+) -> tuple[npt.NDArray[np.float32], list[SparseVector] | None, list[Any] | None]:
     """Return documents' dense vectors, lexical weights and ColBERT vectors from one pass.
 
     Only what the index keeps is computed (the dense vectors always are).
@@ -89,19 +92,32 @@ def encode_documents(
     embedder = index.embedder
     if embedder is None:
         raise SearchIndexError("this index has no model to weigh its texts")
-    sparse, colbert = index.keywords == "sparse", index.colbert
+    return document_outputs(embedder, texts, index.keywords == "sparse", index.colbert)
+
+
+def document_outputs(
+    embedder: Embedder, texts: Sequence[str], sparse: bool, colbert: bool
+) -> tuple[npt.NDArray[np.float32], list[SparseVector] | None, list[Any] | None]:
+    """Return documents' unit dense vectors and, if asked, sparse and ColBERT outputs."""
+    want = Want.POOLED
+    if sparse:
+        want |= Want.SPARSE
+    if colbert:
+        want |= Want.COLBERT
     prefix = embedder.document_prefix
-    # encode_m3 holds one chunk's token states at a time; the outputs are kept whole.
-    out = embedder.encode_m3(
-        [prefix + t for t in texts], return_sparse=sparse, return_colbert_vecs=colbert
-    )
-    return out["dense_vecs"], out["lexical_weights"], out["colbert_vecs"]
+    # encode_outputs holds one chunk's token states at a time; the outputs are kept whole.
+    outputs = embedder.encode_outputs([prefix + t for t in texts], want)
+    rows = [o.pooled for o in outputs if o.pooled is not None]
+    dense = l2_normalize(np.stack(rows)) if rows else np.empty((0, embedder.n_embd), np.float32)
+    lexical = [o.sparse for o in outputs if o.sparse is not None] if sparse else None
+    multi = [o.colbert for o in outputs] if colbert else None
+    return dense, lexical, multi
 
 
 def remember(
     db: sqlite3.Connection,
     labels: Sequence[int],
-    lexical: Sequence[Mapping[str, float]] | None,
+    lexical: Sequence[SparseVector] | None,
     colbert: Sequence[npt.NDArray[np.float32]] | None,
 ) -> None:
     """Store documents' lexical weights and ColBERT vectors (float16) under their labels."""
@@ -109,9 +125,11 @@ def remember(
         db.executemany(
             "INSERT INTO sparse VALUES (?, ?, ?)",
             [
-                (int(label), int(token), float(weight))
+                (int(label), token, weight)
                 for label, weights in zip(labels, lexical, strict=True)
-                for token, weight in weights.items()
+                for token, weight in zip(
+                    weights.indices.tolist(), weights.values.tolist(), strict=True
+                )
             ],
         )
     if colbert is not None:
@@ -131,13 +149,13 @@ def forget(db: sqlite3.Connection, labels: Iterable[int]) -> None:
     db.executemany("DELETE FROM colbert WHERE label = ?", rows)
 
 
-_RECENT: collections.OrderedDict[tuple[str, str, str], dict[str, Any]] = collections.OrderedDict()
+_RECENT: collections.OrderedDict[tuple[str, str, str], Output] = collections.OrderedDict()
 _RECENT_LOCK = threading.Lock()
 _RECENT_SIZE = 64
 
 
-def query_outputs(embedder: Embedder, text: str) -> dict[str, Any]:
-    """Return a query's dense vector, lexical weights and ColBERT vectors from one pass.
+def query_outputs(embedder: Embedder, text: str) -> Output:
+    """Return a query's outputs from one pass: its unit dense vector, sparse and ColBERT ones.
 
     A search needs all three (the dense side, the keyword side, the rescoring), in turn
     and per shard; the last few queries are kept, keyed by the model's fingerprint, its
@@ -150,16 +168,16 @@ def query_outputs(embedder: Embedder, text: str) -> dict[str, Any]:
             _RECENT.move_to_end(key)
             return found
     capabilities = embedder.capabilities
-    out = embedder.encode_m3(
-        embedder.query_prefix + text,
-        return_sparse=capabilities.sparse,
-        return_colbert_vecs=capabilities.colbert,
+    want = Want.POOLED
+    if capabilities.sparse:
+        want |= Want.SPARSE
+    if capabilities.colbert:
+        want |= Want.COLBERT
+    (output,) = embedder.encode_outputs([embedder.query_prefix + text], want)
+    assert output.pooled is not None
+    result = Output(
+        pooled=l2_normalize(output.pooled), sparse=output.sparse, colbert=output.colbert
     )
-    result = {
-        "dense": out["dense_vecs"],
-        "lexical": out["lexical_weights"],
-        "colbert": out["colbert_vecs"],
-    }
     with _RECENT_LOCK:
         _RECENT[key] = result
         while len(_RECENT) > _RECENT_SIZE:
@@ -167,23 +185,27 @@ def query_outputs(embedder: Embedder, text: str) -> dict[str, Any]:
     return result
 
 
-def query_weights(embedder: Embedder | None, text: str) -> dict[str, float]:
+def query_weights(embedder: Embedder | None, text: str) -> SparseVector:
     """Return a query's lexical weights (with the model's query prefix)."""
     if embedder is None:
         raise SearchIndexError("sparse keywords need the index's model to weigh the query")
-    weights: dict[str, float] = query_outputs(embedder, text)["lexical"]
+    weights = query_outputs(embedder, text).sparse
+    if weights is None:
+        raise MissingHeadError(f"{embedder!r} has no lexical weights (bge-m3's sparse head)")
     return weights
 
 
 def sparse_search(
-    db: sqlite3.Connection, weights: Mapping[str, float], k: int, allowed: set[int] | None
+    db: sqlite3.Connection, weights: SparseVector, k: int, allowed: set[int] | None
 ) -> list[tuple[int, float]]:
     """Return the ``k`` best (label, lexical matching score) pairs, best first."""
-    if not weights or k <= 0:
+    if not len(weights) or k <= 0:
         return []
-    tokens = [int(t) for t in weights]
+    tokens = weights.indices.tolist()
     cases = " ".join("WHEN ? THEN ?" for _ in tokens)
-    args: list[Any] = [v for t in tokens for v in (t, float(weights[str(t)]))]
+    args: list[Any] = [
+        v for pair in zip(tokens, weights.values.tolist(), strict=True) for v in pair
+    ]
     marks = ",".join("?" * len(tokens))
     rows = db.execute(
         f"SELECT label, SUM(weight * CASE token {cases} END) AS s FROM sparse "
@@ -222,15 +244,13 @@ def colbert_scores(
         raise MissingHeadError(
             "rerank_with='colbert' needs a model with ColBERT vectors (bge-m3's colbert head)"
         )
-    q = query_outputs(embedder, query)["colbert"]
+    q = query_outputs(embedder, query).colbert
+    assert q is not None
     missing = [i for i, m in enumerate(stored) if m is None]
     vectors: list[Any] = list(stored)
     if missing:
         docs = [embedder.document_prefix + texts[i] for i in missing]
-        out = embedder.encode_m3(
-            docs, return_dense=False, return_sparse=False, return_colbert_vecs=True
-        )["colbert_vecs"]
-        for i, matrix in zip(missing, out, strict=True):
-            vectors[i] = matrix
+        for i, output in zip(missing, embedder.encode_outputs(docs, Want.COLBERT), strict=True):
+            vectors[i] = output.colbert
     with single_threaded_blas():  # spinning BLAS threads would starve llama.cpp's (_blas)
         return [colbert_score(q, matrix) for matrix in vectors]

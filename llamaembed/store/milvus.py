@@ -35,7 +35,9 @@ from ..embedder import Embedder
 from ..engine.pooling import l2_normalize, truncate_dimensions
 from ..errors import IndexModelMismatchError, SearchIndexError
 from ..hub.spec import model_record
+from ..outputs import SparseVector
 from .keywords import salient_words
+from .m3 import document_outputs, query_weights
 from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter, word_weights
 from .search import (
     Hit,
@@ -244,9 +246,9 @@ class MilvusStore:
         """Embed and add texts (an existing id is replaced); return their ids."""
         texts = list(texts)
         if self.keywords == "sparse":  # bge-m3: dense vectors and lexical weights, one pass
-            out = self._encode_m3(texts)
-            vectors = truncate_dimensions(out["dense_vecs"], self.dimensions)
-            return self._upsert(vectors, texts, metadatas, ids, out["lexical_weights"])
+            dense, lexical, _ = document_outputs(self.embedder, texts, True, False)
+            vectors = truncate_dimensions(dense, self.dimensions)
+            return self._upsert(vectors, texts, metadatas, ids, lexical)
         vectors = document_vectors(self.embedder, texts, self.dim, self.dimensions)
         return self.add_vectors(vectors, texts, metadatas, ids)
 
@@ -260,12 +262,8 @@ class MilvusStore:
         """Add precomputed vectors with texts, optional metadata and ids; return the ids."""
         lexical = None
         if self.keywords == "sparse" and texts:
-            lexical = self._encode_m3(list(texts))["lexical_weights"]
+            lexical = document_outputs(self.embedder, list(texts), True, False)[1]
         return self._upsert(vectors, texts, metadatas, ids, lexical)
-
-    def _encode_m3(self, texts: list[str]) -> dict[str, Any]:
-        prefix = self.embedder.document_prefix
-        return dict(self.embedder.encode_m3([prefix + t for t in texts], return_sparse=True))
 
     def _upsert(
         self,
@@ -273,7 +271,7 @@ class MilvusStore:
         texts: Sequence[str] | None,
         metadatas: Sequence[Mapping[str, Any]] | None,
         ids: Sequence[str] | None,
-        lexical: Sequence[Mapping[str, float]] | None,
+        lexical: Sequence[SparseVector] | None,
     ) -> list[str]:
         array, texts, metas, ids = checked_rows(
             vectors,
@@ -303,7 +301,7 @@ class MilvusStore:
             }
             if self.keywords in ("sparse", "words"):
                 weights = (
-                    {int(k): float(v) for k, v in lexical[i].items() if v > 0}
+                    _milvus_sparse(lexical[i])
                     if lexical is not None
                     else word_weights(texts[i], query=False)
                 )
@@ -469,13 +467,15 @@ class MilvusStore:
                 [" ".join(sorted(words))], "sparse", {"metric_type": "BM25"}, pool, expression
             )
         if self.keywords == "sparse":
-            from .m3 import query_weights
-
-            weights = {
-                int(t): float(w) for t, w in query_weights(self.embedder, text).items() if w > 0
-            }
+            weights = _milvus_sparse(query_weights(self.embedder, text))
         else:
             weights = word_weights(text, query=True)
         if not weights:
             return None
         return AnnSearchRequest([weights], "sparse", {"metric_type": "IP"}, pool, expression)
+
+
+def _milvus_sparse(vector: SparseVector) -> dict[int, float]:
+    """Return a sparse vector in pymilvus's shape, ``{token id: weight}`` (positive weights)."""
+    ids, values = vector.indices.tolist(), vector.values.tolist()
+    return {i: v for i, v in zip(ids, values, strict=True) if v > 0}

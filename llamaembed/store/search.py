@@ -189,7 +189,8 @@ def query_vector(
             from ..engine.pooling import truncate_dimensions
             from .m3 import query_outputs  # bge-m3: one pass gives all three sides
 
-            dense = query_outputs(embedder, query)["dense"]
+            dense = query_outputs(embedder, query).pooled
+            assert dense is not None
             return truncate_dimensions(dense, dimensions), query
         return embed_with(embedder, [query], query=True, dimensions=dimensions)[0], query
     vector = np.asarray(query, dtype=np.float32).reshape(-1)
