@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -253,12 +254,65 @@ def probe_shutdown(server: Server) -> dict[str, object]:
 
 
 # Each probe, with the options its server runs with (beyond --threads 1 and --api-key).
+def chunked_post(server: Server, path: str, field: str, megabytes: int) -> tuple[object, float]:
+    """Send one chunked body of ``megabytes`` MiB to ``path``; return its status and seconds.
+
+    The body is a JSON object whose ``field`` is one long string; the sender stops once
+    the server answers.
+    """
+    block = b"a" * 65536
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        opening = f'{{"{field}": "'.encode()
+        sock.sendall(head.encode() + b"%x\r\n%s\r\n" % (len(opening), opening))
+        try:
+            for _ in range(megabytes * 16):
+                if select.select([sock], [], [], 0)[0]:
+                    break
+                sock.sendall(b"%x\r\n%s\r\n" % (len(block), block))
+            else:
+                sock.sendall(b'2\r\n"}\r\n0\r\n\r\n')
+        except OSError:
+            pass  # answered and closed while we sent
+        sock.settimeout(600)
+        raw = b""
+        with contextlib.suppress(OSError):
+            while b"\r\n" not in raw and (data := sock.recv(65536)):
+                raw += data
+    status: object = int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else "closed"
+    return status, time.monotonic() - started
+
+
+def probe_chunked(server: Server) -> dict[str, object]:
+    """A 64 MiB chunked body (no Content-Length) to every POST route of the route table."""
+    from llamaembed.serve.routes import ROUTES  # this checkout's table, for both sides
+
+    found: dict[str, object] = {}
+    for route in ROUTES:
+        if not route.takes_body:
+            continue
+        fields = route.request.model_fields if route.request is not None else {}
+        field = next((f for f in ("inputs", "input", "prompt", "query") if f in fields), "input")
+        for path in route.paths:
+            Path(f"/proc/{server.process.pid}/clear_refs").write_text("5")
+            before = server.memory()["VmRSS"]
+            status, _ = chunked_post(server, path, field, 64)
+            growth = (server.memory()["VmHWM"] - before) / 1000
+            found[f"{path}: status, peak RSS growth (MB)"] = f"{status}, {growth:.0f}"
+    return found
+
+
 PROBES: dict[str, tuple[Callable[[Server], dict[str, object]], tuple[str, ...]]] = {
     "headers": (probe_headers, ()),
     "unfinished": (probe_unfinished, ()),
     "token ids": (probe_token_ids, ("--max-body-mb", "64")),  # the old default, for both
     "queue": (probe_queue, ()),
     "shutdown": (probe_shutdown, ()),
+    "chunked": (probe_chunked, ("--max-body-mb", "16")),
 }
 
 
@@ -271,8 +325,11 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another checkout to probe alike")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
     parser.add_argument("--probes", nargs="+", choices=list(PROBES), default=list(PROBES))
+    parser.add_argument(
+        "--model", type=Path, help="serve this GGUF (e.g. a bge-m3 one) instead of MiniLM F16"
+    )
     args = parser.parse_args()
-    model = gguf_paths()["f16"]
+    model = args.model or gguf_paths()["f16"]
     sides = {"this checkout": None}
     if args.baseline is not None:
         sides["baseline"] = args.baseline
