@@ -188,7 +188,10 @@ def test_metrics_time_every_inference_route(server: ServerProcess, client: httpx
     text = httpx.get(f"{server.url}/metrics").text
     for route in ROUTES:
         if route.inference:  # each was called by the tests above
-            assert f'route="{route.label}"' in text, route.label
+            timed = f'llamaembed_request_duration_seconds_count{{route="{route.label}"}}'
+            assert timed in text, route.label
+        else:
+            assert f'request_duration_seconds_count{{route="{route.label}"}}' not in text
 
 
 # ----------------------------------------------------------------------------- TEI
