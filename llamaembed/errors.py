@@ -19,7 +19,9 @@ the boundary and re-raised as one of these, with what to do next in the message:
     ├── QueueFullError              the server's batching queue has no room (HTTP 429)
     ├── RequestTooLargeError        one request holds more tokens than the server takes (413)
     ├── SearchIndexError            an index folder is missing, truncated or tampered with
-    │   └── IndexModelMismatchError the index (or embedded Parquet) is from another model
+    │   ├── IndexModelMismatchError the index (or embedded Parquet) is from another model
+    │   ├── IndexLockedError        another writer holds the index folder past the wait
+    │   └── KeywordsError           a keyword scheme the store or the model cannot use
     ├── DatasetError                a dataset to embed or an embedded Parquet file is unusable
     └── RegistryError               an unknown catalogue name, a bad models.toml, a failed pull
         └── ModelNotCachedError     the model is not cached and the hub may not be asked
@@ -39,10 +41,12 @@ __all__ = [
     "EmbeddingsDisabledError",
     "EmptyInputError",
     "IndexError_",
+    "IndexLockedError",
     "IndexModelMismatchError",
     "InferenceError",
     "InputTooLongError",
     "InvalidTokenError",
+    "KeywordsError",
     "LlamaEmbedError",
     "MissingHeadError",
     "ModelLoadError",
@@ -154,6 +158,14 @@ IndexError_ = SearchIndexError  # the old name, kept for one release
 
 class IndexModelMismatchError(SearchIndexError):
     """An index (or embedded Parquet) is used with a model other than the one that made it."""
+
+
+class IndexLockedError(SearchIndexError):
+    """Another writer held an index folder's lock past the wait allowed; names the holder."""
+
+
+class KeywordsError(SearchIndexError, ValueError):
+    """A keyword scheme that is unknown, not supported by the store, or needs another model."""
 
 
 class DatasetError(LlamaEmbedError, ValueError):

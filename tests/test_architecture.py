@@ -27,12 +27,13 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(*, type_checking: bool = False) -> dict[str, set[str]]:
     """Return module -> the package modules it imports when it runs.
 
     Imports inside functions (lazy imports) count; imports under ``if TYPE_CHECKING:``
-    never run and do not. ``from pkg import name`` is an edge to ``pkg.name`` when that is
-    a module, else to ``pkg``.
+    never run and count only with ``type_checking`` (they are real in meaning: the module
+    needs the other to be understood). ``from pkg import name`` is an edge to ``pkg.name``
+    when that is a module, else to ``pkg``.
     """
     modules = _modules()
     graph: dict[str, set[str]] = {}
@@ -41,7 +42,7 @@ def import_graph() -> dict[str, set[str]]:
         skipped = {
             id(inner)
             for node in ast.walk(tree)
-            if isinstance(node, ast.If) and _is_type_checking(node)
+            if not type_checking and isinstance(node, ast.If) and _is_type_checking(node)
             for statement in node.body
             for inner in ast.walk(statement)
         }
@@ -127,6 +128,54 @@ def test_no_import_cycles() -> None:
     assert not cycles, "import cycles between modules: " + "; ".join(
         " <-> ".join(group) for group in cycles
     )
+
+
+def test_no_import_cycles_in_the_store_counting_type_only_imports() -> None:
+    graph = import_graph(type_checking=True)
+    cycles = [g for g in find_cycles(graph) if any(m.startswith("llamaembed.store") for m in g)]
+    assert not cycles, "store/ import cycles, type-only imports counted: " + "; ".join(
+        " <-> ".join(group) for group in cycles
+    )
+
+
+def _own_private_names(tree: ast.Module) -> set[str]:
+    """Return the private attribute names a module defines (methods, self._x, class fields)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.ClassDef):
+            for statement in node.body:
+                for target in getattr(statement, "targets", [getattr(statement, "target", None)]):
+                    if isinstance(target, ast.Name):
+                        names.add(target.id)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def test_no_module_reads_private_attributes_of_another_modules_objects() -> None:
+    """``obj._name`` only where this module's own classes define ``_name``."""
+    found = []
+    for file in PACKAGE.rglob("*.py"):
+        if file.name == "_native.py":
+            continue  # the one ctypes boundary: llama-cpp-python's loaded library
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        own = _own_private_names(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+                continue
+            if node.attr.startswith("__") or node.attr in own:
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                continue
+            found.append(f"{file.relative_to(PACKAGE)}:{node.lineno} {ast.unparse(node)}")
+    assert not found, "private attributes of other modules' objects: " + "; ".join(found)
+
+
+def test_the_private_attribute_check_sees_a_foreign_read() -> None:
+    tree = ast.parse("class A:\n    def f(self, other):\n        self._x = other._y\n")
+    assert _own_private_names(tree) == {"_x"}
 
 
 def test_embedders_implement_the_contract_without_probing() -> None:

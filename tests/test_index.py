@@ -143,7 +143,12 @@ def test_save_load_identical_and_parameters_kept(tmp_path: Path) -> None:
     loaded.add_vectors(_random(3, dim=16, seed=9))  # labels keep growing after a load
     assert len(loaded) == 503
     loaded.save(tmp_path / "idx")
-    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["gen-000002", "manifest.json"]
+    # the previous generation stays for a reader still loading it; older ones go
+    names = [".lock", "gen-000001", "gen-000002", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == names
+    loaded.save(tmp_path / "idx")
+    names = [".lock", "gen-000002", "gen-000003", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == names
 
 
 def test_truncated_or_tampered_files_raise(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from texts import stdlib_sentences
 
 from llamaembed import (
     Index,
+    KeywordsError,
     Llama,
     MissingHeadError,
     ShardedIndex,
@@ -55,7 +56,7 @@ def test_bm25_stays_available_and_models_without_heads_refuse_sparse(
 ) -> None:
     assert Index(tiny_m3, keywords="bm25").keywords == "bm25"
     assert Index(tiny_encoder).keywords == "bm25"
-    with pytest.raises(MissingHeadError, match="lexical weights"):
+    with pytest.raises(KeywordsError, match="lexical weights"):
         Index(tiny_encoder, keywords="sparse")
     with pytest.raises(MissingHeadError, match="colbert"):
         Index(tiny_encoder, colbert=True)
@@ -104,10 +105,9 @@ def test_save_load_delete_and_replace_keep_the_sides_in_step(tiny_m3: Llama, tmp
     # delete and replace drop the old lexical weights and ColBERT vectors
     loaded.delete(["3"])
     loaded.add([DOCS[40]], ids=["4"])
-    db = loaded._db
-    labels = {r[0] for r in db.execute("SELECT label FROM docs")}
-    assert {r[0] for r in db.execute("SELECT DISTINCT label FROM sparse")} <= labels
-    assert {r[0] for r in db.execute("SELECT label FROM colbert")} == labels
+    labels = loaded.table.labels_in("docs")
+    assert loaded.table.labels_in("sparse") <= labels
+    assert loaded.table.labels_in("colbert") == labels
     vector, text = loaded.query_vector(DOCS[40])
     _, keyword = loaded.candidates(vector, text, 3)
     assert keyword and loaded.hits_by_label(keyword[:1])[keyword[0][0]].id == "4"
@@ -136,7 +136,7 @@ def test_every_way_in_fills_the_sparse_side(tiny_m3: Llama, tiny_m3_path: Path, 
     index = Index(tiny_m3)
     index.add_vectors(tiny_m3.embed_documents(DOCS[:5]), DOCS[:5], ids=list("abcde"))
     expected = sum(len(w) for w in tiny_m3.encode_m3(DOCS[:5])["lexical_weights"])
-    assert index._db.execute("SELECT count(*) FROM sparse").fetchone()[0] == expected
+    assert index.table.count("sparse") == expected
     # `llamaembed index` of files, then `search --rerank colbert`
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -148,7 +148,7 @@ def test_every_way_in_fills_the_sparse_side(tiny_m3: Llama, tiny_m3_path: Path, 
     assert built.exit_code == 0, built.output
     loaded = Index.load(db, tiny_m3)
     assert loaded.keywords == "sparse" and len(loaded) == 12
-    assert loaded._db.execute("SELECT count(DISTINCT label) FROM sparse").fetchone()[0] == 12
+    assert len(loaded.table.labels_in("sparse")) == 12
     found = runner.invoke(main, ["search", DOCS[3], "--db", str(db), "--rerank", "colbert",
                                  "--json", "-k", "3"])
     assert found.exit_code == 0, found.output

@@ -17,8 +17,9 @@ from llamaembed import Index, IndexModelMismatchError, Llama, SearchIndexError
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
+from llamaembed.store.keywords import word_weights
 from llamaembed.store.milvus import MilvusStore
-from llamaembed.store.milvus_schema import milvus_filter, parse_store, word_weights
+from llamaembed.store.milvus_schema import milvus_filter, parse_store
 
 DOCS = stdlib_sentences(300)
 IDS = [f"doc{i}" for i in range(len(DOCS))]
@@ -215,13 +216,12 @@ def test_pure_helpers() -> None:
     )
     doc = word_weights("pump pump pump valve the", query=False)
     query = word_weights("pump Pump gasket", query=True)
-    assert len(doc) == 2 and len(query) == 2 and set(query.values()) == {1.0}
-    score = sum(w * doc.get(k, 0.0) for k, w in query.items())
-    assert score == pytest.approx(3 * 2.2 / 4.2)
-    json.dumps(doc)
+    assert len(doc) == 2 and len(query) == 2 and set(query.values.tolist()) == {1.0}
+    assert query.dot(doc) == pytest.approx(3 * 2.2 / 4.2)
+    json.dumps(doc.to_dict())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert word_weights("", query=True) == {}
+        assert len(word_weights("", query=True)) == 0
 
 
 def test_langchain_retriever_over_milvus(store_file: Path, minilm: Llama) -> None:

@@ -83,6 +83,13 @@ def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
     default=None,
     help="With --shards: build only this shard (one machine per shard).",
 )
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for another writer of the same --db folder before giving up.",
+)
 @errors
 def index_command(
     paths: tuple[str, ...],
@@ -97,10 +104,16 @@ def index_command(
     from_parquet: str | None,
     shards: int | None,
     only_shard: int | None,
+    wait: float,
 ) -> None:
-    """Index text files under PATHS (unchanged files are skipped later), or --from-parquet."""
+    """Index text files under PATHS (unchanged files are skipped later), or --from-parquet.
+
+    One writer at a time per --db folder: another run waits for it (--wait), then adds to
+    what it wrote.
+    """
     from ..store.index import Index
     from ..store.ingest import collect_files, ingest_files
+    from ..store.lock import FolderLock
 
     if from_parquet is not None:
         if paths:
@@ -117,13 +130,16 @@ def index_command(
         )
         return
     if from_parquet is not None:
-        _index_parquet(from_parquet, model, quant, db, n_gpu_layers, shards, only_shard)
+        _index_parquet(from_parquet, model, quant, db, n_gpu_layers, shards, only_shard, wait)
         return
     if shards is not None or only_shard is not None:
         raise click.UsageError("--shards and --shard go with --from-parquet")
     folder = Path(db)
     files = collect_files(paths, exclude=folder)
-    with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
+    with (
+        open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama,
+        FolderLock(folder, wait),  # read, add and commit as one writer
+    ):
         index = Index.load_or_create(folder, llama, dimensions=dimensions)
         if dimensions is not None and index.dimensions != dimensions:
             raise click.ClickException(
@@ -200,8 +216,10 @@ def _index_parquet(
     n_gpu_layers: int,
     shards: int | None,
     only_shard: int | None,
+    wait: float,
 ) -> None:
     from ..store.index import Index
+    from ..store.lock import FolderLock
     from ..store.sharded import ShardedIndex
 
     if only_shard is not None and shards is None:
@@ -221,9 +239,10 @@ def _index_parquet(
             return
         if ShardedIndex.is_sharded(folder):
             raise click.ClickException(f"{folder} holds a sharded index; pass --shards")
-        index = Index.load_or_create(folder, embedder, dimensions=dimensions)
-        added_rows = index.add_parquet(files)
-        index.save(folder)
+        with FolderLock(folder, wait):
+            index = Index.load_or_create(folder, embedder, dimensions=dimensions)
+            added_rows = index.add_parquet(files)
+            index.save(folder)
     click.echo(_parquet_summary(added_rows, files, len(index), str(folder)))
 
 

@@ -1,8 +1,21 @@
 """Search storage: the hnswlib + SQLite index, the Milvus store, keywords, chunking, ingestion.
 
-Modules here take any embedder (``store.index.Embedder``) and never import llama.cpp;
-they may import ``llamaembed.errors``, ``llamaembed.engine.pooling`` and ``llamaembed._files``.
-pymilvus is imported only when a ``MilvusStore`` opens.
+The pieces, each with its own state and job:
+
+- ``encoder``: the document encoder (texts in, one typed ``Encoded`` batch out; queries);
+- ``keywords``: the keyword schemes (BM25, learned sparse, hashed words, none);
+- ``documents`` (SQLite) and ``graph`` (hnswlib): the two parts an ``Index`` composes,
+  each owning its schema or file, its save and its load;
+- ``index``, ``sharded``, ``milvus``: the stores (``base.VectorStore`` is what writers
+  need of one); ``search``: the ranking they share, pure functions;
+- ``manifest`` (generations on disk) and ``lock`` (one writer a folder);
+- ``chunking``, ``snippet``, ``ingest``, ``parquet``, ``partition``: getting files and
+  Parquet in, and showing what was found.
+
+Modules here take any embedder and never import llama.cpp; they may import
+``llamaembed.errors``, ``llamaembed.outputs``, ``llamaembed.engine`` pure functions and
+``llamaembed._files``. pymilvus is imported only when a ``MilvusStore`` opens. No import
+circles, type-only imports counted (``tests/test_architecture.py``).
 """
 
 from __future__ import annotations

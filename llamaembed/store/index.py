@@ -1,17 +1,23 @@
-"""A vector index: hnswlib for neighbours, SQLite for texts, metadata and BM25 (FTS5).
+"""A vector index: a document table (SQLite) and a vector graph (hnswlib), one folder on disk.
+
+``Index`` composes its parts: a :class:`~.encoder.DocumentEncoder` (texts in, one typed
+batch out), a keyword scheme (``store.keywords``), a :class:`~.documents.DocumentTable`
+and a :class:`~.graph.VectorGraph`. Every write goes through ``add_encoded``.
 
 On disk an index is a folder: ``manifest.json`` (format version, model, settings, file
-checksums) and the current generation's ``vectors.hnsw`` and ``store.sqlite``. Saves are
-atomic (``store.manifest``): a crash at any point leaves the last good index loadable.
+checksums) and the current generation's ``vectors.hnsw`` and ``store.sqlite``. ``save``
+takes the folder's writer lock (``store.lock``), checks that nobody committed since this
+index was loaded from (or last saved to) the folder, and if somebody did, loads their
+generation and applies this index's changes on top: two writers never lose each other's
+work. A commit is atomic (``store.manifest``): a crash at any point leaves the last good
+index loadable, and a reader loading while a writer commits gets a complete generation.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,39 +26,32 @@ import numpy.typing as npt
 
 from .._types import FloatArray
 from ..embedder import Embedder
-from ..engine.pooling import l2_normalize, truncate_dimensions
-from ..errors import MissingHeadError
+from ..errors import SearchIndexError
 from ..hub.spec import model_record
+from ..outputs import Want
 from ..params import check_int
 from . import manifest as disk
-from .keywords import fts_query, salient_words
-from .m3 import (
-    SCHEMA,
-    choose_keywords,
-    encode_documents,
-    forget,
-    needs_m3,
-    query_weights,
-    remember,
-    sparse_search,
-    stored_colbert,
-)
+from .documents import DocumentTable
+from .encoder import DocumentEncoder, Encoded
+from .graph import VectorGraph
+from .keywords import KeywordScheme, choose_scheme
+from .lock import FolderLock
 from .search import (
     Hit,
     checked_rows,
-    document_vectors,
-    exact_search,
     fuse_candidates,
     index_width,
-    query_vector,
     rerank_hits,
     search_pool,
-    similarities,
-    sql_where,
     stored_metadata,
 )
 
-__all__ = ["Hit", "Index"]
+__all__ = ["KEYWORDS", "Hit", "Index"]
+
+KEYWORDS = ("bm25", "sparse", "none")
+"""The keyword schemes an ``Index`` supports."""
+
+_Change = Callable[["Index"], object]
 
 
 class Index:
@@ -73,82 +72,77 @@ class Index:
         colbert: bool = False,
         dimensions: int | None = None,
     ) -> None:
-        if space not in ("cosine", "ip"):
-            raise ValueError("space must be 'cosine' or 'ip'")
         if embedder is None and dim is None:
             raise ValueError("give an embedder or the vector dimension")
-        # hnswlib takes these unchecked: M below 2 crashes the process.
         if dim is not None:
-            check_int("dim", dim, 1)
-        check_int("M", M, 2, 10_000)
-        check_int("ef_construction", ef_construction, 1)
-        check_int("ef", ef, 1)
-        check_int("capacity", capacity, 0)
-        check_int("exact_threshold", exact_threshold, 0)
+            check_int("dim", dim, 1)  # before index_width, which would round 4.5 down
         self.embedder = embedder
         # Matryoshka: the index keeps the model's vectors cut to ``dimensions``.
         self.dim, self.dimensions = index_width(embedder, dim, dimensions)
-        self.space = space
-        self.M = M
-        self.ef_construction = ef_construction
-        self._ef = ef
-        # Up to this many vectors a search is exact (one matrix product, faster than a
-        # graph walk at this size); above it, hnswlib's approximate search.
-        self.exact_threshold = exact_threshold
-        self._exact: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
-        self.model: dict[str, Any] = model_record(embedder)
-        # The keyword side of hybrid search: "bm25" (SQLite FTS5) or "sparse" (bge-m3's
-        # lexical weights, the default for a model that has them); ``colbert`` stores
-        # ColBERT vectors for rerank_with="colbert" (else they are computed per query).
-        self.keywords = choose_keywords(embedder, keywords)
-        if colbert and (embedder is None or not embedder.capabilities.colbert):
-            raise MissingHeadError("colbert=True needs a model with bge-m3's colbert head")
-        self.colbert = colbert
-        self._lock = threading.RLock()
-        self._generation = 0
-        self._db = self._new_db()
-        self._hnsw = self._new_hnsw(max(capacity, 16))
-        self._size = 0  # rows in docs, kept here: SQLite's count(*) scans the table
-
-    # ----------------------------------------------------------------- setup
-    @staticmethod
-    def _new_db() -> sqlite3.Connection:
-        db = sqlite3.connect(":memory:", check_same_thread=False)
-        db.executescript(
-            """
-            CREATE TABLE docs (label INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
-                               text TEXT NOT NULL, metadata TEXT NOT NULL);
-            CREATE VIRTUAL TABLE docs_fts USING fts5(text, content='docs', content_rowid='label');
-            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-            """
-            + SCHEMA
+        self.graph = VectorGraph(
+            self.dim,
+            space,
+            M=M,
+            ef_construction=ef_construction,
+            ef=ef,
+            capacity=capacity,
+            exact_threshold=exact_threshold,
         )
-        return db
+        self.model: dict[str, Any] = model_record(embedder)
+        # The keyword side of hybrid search: "bm25" (SQLite FTS5), "sparse" (bge-m3's
+        # lexical weights, the default for a model that has them) or "none"; ``colbert``
+        # keeps ColBERT vectors for rerank_with="colbert" (else computed per query).
+        self.scheme: KeywordScheme = choose_scheme(embedder, keywords, KEYWORDS)
+        keep = self.scheme.wants | (Want.COLBERT if colbert else Want(0))
+        self.encoder = DocumentEncoder(embedder, self.dim, self.dimensions, keep)
+        self.colbert = colbert
+        self.table = DocumentTable(self.scheme.name, colbert)
+        self._lock = threading.RLock()
+        # The generation each folder held when this index last loaded from or saved to
+        # it, and the changes made since (replayed onto a newer generation at save).
+        self._bases: dict[str, int] = {}
+        self._changes: list[_Change] = []
 
-    def _new_hnsw(self, capacity: int) -> Any:
-        import hnswlib
+    # ----------------------------------------------------------------- settings
+    @property
+    def keywords(self) -> str:
+        """Return the keyword scheme's name: "bm25", "sparse" or "none"."""
+        return self.scheme.name
 
-        index = hnswlib.Index(space=self.space, dim=self.dim)
-        index.init_index(max_elements=capacity, M=self.M, ef_construction=self.ef_construction)
-        index.set_ef(self._ef)
-        return index
+    @property
+    def space(self) -> str:
+        """Return the vector space: "cosine" or "ip"."""
+        return self.graph.space
 
     @property
     def ef(self) -> int:
         """Return the search breadth (higher: better recall, slower queries)."""
-        return self._ef
+        return self.graph.ef
 
     @ef.setter
     def ef(self, value: int) -> None:
-        self._ef = check_int("ef", value, 1)
-        self._hnsw.set_ef(self._ef)
+        self.graph.ef = value
+
+    @property
+    def M(self) -> int:
+        """Return the graph's links per node."""
+        return self.graph.M
+
+    @property
+    def ef_construction(self) -> int:
+        """Return the graph's build-time search breadth."""
+        return self.graph.ef_construction
+
+    @property
+    def exact_threshold(self) -> int:
+        """Return the size up to which a search is exact."""
+        return self.graph.exact_threshold
 
     def __len__(self) -> int:
-        return self._size
+        return self.table.size
 
     def __contains__(self, doc_id: object) -> bool:
-        row = self._db.execute("SELECT 1 FROM docs WHERE id = ?", (str(doc_id),)).fetchone()
-        return row is not None
+        return doc_id in self.table
 
     # ----------------------------------------------------------------- writing
     def add(
@@ -159,13 +153,7 @@ class Index:
     ) -> list[str]:
         """Embed and add texts (an existing id is replaced); return their ids."""
         texts = list(texts)
-        if self.embedder is not None and needs_m3(self):
-            # bge-m3: the dense vector, lexical weights and ColBERT vectors of one pass
-            vectors, lexical, multi = encode_documents(self, texts)
-            vectors = truncate_dimensions(vectors, self.dimensions)
-            return self.add_vectors(vectors, texts, metadatas, ids, m3=(lexical, multi))
-        vectors = document_vectors(self.embedder, texts, self.dim, self.dimensions)
-        return self.add_vectors(vectors, texts, metadatas, ids)
+        return self.add_encoded(self.encoder.documents(texts), texts, metadatas, ids)
 
     def add_vectors(
         self,
@@ -173,52 +161,59 @@ class Index:
         texts: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any]] | None = None,
         ids: Sequence[str] | None = None,
-        *,
-        m3: tuple[Any, Any] | None = None,
     ) -> list[str]:
         """Add precomputed vectors with optional texts, metadata and ids; return the ids.
 
-        An index with sparse keywords or stored ColBERT vectors computes them from the
-        texts (``m3``: lexical weights and ColBERT vectors already computed).
+        An index that keeps sparse keywords or ColBERT vectors computes them from the texts.
         """
-        if m3 is None and texts is not None and needs_m3(self):
-            m3 = encode_documents(self, list(texts))[1:]
+        return self.add_encoded(self.encoder.wrap(vectors, texts), texts, metadatas, ids)
+
+    def add_encoded(
+        self,
+        encoded: Encoded,
+        texts: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add an encoded batch (``encoder.documents``) with texts, metadata and ids.
+
+        An existing id is replaced; return the ids.
+        """
         with self._lock:
-            first = self._next_label()
+            first = self.table.next_label()
             array, texts, metas, ids = checked_rows(
-                vectors,
+                encoded.vectors,
                 texts,
                 metadatas,
                 ids,
                 self.dim,
                 lambda count: [f"{first + i}" for i in range(count)],
             )
-            n = len(ids)
-            if n == 0:
+            if not ids:
                 return []
             self.delete(ids)  # replaces existing ids; delete() skips unknown ones
-            self._grow(n)
-            labels = np.arange(first, first + n, dtype=np.int64)
-            if self.space == "cosine":
-                array = l2_normalize(array)
-            self._hnsw.add_items(array, labels)
-            self._exact = None
-            rows = [
-                (int(lab), i, t, json.dumps(m, ensure_ascii=False, default=str))
-                for lab, i, t, m in zip(labels, ids, texts, metas, strict=True)
+            labels = np.arange(first, first + len(ids), dtype=np.int64)
+            self.graph.add(array, labels)
+            sparse = encoded.sparse
+            terms = [
+                self.scheme.document_terms(text, None if sparse is None else sparse[i])
+                for i, text in enumerate(texts)
             ]
-            self._db.executemany("INSERT INTO docs VALUES (?, ?, ?, ?)", rows)
-            self._size += n
-            self._db.executemany(
-                "INSERT INTO docs_fts(rowid, text) VALUES (?, ?)", [(r[0], r[2]) for r in rows]
-            )
-            if m3 is not None:
-                remember(self._db, labels.tolist(), *m3)
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('next_label', ?)", (str(first + n),)
-            )
-            self._db.commit()
+            self.table.insert(labels.tolist(), ids, texts, metas, terms, encoded.colbert)
+            if self._bases:  # replayed if another writer commits first (see save)
+                batch = Encoded(array, sparse, encoded.colbert)
+                self._changes.append(lambda index: index.add_encoded(batch, texts, metas, ids))
         return ids
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove documents by id; return how many existed."""
+        with self._lock:
+            removed = self.table.delete(ids)
+            self.graph.delete(removed)
+            if removed and self._bases:
+                gone = list(ids)
+                self._changes.append(lambda index: index.delete(gone))
+        return len(removed)
 
     @classmethod
     def from_parquet(
@@ -258,124 +253,22 @@ class Index:
 
         return add_parquet(self, paths, shard=shard, num_shards=num_shards, batch_rows=batch_rows)
 
-    def _next_label(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'next_label'").fetchone()
-        return int(row[0]) if row else 0
-
-    def _grow(self, extra: int) -> None:
-        needed = self._hnsw.element_count + extra
-        capacity = self._hnsw.get_max_elements()
-        if needed > capacity:
-            self._hnsw.resize_index(max(needed, capacity * 2))
-
-    def delete(self, ids: Sequence[str]) -> int:
-        """Remove documents by id; return how many existed."""
-        removed = 0
-        with self._lock:
-            for doc_id in ids:
-                row = self._db.execute(
-                    "SELECT label, text FROM docs WHERE id = ?", (str(doc_id),)
-                ).fetchone()
-                if row is None:
-                    continue
-                label, text = row
-                self._hnsw.mark_deleted(int(label))
-                self._exact = None
-                self._db.execute(
-                    "INSERT INTO docs_fts(docs_fts, rowid, text) VALUES ('delete', ?, ?)",
-                    (label, text),
-                )
-                self._db.execute("DELETE FROM docs WHERE label = ?", (label,))
-                forget(self._db, [label])
-                self._size -= 1
-                removed += 1
-            self._db.commit()
-        return removed
-
     # ----------------------------------------------------------------- reading
     def get(self, doc_id: str) -> Hit | None:
         """Return the stored document with this id (score 0), or None."""
-        row = self._db.execute(
-            "SELECT id, text, metadata FROM docs WHERE id = ?", (str(doc_id),)
-        ).fetchone()
-        return Hit(row[0], 0.0, row[1], stored_metadata(row[2])) if row else None
+        return self.table.get(doc_id)
 
     def iter_metadata(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield (id, metadata) of every document."""
-        for doc_id, meta in self._db.execute("SELECT id, metadata FROM docs").fetchall():
-            yield doc_id, stored_metadata(meta)
+        return self.table.iter_metadata()
 
     def ids_where(self, **equals: Any) -> list[str]:
         """Return ids whose metadata has all the given key = value pairs."""
-        sql, args = sql_where(equals)
-        return [r[0] for r in self._db.execute(f"SELECT id FROM docs {sql}", args)]
-
-    def _rows(self, labels: Sequence[int]) -> dict[int, tuple[str, str, str]]:
-        if not labels:
-            return {}
-        marks = ",".join("?" * len(labels))
-        cursor = self._db.execute(
-            f"SELECT label, id, text, metadata FROM docs WHERE label IN ({marks})",
-            [int(x) for x in labels],
-        )
-        return {r[0]: (r[1], r[2], r[3]) for r in cursor}
-
-    def _exact_matrix(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        if self._exact is None:
-            labels = np.array(
-                [r[0] for r in self._db.execute("SELECT label FROM docs")], dtype=np.int64
-            )
-            vectors = (
-                np.asarray(self._hnsw.get_items(labels), dtype=np.float32)
-                if len(labels)
-                else np.empty((0, self.dim), np.float32)
-            )
-            self._exact = (labels, vectors)
-        return self._exact
-
-    def _vector_search(
-        self, vector: npt.NDArray[np.float32], k: int, allowed: set[int] | None
-    ) -> list[tuple[int, float]]:
-        live = len(self) if allowed is None else len(allowed)
-        k = min(k, live)
-        if k <= 0:
-            return []
-        if len(self) <= self.exact_threshold:
-            query = l2_normalize(vector) if self.space == "cosine" else vector
-            return exact_search(*self._exact_matrix(), query, k, allowed)
-        query = vector  # hnswlib normalises queries itself in cosine space
-        predicate = None if allowed is None else (lambda label: label in allowed)
-        while True:
-            try:
-                labels, distances = self._hnsw.knn_query(query, k=k, filter=predicate)
-                break
-            except RuntimeError:  # fewer reachable candidates than k
-                if k == 1:
-                    return []
-                k = max(1, k // 2)
-        return [(int(lab), 1.0 - float(d)) for lab, d in zip(labels[0], distances[0], strict=True)]
-
-    def _keyword_search(
-        self, text: str, k: int, allowed: set[int] | None
-    ) -> list[tuple[int, float]]:
-        """Return (label, relevance) pairs, best first: -FTS5's bm25, or lexical matching."""
-        if self.keywords == "sparse":
-            return sparse_search(self._db, query_weights(self.embedder, text), k, allowed)
-        count = self.embedder.count_tokens if self.embedder is not None else None
-        query = fts_query(salient_words(text, count))
-        if not query:
-            return []
-        rows = self._db.execute(
-            "SELECT rowid, bm25(docs_fts) FROM docs_fts WHERE docs_fts MATCH ? "
-            "ORDER BY bm25(docs_fts) LIMIT ?",
-            (query, k * 4 if allowed is not None else k),
-        ).fetchall()
-        found = [(int(r[0]), -float(r[1])) for r in rows]
-        return [pair for pair in found if allowed is None or pair[0] in allowed][:k]
+        return self.table.ids_where(equals)
 
     def query_vector(self, query: str | npt.ArrayLike) -> tuple[FloatArray, str | None]:
         """Return a query's vector and its text (None when the query is a vector)."""
-        return query_vector(self.embedder, self.dim, query, self.dimensions)
+        return self.encoder.query_vector(query)
 
     def candidates(
         self,
@@ -388,18 +281,17 @@ class Index:
     ) -> tuple[list[tuple[int, float]], list[tuple[int, float]] | None]:
         """Return the dense and keyword candidate lists, each (label, score) best first.
 
-        The keyword list is None when keywords take no part (no text, or ``hybrid`` off).
-        Scores are comparable across indexes of one model, so shards can be merged.
+        The keyword list is None when keywords take no part (no text, ``hybrid`` off, or
+        the "none" scheme). Scores are comparable across indexes of one model, so shards
+        can be merged.
         """
         with self._lock:
-            allowed = None
-            if filter:
-                sql, args = sql_where(filter)
-                allowed = {r[0] for r in self._db.execute(f"SELECT label FROM docs {sql}", args)}
-            dense = self._vector_search(vector, pool, allowed)
-            keyword = (
-                self._keyword_search(text, pool, allowed) if hybrid and text is not None else None
-            )
+            allowed = self.table.labels_where(filter) if filter else None
+            dense = self.graph.search(vector, pool, allowed, self.table.labels, len(self))
+            keyword = None
+            if hybrid and text is not None and self.keywords != "none":
+                terms = self.scheme.query_terms(text, self.encoder)
+                keyword = self.table.keyword_search(terms, pool, allowed)
         return dense, keyword
 
     def hits_by_label(
@@ -411,9 +303,8 @@ class Index:
         hit's ``similarity`` is its dense cosine (inner product in "ip" space).
         """
         with self._lock:
-            rows = self._rows([lab for lab, _ in ranked])
-            live = [lab for lab, _ in ranked if lab in rows]
-            near = similarities(self._hnsw, live, query, self.space == "cosine")
+            rows = self.table.rows([lab for lab, _ in ranked])
+            near = self.graph.similarities([lab for lab, _ in ranked if lab in rows], query)
         return {
             lab: Hit(
                 rows[lab][0],
@@ -453,19 +344,62 @@ class Index:
         found = self.hits_by_label(ranked, vector)
         hits = [found[lab] for lab, _ in ranked if lab in found]
         if rerank_with is not None and text is not None:
-            hits = rerank_hits(hits, text, rerank_with, self.embedder, self._stored_colbert)
+            hits = rerank_hits(hits, text, rerank_with, self.late_interaction)
         return hits[:k]
 
-    def _stored_colbert(self, ids: Sequence[str]) -> dict[str, FloatArray]:
+    def late_interaction(self, text: str, hits: list[Hit]) -> list[float]:
+        """Return ColBERT scores of hits for a query, from the vectors kept where kept."""
         with self._lock:
-            return stored_colbert(self._db, ids)
+            kept = self.table.stored_colbert([h.id for h in hits])
+        stored = [kept.get(h.id) for h in hits]
+        return self.encoder.late_interaction(text, [h.text for h in hits], stored)
 
     # ----------------------------------------------------------------- persistence
-    def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write the index to a folder atomically (the previous save stays until replaced)."""
-        from .persist import save_index
+    def save(self, folder: str | os.PathLike[str], *, wait: float = 60.0) -> Path:
+        """Commit the index to a folder atomically, under the folder's writer lock.
 
-        return save_index(self, Path(folder))
+        If another writer committed to the folder since this index was loaded from it
+        (or last saved to it), its generation is loaded and this index's changes applied
+        on top, so neither loses the other's work; this index then holds the merged
+        documents. A new index (never loaded from or saved to the folder) replaces what
+        the folder held. ``wait``: seconds to wait for another writer's lock, after which
+        IndexLockedError names it.
+        """
+        root = Path(folder)
+        key = str(root.resolve())
+        with FolderLock(root, wait), self._lock:
+            current = disk.generation_number(root)
+            base = self._bases.get(key)
+            if base is not None and current != base:
+                self._rebase(Index.load(root, self.embedder))
+            generation = current + 1
+            data = disk.new_generation(root, generation)
+            self.graph.save(data / "vectors.hnsw")
+            self.table.save(data / "store.sqlite")
+            disk.commit_generation(root, data, self._settings())
+            self._bases = {key: generation}
+            self._changes = []
+        return root
+
+    def _rebase(self, newer: Index) -> None:
+        """Take a newer generation's parts and replay this index's changes onto them."""
+        changes, self._changes = self._changes, []
+        self.graph, self.table = newer.graph, newer.table
+        for change in changes:
+            change(self)
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "space": self.space,
+            "normalized": self.space == "cosine",
+            "count": len(self),
+            "model": self.model,
+            "keywords": self.keywords,
+            "colbert": self.colbert,
+            "dimensions": self.dimensions,
+            "hnsw": self.graph.settings(),
+        }
 
     @staticmethod
     def exists(folder: str | os.PathLike[str]) -> bool:
@@ -483,7 +417,52 @@ class Index:
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], embedder: Embedder | None = None) -> Index:
-        """Open a saved index; with a model, check it is the one that built the index."""
-        from .persist import load_index
+        """Open a saved index; with a model, check it is the one that built the index.
 
-        return load_index(cls, Path(folder), embedder)
+        A writer committing meanwhile does not break the load: a generation whose files
+        went away under it is given up for the newer one the manifest names.
+        """
+        root = Path(folder)
+        for attempt in range(5):
+            seen = disk.generation_number(root)
+            try:
+                return cls._load_generation(root, embedder)
+            except SearchIndexError:
+                if attempt == 4 or disk.generation_number(root) == seen:
+                    raise  # not a commit under our feet: the folder is broken
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_generation(cls, root: Path, embedder: Embedder | None) -> Index:
+        import sqlite3
+
+        manifest, data = disk.read_manifest(root)
+        disk.check_model(manifest, embedder.fingerprint if embedder is not None else None, root)
+        settings = manifest["hnsw"]
+        try:
+            index = cls(
+                embedder,
+                dim=int(manifest["dim"]),
+                space=manifest["space"],
+                keywords=manifest.get("keywords", "bm25"),  # indexes before bge-m3: BM25
+                colbert=bool(manifest.get("colbert", False)) and embedder is not None,
+                dimensions=manifest.get("dimensions"),  # Matryoshka width, None: the model's
+                M=int(settings["M"]),
+                ef_construction=int(settings["ef_construction"]),
+                ef=int(settings["ef"]),
+                capacity=16,
+                exact_threshold=int(settings.get("exact_threshold", 20_000)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SearchIndexError(f"{root / disk.MANIFEST} holds invalid settings: {exc}") from exc
+        index.colbert = bool(manifest.get("colbert", False))
+        index.model = manifest.get("model", {})
+        try:
+            index.graph = VectorGraph.load(
+                data / "vectors.hnsw", index.dim, index.space, dict(settings)
+            )
+            index.table = DocumentTable.load(data / "store.sqlite", index.keywords, index.colbert)
+        except (RuntimeError, sqlite3.Error, OSError, KeyError, ValueError) as exc:
+            raise SearchIndexError(f"cannot read the index at {root}: {exc}") from exc
+        index._bases = {str(root.resolve()): int(manifest["generation"].split("-")[1])}
+        return index

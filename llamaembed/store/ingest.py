@@ -7,15 +7,11 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..embedder import Embedder
+from .base import VectorStore
 from .chunking import PROSE_SUFFIXES, chunk_document
-from .index import Index
-from .m3 import needs_m3
-
-if TYPE_CHECKING:
-    from .milvus import MilvusStore
 
 __all__ = ["TEXT_SUFFIXES", "IngestReport", "collect_files", "ingest_files"]
 
@@ -141,7 +137,7 @@ def passage_context(path: Path, heading: str) -> str:
 
 
 def ingest_files(
-    index: Index | MilvusStore,
+    index: VectorStore,
     embedder: Embedder,
     files: Sequence[Path],
     *,
@@ -223,13 +219,7 @@ def ingest_files(
             if not Path(source).exists():
                 index.delete(index.ids_where(source=source))
                 removed += 1
-    if texts and index.embedder is not None and needs_m3(index):
-        # bge-m3: dense, lexical and ColBERT from one pass over the stored text (no context
-        # line: its lexical weights must be the passage's own words)
-        index.add(texts, metadatas, ids)
-    elif texts:
-        vectors = embedder.embed_documents(
-            embedded, show_progress=show_progress, dimensions=index.dimensions
-        )
-        index.add_vectors(vectors, texts, metadatas, ids)
+    if texts:  # every output the store keeps, from one pass over what the model reads
+        encoded = index.encoder.documents(embedded, show_progress=show_progress)
+        index.add_encoded(encoded, texts, metadatas, ids)
     return IngestReport(indexed, len(texts), unchanged, removed, tuple(skipped))

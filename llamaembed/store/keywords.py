@@ -1,11 +1,43 @@
-"""Which query words keyword (BM25) search should use in hybrid search; pure functions."""
+"""The keyword side of hybrid search: one scheme object per way of matching words.
+
+A :class:`KeywordScheme` says what a store keeps for a document and asks for a query:
+
+- ``bm25``: the store's own full-text engine (SQLite FTS5, Milvus's BM25 function) over
+  the stored text; queries match their salient words (``salient_words``);
+- ``sparse``: a model's learned lexical weights (bge-m3's sparse head), document and query
+  alike, scored by their inner product;
+- ``words``: hashed words weighted as BM25 saturates them (``word_weights``), a sparse
+  vector any sparse-vector engine can score (Milvus before its BM25 function);
+- ``none``: no keyword side.
+
+``choose_scheme`` is the one place a scheme is chosen for a model and a store (each store
+declares the names it supports), with one error type, ``KeywordsError``. Pure functions
+besides the query encoder a scheme is given.
+"""
 
 from __future__ import annotations
 
+import abc
 import re
+import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol
 
-__all__ = ["STOPWORDS", "fts_query", "salient_words"]
+from ..embedder import Embedder
+from ..errors import KeywordsError
+from ..outputs import Output, SparseVector, Want
+
+__all__ = [
+    "SCHEMES",
+    "STOPWORDS",
+    "KeywordScheme",
+    "QueryEncoder",
+    "choose_scheme",
+    "fts_query",
+    "salient_words",
+    "word_weights",
+]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 STOPWORDS = frozenset(
@@ -80,3 +112,134 @@ def salient_words(text: str, count_tokens: Callable[[str], int] | None = None) -
 def fts_query(words: Iterable[str]) -> str:
     """Return an SQLite FTS5 query matching any of the words (each quoted, so safe)."""
     return " OR ".join(f'"{w}"' for w in sorted(set(words)))
+
+
+def word_weights(text: str, *, query: bool) -> SparseVector:
+    """Return a text's words as a sparse vector (hashed word -> weight) for ``"words"``.
+
+    Documents weigh each word by BM25's saturated term frequency ``tf * 2.2 / (tf + 1.2)``;
+    queries weigh each distinct word 1, so the inner product sums the query words' weights
+    in the document. Stopwords and one-letter words are left out. Words hash by CRC-32,
+    stable across runs and machines.
+    """
+    counts = Counter(
+        w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 1 and w not in STOPWORDS
+    )
+    ids = [zlib.crc32(w.encode("utf-8")) for w in counts]
+    weights = [1.0 if query else n * 2.2 / (n + 1.2) for n in counts.values()]
+    return SparseVector.from_pairs(ids, weights)
+
+
+class QueryEncoder(Protocol):
+    """What a scheme needs to turn a query into terms: token counts and the query's outputs."""
+
+    @property
+    def token_counter(self) -> Callable[[str], int] | None:
+        """Return the model's token counter (None without a model)."""
+
+    def query(self, text: str) -> Output:
+        """Return the query's outputs (its sparse vector among them, if the store keeps one)."""
+
+
+class KeywordScheme(abc.ABC):
+    """One way of matching words: what a document keeps and what a query asks."""
+
+    name: ClassVar[str]
+    wants: ClassVar[Want] = Want(0)  # model outputs a document's terms need
+
+    def check(self, embedder: Embedder | None) -> None:  # noqa: B027 (most need nothing)
+        """Raise KeywordsError when the scheme cannot work with this model."""
+
+    @abc.abstractmethod
+    def query_terms(self, text: str, encoder: QueryEncoder) -> Any:
+        """Return what a query matches with (None: nothing to match)."""
+
+    def document_terms(self, text: str, sparse: SparseVector | None) -> SparseVector | None:
+        """Return a document's sparse terms, for schemes that store them (else None)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<keywords {self.name}>"
+
+
+class BM25(KeywordScheme):
+    """The store's full-text engine over the stored text; queries match salient words."""
+
+    name = "bm25"
+
+    def query_terms(self, text: str, encoder: QueryEncoder) -> set[str]:
+        """Return the query's salient words (``salient_words``)."""
+        return salient_words(text, encoder.token_counter)
+
+
+class LearnedSparse(KeywordScheme):
+    """A model's lexical weights (bge-m3's sparse head), for documents and queries."""
+
+    name = "sparse"
+    wants = Want.SPARSE
+
+    def check(self, embedder: Embedder | None) -> None:
+        """Refuse a model without lexical weights."""
+        if embedder is not None and not embedder.capabilities.sparse:
+            raise KeywordsError(
+                f"keywords='sparse' needs a model with lexical weights (bge-m3's sparse "
+                f"head); {embedder!r} has none: use keywords='bm25'"
+            )
+
+    def query_terms(self, text: str, encoder: QueryEncoder) -> SparseVector | None:
+        """Return the query's lexical weights."""
+        weights = encoder.query(text).sparse
+        return weights if weights is not None and len(weights) else None
+
+    def document_terms(self, text: str, sparse: SparseVector | None) -> SparseVector | None:
+        """Return the document's lexical weights, as the encoder computed them."""
+        return sparse
+
+
+class HashedWords(KeywordScheme):
+    """Hashed words weighted as BM25 saturates them (``word_weights``)."""
+
+    name = "words"
+
+    def query_terms(self, text: str, encoder: QueryEncoder) -> SparseVector | None:
+        """Return the query's distinct words, each weighing 1."""
+        weights = word_weights(text, query=True)
+        return weights if len(weights) else None
+
+    def document_terms(self, text: str, sparse: SparseVector | None) -> SparseVector | None:
+        """Return the document's words with their saturated counts."""
+        return word_weights(text, query=False)
+
+
+class NoKeywords(KeywordScheme):
+    """No keyword side: hybrid search is vector search."""
+
+    name = "none"
+
+    def query_terms(self, text: str, encoder: QueryEncoder) -> None:
+        """Return None: there is nothing to match."""
+        return None
+
+
+SCHEMES: dict[str, KeywordScheme] = {
+    s.name: s for s in (BM25(), LearnedSparse(), HashedWords(), NoKeywords())
+}
+
+
+def choose_scheme(
+    embedder: Embedder | None, name: str | None, supported: Iterable[str]
+) -> KeywordScheme:
+    """Return the scheme a store uses, or raise KeywordsError.
+
+    ``name``, else learned sparse for a model with lexical weights, else BM25; a scheme the
+    store does not support (``supported``) or the model cannot feed is refused.
+    """
+    names = tuple(supported)
+    if name is None:
+        capable = embedder is not None and embedder.capabilities.sparse
+        name = "sparse" if capable and "sparse" in names else "bm25"
+    scheme = SCHEMES.get(name)
+    if scheme is None or name not in names:
+        raise KeywordsError(f"keywords must be one of {', '.join(names)}, not {name!r}")
+    scheme.check(embedder)
+    return scheme

@@ -1,8 +1,10 @@
 """An index folder's manifest: what it holds, which generation is current, checksums.
 
 ``save`` writes a new generation folder, fsyncs it, then replaces ``manifest.json``
-atomically; only then is the previous generation removed. ``read_manifest`` checks the
-format version and every file's checksum before anything is trusted.
+atomically; only then are generations before the previous one removed (a reader still
+loading the previous one finishes; one that finds its files gone reads the manifest
+again). ``read_manifest`` checks the format version and every file's checksum before
+anything is trusted.
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ def new_generation(root: Path, generation: int) -> Path:
 
 
 def commit_generation(root: Path, data: Path, manifest: dict[str, Any]) -> None:
-    """Fsync a generation's files, point the manifest at them, remove older generations."""
+    """Fsync a generation's files, point the manifest at them, remove older generations.
+
+    The generation the manifest named until now is kept (a reader that read the old
+    manifest a moment ago is still loading it); the ones before it are removed.
+    """
+    previous = generation_number(root)
     for file in data.iterdir():
         with file.open("rb+") as handle:
             os.fsync(handle.fileno())
@@ -62,8 +69,9 @@ def commit_generation(root: Path, data: Path, manifest: dict[str, Any]) -> None:
     }
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    keep = {data.name, f"gen-{previous:06d}"}
     for old in root.glob("gen-*"):
-        if old.name != data.name and old.is_dir():
+        if old.name not in keep and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
 
 

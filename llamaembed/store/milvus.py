@@ -32,24 +32,19 @@ import numpy as np
 import numpy.typing as npt
 
 from ..embedder import Embedder
-from ..engine.pooling import l2_normalize, truncate_dimensions
-from ..errors import IndexModelMismatchError, SearchIndexError
+from ..engine.pooling import l2_normalize
+from ..errors import IndexModelMismatchError, KeywordsError, SearchIndexError
 from ..hub.spec import model_record
 from ..outputs import SparseVector
-from .keywords import salient_words
-from .m3 import document_outputs, query_weights
-from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter, word_weights
-from .search import (
-    Hit,
-    checked_rows,
-    document_vectors,
-    index_width,
-    query_vector,
-    rerank_hits,
-    search_pool,
-)
+from .encoder import DocumentEncoder, Encoded
+from .keywords import SCHEMES, KeywordScheme, choose_scheme
+from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter
+from .search import Hit, checked_rows, index_width, rerank_hits, search_pool
 
-__all__ = ["MilvusStore"]
+__all__ = ["KEYWORDS", "MilvusStore"]
+
+KEYWORDS = ("bm25", "sparse", "words", "none")
+"""The keyword schemes a ``MilvusStore`` supports."""
 
 FORMAT = "1"
 _PREFIX = "llamaembed."
@@ -107,7 +102,7 @@ class MilvusStore:
                     self._open_existing(dimensions, keywords)
                 else:
                     self.dim, self.dimensions = index_width(embedder, None, dimensions)
-                    self.keywords = self._create(
+                    self.scheme = self._create(
                         keywords, index_type or ("FLAT" if local else "AUTOINDEX")
                     )
                 self._client.load_collection(collection)
@@ -115,6 +110,12 @@ class MilvusStore:
             self._client.close()  # a refused open leaves no connection (nor file lock) behind
             raise
         self.model: dict[str, Any] = model_record(embedder)
+        self.encoder = DocumentEncoder(embedder, self.dim, self.dimensions, self.scheme.wants)
+
+    @property
+    def keywords(self) -> str:
+        """Return the keyword scheme's name: "bm25", "sparse", "words" or "none"."""
+        return self.scheme.name
 
     # ----------------------------------------------------------------- setup
     @contextlib.contextmanager
@@ -178,23 +179,18 @@ class MilvusStore:
                 f"collection {self.collection} holds {self.dim}-d vectors, not {dimensions}-d"
             )
         index_width(self.embedder, self.dim, self.dimensions)  # the model still fits
-        self.keywords = properties[_PREFIX + "keywords"]
+        self.scheme = choose_scheme(self.embedder, properties[_PREFIX + "keywords"], KEYWORDS)
         if keywords is not None and keywords != self.keywords:
-            raise ValueError(
+            raise KeywordsError(
                 f"collection {self.collection} keeps {self.keywords} keywords, not {keywords}"
             )
 
-    def _create(self, keywords: str | None, index_type: str) -> str:
-        capable = self.embedder.capabilities.sparse
-        chosen = keywords or ("sparse" if capable else "bm25")
-        if chosen not in ("bm25", "sparse", "words", "none"):
-            raise ValueError(f"keywords must be bm25, sparse, words or none, not {chosen!r}")
-        if chosen == "sparse" and not capable:
-            raise ValueError("keywords='sparse' needs a model with bge-m3's sparse head")
+    def _create(self, keywords: str | None, index_type: str) -> KeywordScheme:
+        scheme = choose_scheme(self.embedder, keywords, KEYWORDS)
         try:
-            self._create_collection(chosen, index_type)
+            self._create_collection(scheme.name, index_type)
         except self._error as exc:
-            if chosen != "bm25" or keywords is not None:
+            if scheme.name != "bm25" or keywords is not None:
                 raise
             # an engine without full-text functions (Milvus < 2.5): our own word vectors
             if self._client.has_collection(self.collection):  # made in part: start again
@@ -204,9 +200,9 @@ class MilvusStore:
                 "hybrid search uses word vectors computed by llamaembed",
                 stacklevel=3,
             )
-            chosen = "words"
-            self._create_collection(chosen, index_type)
-        return chosen
+            scheme = SCHEMES["words"]
+            self._create_collection(scheme.name, index_type)
+        return scheme
 
     def _create_collection(self, keywords: str, index_type: str) -> None:
         properties = {
@@ -245,12 +241,7 @@ class MilvusStore:
     ) -> list[str]:
         """Embed and add texts (an existing id is replaced); return their ids."""
         texts = list(texts)
-        if self.keywords == "sparse":  # bge-m3: dense vectors and lexical weights, one pass
-            dense, lexical, _ = document_outputs(self.embedder, texts, True, False)
-            vectors = truncate_dimensions(dense, self.dimensions)
-            return self._upsert(vectors, texts, metadatas, ids, lexical)
-        vectors = document_vectors(self.embedder, texts, self.dim, self.dimensions)
-        return self.add_vectors(vectors, texts, metadatas, ids)
+        return self.add_encoded(self.encoder.documents(texts), texts, metadatas, ids)
 
     def add_vectors(
         self,
@@ -260,21 +251,18 @@ class MilvusStore:
         ids: Sequence[str] | None = None,
     ) -> list[str]:
         """Add precomputed vectors with texts, optional metadata and ids; return the ids."""
-        lexical = None
-        if self.keywords == "sparse" and texts:
-            lexical = document_outputs(self.embedder, list(texts), True, False)[1]
-        return self._upsert(vectors, texts, metadatas, ids, lexical)
+        return self.add_encoded(self.encoder.wrap(vectors, texts), texts, metadatas, ids)
 
-    def _upsert(
+    def add_encoded(
         self,
-        vectors: npt.ArrayLike,
-        texts: Sequence[str] | None,
-        metadatas: Sequence[Mapping[str, Any]] | None,
-        ids: Sequence[str] | None,
-        lexical: Sequence[SparseVector] | None,
+        encoded: Encoded,
+        texts: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[str]:
+        """Add an encoded batch (``encoder.documents``) with texts, metadata and ids."""
         array, texts, metas, ids = checked_rows(
-            vectors,
+            encoded.vectors,
             texts,
             metadatas,
             ids,
@@ -300,11 +288,9 @@ class MilvusStore:
                 "vector": array[i].tolist(),
             }
             if self.keywords in ("sparse", "words"):
-                weights = (
-                    _milvus_sparse(lexical[i])
-                    if lexical is not None
-                    else word_weights(texts[i], query=False)
-                )
+                sparse = None if encoded.sparse is None else encoded.sparse[i]
+                terms = self.scheme.document_terms(texts[i], sparse)
+                weights = _milvus_sparse(terms) if terms is not None else {}
                 row["sparse"] = weights or _EMPTY_SPARSE
             rows.append(row)
         with self._milvus("add documents"):
@@ -404,7 +390,7 @@ class MilvusStore:
         pool = search_pool(k, candidates, hybrid or rerank_with is not None)
         if pool == 0:
             return []
-        vector, text = query_vector(self.embedder, self.dim, query, self.dimensions)
+        vector, text = self.encoder.query_vector(query)
         expression = milvus_filter(filter or {})
         self._flush()
         keyword = self._keyword_request(text, pool, expression) if hybrid else None
@@ -449,30 +435,29 @@ class MilvusStore:
                 )
             )
         if rerank_with is not None and text is not None:
-            hits = rerank_hits(hits, text, rerank_with, self.embedder)
+            hits = rerank_hits(hits, text, rerank_with, self._late_interaction)
         return hits[:k]
+
+    def _late_interaction(self, text: str, hits: list[Hit]) -> list[float]:
+        # a collection keeps no ColBERT vectors: they are computed from the hit texts
+        return self.encoder.late_interaction(text, [h.text for h in hits], [None] * len(hits))
 
     def _keyword_request(self, text: str | None, pool: int, expression: str) -> Any:
         """Return the keyword side's search request, or None when the query has no keywords."""
         from pymilvus import AnnSearchRequest
 
-        if text is None or self.keywords == "none":
+        terms = self.scheme.query_terms(text, self.encoder) if text is not None else None
+        if not terms:
             return None
-        if self.keywords == "bm25":
-            # the words exact matching helps with, as Index's BM25 side (store.keywords)
-            words = salient_words(text, self.embedder.count_tokens)
-            if not words:
+        if isinstance(terms, SparseVector):
+            weights = _milvus_sparse(terms)
+            if not weights:
                 return None
-            return AnnSearchRequest(
-                [" ".join(sorted(words))], "sparse", {"metric_type": "BM25"}, pool, expression
-            )
-        if self.keywords == "sparse":
-            weights = _milvus_sparse(query_weights(self.embedder, text))
-        else:
-            weights = word_weights(text, query=True)
-        if not weights:
-            return None
-        return AnnSearchRequest([weights], "sparse", {"metric_type": "IP"}, pool, expression)
+            return AnnSearchRequest([weights], "sparse", {"metric_type": "IP"}, pool, expression)
+        # BM25: the words exact matching helps with, as Index's BM25 side (store.keywords)
+        return AnnSearchRequest(
+            [" ".join(sorted(terms))], "sparse", {"metric_type": "BM25"}, pool, expression
+        )
 
 
 def _milvus_sparse(vector: SparseVector) -> dict[int, float]:

@@ -1,4 +1,4 @@
-"""Milvus collection layout, filters, store addresses and word vectors for ``MilvusStore``.
+"""Milvus collection layout, filters and store addresses for ``MilvusStore``.
 
 Pure helpers besides ``create_collection``, which takes a connected ``MilvusClient``.
 """
@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from .keywords import STOPWORDS
-
-__all__ = ["MAX_TEXT_BYTES", "create_collection", "milvus_filter", "parse_store", "word_weights"]
+__all__ = ["MAX_TEXT_BYTES", "create_collection", "milvus_filter", "parse_store"]
 
 MAX_TEXT_BYTES = 65_535  # Milvus's largest VARCHAR
 _KEY = re.compile(r"[A-Za-z0-9_]+")
@@ -40,22 +36,6 @@ def parse_store(spec: str) -> tuple[str, str]:
             f"not {spec!r}"
         )
     return path, collection or "llamaembed"
-
-
-def word_weights(text: str, *, query: bool) -> dict[int, float]:
-    """Return a text's words as a sparse vector (hashed word -> weight) for ``"words"``.
-
-    Documents weigh each word by BM25's saturated term frequency ``tf * 2.2 / (tf + 1.2)``;
-    queries weigh each distinct word 1, so the inner product sums the query words' weights
-    in the document. Stopwords and one-letter words are left out.
-    """
-    counts = Counter(
-        w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 1 and w not in STOPWORDS
-    )
-    key = lambda word: zlib.crc32(word.encode("utf-8"))  # noqa: E731 - stable across runs
-    if query:
-        return {key(w): 1.0 for w in counts}
-    return {key(w): n * 2.2 / (n + 1.2) for w, n in counts.items()}
 
 
 def milvus_filter(equals: Mapping[str, Any]) -> str:

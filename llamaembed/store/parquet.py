@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import IndexModelMismatchError
-
-if TYPE_CHECKING:
-    from .index import Index
-    from .milvus import MilvusStore
+from .base import VectorStore
 
 __all__ = ["add_parquet"]
 
 
 def add_parquet(
-    index: Index | MilvusStore,
+    index: VectorStore,
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     shard: int | None = None,

@@ -1,7 +1,8 @@
-"""What a search returns and the steps every index shares: query vectors, pools, fusion.
+"""What a search returns and the ranking every store shares: pools, fusion, rescoring.
 
-``Index`` and ``ShardedIndex`` both search through these functions, so one index and its
-shards rank alike. Pure functions besides the embedder's own calls.
+``Index``, ``ShardedIndex`` and ``MilvusStore`` search through these functions, so one
+index, its shards and a Milvus collection rank alike. Pure functions besides the
+reranker's own calls.
 """
 
 from __future__ import annotations
@@ -18,17 +19,14 @@ import numpy.typing as npt
 from .._blas import single_threaded_blas
 from ..embedder import Embedder
 from ..engine.pooling import check_dimensions, reciprocal_rank_fusion
-from ..errors import IndexModelMismatchError, SearchIndexError
+from ..errors import IndexModelMismatchError, MissingHeadError
 
 __all__ = [
     "Hit",
     "checked_rows",
-    "document_vectors",
-    "embed_with",
     "exact_search",
     "fuse_candidates",
     "index_width",
-    "query_vector",
     "rerank_hits",
     "search_pool",
     "similarities",
@@ -74,25 +72,22 @@ def rerank_hits(
     hits: list[Hit],
     text: str,
     reranker: Any,
-    embedder: Embedder | None = None,
-    stored: Callable[[Sequence[str]], dict[str, Any]] | None = None,
+    late_interaction: Callable[[str, list[Hit]], Sequence[float]] | None = None,
 ) -> list[Hit]:
     """Return hits rescored, best first; the new scores become the scores.
 
-    ``reranker`` is a cross-encoder, or "colbert": late interaction with the index
-    model's ColBERT vectors, taken from ``stored(ids)`` where the index keeps them and
-    computed from the hit texts otherwise.
+    ``reranker`` is a cross-encoder, or "colbert": late interaction with the store model's
+    ColBERT vectors, scored by ``late_interaction(text, hits)`` (the store's encoder, from
+    the vectors it keeps or computed from the hit texts).
     """
     if not hits:
         return hits
     if isinstance(reranker, str):
         if reranker != "colbert":
             raise ValueError(f"rerank_with takes a cross-encoder or 'colbert', not {reranker!r}")
-        from .m3 import colbert_scores
-
-        found = stored([h.id for h in hits]) if stored is not None else {}
-        texts = [h.text for h in hits]
-        scored = colbert_scores(embedder, text, texts, [found.get(h.id) for h in hits])
+        if late_interaction is None:
+            raise MissingHeadError("rerank_with='colbert' needs the store's model")
+        scored: Sequence[float] = late_interaction(text, hits)
     else:
         scored = reranker.rerank(text, [h.text for h in hits])
     order = np.argsort(-np.asarray(scored), kind="stable")
@@ -124,30 +119,6 @@ def index_width(
     return int(dim), dimensions
 
 
-def embed_with(
-    embedder: Embedder | None, texts: list[str], *, query: bool, dimensions: int | None = None
-) -> npt.NDArray[np.float32]:
-    """Embed texts with an index's model: its query or document side where it has one.
-
-    ``dimensions`` cuts Matryoshka vectors to the index's width (re-normalised).
-    """
-    if embedder is None:
-        raise SearchIndexError("this index has no model: pass vectors or open it with one")
-    if query:
-        rows = [embedder.embed_query(t, dimensions=dimensions) for t in texts]
-        return np.asarray(rows, dtype=np.float32)
-    return np.asarray(embedder.embed_documents(texts, dimensions=dimensions), dtype=np.float32)
-
-
-def document_vectors(
-    embedder: Embedder | None, texts: list[str], dim: int, dimensions: int | None
-) -> npt.NDArray[np.float32]:
-    """Return the (len(texts), dim) vectors an index adds for texts (none: an empty array)."""
-    if not texts:
-        return np.empty((0, dim), np.float32)
-    return embed_with(embedder, texts, query=False, dimensions=dimensions)
-
-
 def checked_rows(
     vectors: npt.ArrayLike,
     texts: Sequence[str] | None,
@@ -175,30 +146,6 @@ def checked_rows(
     if len(set(keys)) != n:
         raise ValueError("ids must be unique within one call")
     return array, rows, metas, keys
-
-
-def query_vector(
-    embedder: Embedder | None,
-    dim: int,
-    query: str | npt.ArrayLike,
-    dimensions: int | None = None,
-) -> tuple[npt.NDArray[np.float32], str | None]:
-    """Return a query's vector and its text (None when the query is a vector)."""
-    if isinstance(query, str):
-        if embedder is not None and (embedder.capabilities.sparse or embedder.capabilities.colbert):
-            from ..engine.pooling import truncate_dimensions
-            from .m3 import query_outputs  # bge-m3: one pass gives all three sides
-
-            dense = query_outputs(embedder, query).pooled
-            assert dense is not None
-            return truncate_dimensions(dense, dimensions), query
-        return embed_with(embedder, [query], query=True, dimensions=dimensions)[0], query
-    vector = np.asarray(query, dtype=np.float32).reshape(-1)
-    if vector.shape != (dim,):
-        raise ValueError(f"query vector must have {dim} values")
-    if not np.all(np.isfinite(vector)):
-        raise ValueError("query vector contains NaN or infinity")
-    return vector, None
 
 
 def similarities(

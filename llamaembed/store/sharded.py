@@ -19,9 +19,10 @@ import numpy.typing as npt
 
 from ..embedder import Embedder
 from ..errors import IndexModelMismatchError, SearchIndexError
+from .encoder import DocumentEncoder
 from .index import Index
 from .partition import shard_of
-from .search import Hit, fuse_candidates, query_vector, rerank_hits, search_pool
+from .search import Hit, fuse_candidates, rerank_hits, search_pool
 
 __all__ = ["ShardedIndex", "shard_folder", "shard_of"]
 
@@ -63,6 +64,7 @@ class ShardedIndex:
         self.dim = shards[0].dim
         self.dimensions = shards[0].dimensions  # Matryoshka width, None = the model's
         self.model = shards[0].model
+        self.encoder = DocumentEncoder(self.embedder, self.dim, self.dimensions)
 
     @staticmethod
     def is_sharded(folder: str | os.PathLike[str]) -> bool:
@@ -158,7 +160,7 @@ class ShardedIndex:
         pool = search_pool(k, candidates, hybrid or rerank_with is not None)
         if pool == 0:
             return []
-        vector, text = query_vector(self.embedder, self.dim, query, self.dimensions)
+        vector, text = self.encoder.query_vector(query)
         dense: list[tuple[float, int, int]] = []
         keyword: list[tuple[float, int, int]] | None = None
         for number, shard in enumerate(self.shards):
@@ -186,8 +188,12 @@ class ShardedIndex:
         }
         hits = [found[key] for key, _ in ranked if key in found]
         if rerank_with is not None and text is not None:
-            hits = rerank_hits(hits, text, rerank_with, self.embedder)
+            hits = rerank_hits(hits, text, rerank_with, self._late_interaction)
         return hits[:k]
+
+    def _late_interaction(self, text: str, hits: list[Hit]) -> list[float]:
+        # hits of several shards: their ColBERT vectors are computed from their texts
+        return self.encoder.late_interaction(text, [h.text for h in hits], [None] * len(hits))
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write every shard under ``folder`` (each atomically, as ``Index.save``)."""
