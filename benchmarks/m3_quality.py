@@ -250,9 +250,10 @@ def main() -> None:
         ]
         for name, index, search in settings:
             rows.append((name, evaluate(index, queries, relevant, **search)))
-        per_passage = sparse._db.execute(
-            "SELECT avg(length(vectors)), avg(width) FROM colbert").fetchone()
-        lexical_rows = sparse._db.execute("SELECT count(*) FROM sparse").fetchone()[0]
+        kept = sparse.table.stored_colbert([doc_id for doc_id, _ in sparse.iter_metadata()])
+        per_passage = (float(np.mean([m.size * 2 for m in kept.values()])),  # float16 bytes
+                       float(np.mean([m.shape[1] for m in kept.values()])))
+        lexical_rows = sparse.table.count("sparse")
     base = rows[0][1]
     lines = [*machine_header(args.threads), "",
              f"Retrieval set: {len(split['train'])} training pairs, {len(test)} test queries "

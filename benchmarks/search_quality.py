@@ -1,6 +1,6 @@
 """Does a question the README answers find that README section first, on this repository?
 
-    python benchmarks/search_quality.py [--compare]
+    python benchmarks/search_quality.py [--compare] [--corpus DIR]
 
 Indexes README.md, llamaembed/ and examples/ (the README's main job) with the default
 model, asks questions whose answer is a README section, and prints, per question, the rank
@@ -107,14 +107,22 @@ def report(name: str, ranks: dict[bool, list[int]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--compare", action="store_true", help="also the ingest of before")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=ROOT,
+        help="index this folder's README.md, llamaembed/ and examples/ (an A/B of two "
+        "checkouts runs each one's copy of this script over one corpus)",
+    )
     args = parser.parse_args()
+    corpus = args.corpus.resolve()
     flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in flags.splitlines() if "Model name" in ln), "?"
     )
     print(f"machine: {platform.machine()} {cpu}")
-    readme = (ROOT / "README.md").resolve()
-    files = collect_files([ROOT / "README.md", ROOT / "llamaembed", ROOT / "examples"])
+    readme = corpus / "README.md"
+    files = collect_files([corpus / "README.md", corpus / "llamaembed", corpus / "examples"])
     text_of = {str(p): p.read_text(errors="replace") for p in files}
     model = resolve_model(None).open()
     print(f"model: {model.spec.name}, {len(files)} files, {len(QUESTIONS)} questions")
