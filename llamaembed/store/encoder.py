@@ -67,7 +67,8 @@ class DocumentEncoder:
         self, embedder: Embedder | None, dim: int, dimensions: int | None, keep: Want | None = None
     ) -> None:
         keep = keep if keep is not None else Want(0)
-        if keep & Want.COLBERT and (embedder is None or not embedder.capabilities.colbert):
+        # (an index opened without its model keeps what it holds, and adds no texts)
+        if keep & Want.COLBERT and embedder is not None and not embedder.capabilities.colbert:
             raise MissingHeadError("colbert=True needs a model with bge-m3's colbert head")
         self.embedder = embedder
         self.dim = dim

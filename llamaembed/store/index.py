@@ -445,7 +445,7 @@ class Index:
                 dim=int(manifest["dim"]),
                 space=manifest["space"],
                 keywords=manifest.get("keywords", "bm25"),  # indexes before bge-m3: BM25
-                colbert=bool(manifest.get("colbert", False)) and embedder is not None,
+                colbert=bool(manifest.get("colbert", False)),
                 dimensions=manifest.get("dimensions"),  # Matryoshka width, None: the model's
                 M=int(settings["M"]),
                 ef_construction=int(settings["ef_construction"]),
@@ -455,7 +455,6 @@ class Index:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise SearchIndexError(f"{root / disk.MANIFEST} holds invalid settings: {exc}") from exc
-        index.colbert = bool(manifest.get("colbert", False))
         index.model = manifest.get("model", {})
         try:
             index.graph = VectorGraph.load(

@@ -86,7 +86,6 @@ class MilvusStore:
         self.embedder = embedder
         self.uri = uri
         self.collection = collection
-        self.colbert = False  # ColBERT rescoring is computed per query (rerank_with="colbert")
         # Milvus Lite searches rows not yet flushed by brute force in Python-side segments:
         # 600 ms a query at 20,000 rows, against 30 ms once flushed. So a local store
         # flushes before the first search after writes (a server seals segments itself).
