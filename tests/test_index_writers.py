@@ -177,16 +177,13 @@ def test_a_killed_writers_lock_is_taken_over_and_a_live_one_is_named(tmp_path: P
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        started = time.monotonic()
         with pytest.raises(IndexLockedError, match=f"pid {holder.pid} on "):
             with FolderLock(folder, wait=0.3):
                 pass
-        assert time.monotonic() - started < 5
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
-    started = time.monotonic()
-    with FolderLock(folder, wait=0):  # the OS freed it with the process
+    # wait=0: taken without waiting at all, or IndexLockedError; the OS freed it
+    with FolderLock(folder, wait=0):
         with FolderLock(folder, wait=0):  # re-entrant in the holding thread
             pass
-    assert time.monotonic() - started < 1

@@ -1,12 +1,13 @@
 """What every store offers its writers: the ``VectorStore`` protocol.
 
 ``Index`` (a folder on disk) and ``MilvusStore`` (a Milvus collection) both satisfy it, so
-the ingest path and the Parquet loader take either without unions or ``isinstance``.
+the ingest path and the Parquet loader take either without unions or ``isinstance``. Both
+get ``add`` and ``add_vectors`` from ``EncodedWrites``: every write is ``add_encoded``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy.typing as npt
@@ -14,7 +15,7 @@ import numpy.typing as npt
 from ..embedder import Embedder
 from .encoder import DocumentEncoder, Encoded
 
-__all__ = ["VectorStore"]
+__all__ = ["EncodedWrites", "VectorStore"]
 
 
 class VectorStore(Protocol):
@@ -58,3 +59,33 @@ class VectorStore(Protocol):
 
     def iter_metadata(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield (id, metadata) of every document."""
+
+
+class EncodedWrites:
+    """``add`` and ``add_vectors`` of a store, both through its encoder and ``add_encoded``."""
+
+    encoder: DocumentEncoder
+    add_encoded: Callable[..., list[str]]
+
+    def add(
+        self,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Embed and add texts (an existing id is replaced); return their ids."""
+        texts = list(texts)
+        return self.add_encoded(self.encoder.documents(texts), texts, metadatas, ids)
+
+    def add_vectors(
+        self,
+        vectors: npt.ArrayLike,
+        texts: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add precomputed vectors with optional texts, metadata and ids; return the ids.
+
+        A store that keeps sparse keywords or ColBERT vectors computes them from the texts.
+        """
+        return self.add_encoded(self.encoder.wrap(vectors, texts), texts, metadatas, ids)

@@ -31,6 +31,7 @@ from ..hub.spec import model_record
 from ..outputs import Want
 from ..params import check_int
 from . import manifest as disk
+from .base import EncodedWrites
 from .documents import DocumentTable
 from .encoder import DocumentEncoder, Encoded
 from .graph import VectorGraph
@@ -54,7 +55,7 @@ KEYWORDS = ("bm25", "sparse", "none")
 _Change = Callable[["Index"], object]
 
 
-class Index:
+class Index(EncodedWrites):
     """Texts, metadata and vectors, searchable by meaning (and by keywords with hybrid)."""
 
     def __init__(
@@ -145,29 +146,6 @@ class Index:
         return doc_id in self.table
 
     # ----------------------------------------------------------------- writing
-    def add(
-        self,
-        texts: Sequence[str],
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[str]:
-        """Embed and add texts (an existing id is replaced); return their ids."""
-        texts = list(texts)
-        return self.add_encoded(self.encoder.documents(texts), texts, metadatas, ids)
-
-    def add_vectors(
-        self,
-        vectors: npt.ArrayLike,
-        texts: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[str]:
-        """Add precomputed vectors with optional texts, metadata and ids; return the ids.
-
-        An index that keeps sparse keywords or ColBERT vectors computes them from the texts.
-        """
-        return self.add_encoded(self.encoder.wrap(vectors, texts), texts, metadatas, ids)
-
     def add_encoded(
         self,
         encoded: Encoded,

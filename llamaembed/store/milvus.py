@@ -36,6 +36,7 @@ from ..engine.pooling import l2_normalize
 from ..errors import IndexModelMismatchError, KeywordsError, SearchIndexError
 from ..hub.spec import model_record
 from ..outputs import SparseVector
+from .base import EncodedWrites
 from .encoder import DocumentEncoder, Encoded
 from .keywords import SCHEMES, KeywordScheme, choose_scheme
 from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter
@@ -53,7 +54,7 @@ _RRF_K = 60  # as our own fusion (engine.pooling.reciprocal_rank_fusion)
 _EMPTY_SPARSE = {2**32 - 2: 1e-9}  # Milvus refuses empty sparse rows; no query has this key
 
 
-class MilvusStore:
+class MilvusStore(EncodedWrites):
     """Texts, metadata and vectors in a Milvus collection, searched like an ``Index``."""
 
     def __init__(
@@ -232,26 +233,6 @@ class MilvusStore:
         self.close()
 
     # ----------------------------------------------------------------- writing
-    def add(
-        self,
-        texts: Sequence[str],
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[str]:
-        """Embed and add texts (an existing id is replaced); return their ids."""
-        texts = list(texts)
-        return self.add_encoded(self.encoder.documents(texts), texts, metadatas, ids)
-
-    def add_vectors(
-        self,
-        vectors: npt.ArrayLike,
-        texts: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[str]:
-        """Add precomputed vectors with texts, optional metadata and ids; return the ids."""
-        return self.add_encoded(self.encoder.wrap(vectors, texts), texts, metadatas, ids)
-
     def add_encoded(
         self,
         encoded: Encoded,
