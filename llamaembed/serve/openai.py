@@ -28,11 +28,12 @@ from .common import (
     timing_headers,
 )
 from .errors import ApiError
+from .infer import Served
 from .parsing import check_count, embedding_inputs, prefix_for, refuse_blank
 from .schemas import EmbeddingRequest, RerankRequest
 from .state import KINDS
 
-__all__ = ["embeddings", "models", "rerank"]
+__all__ = ["answer_rerank", "check_dimensions", "embeddings", "models", "rerank"]
 
 
 async def embeddings(request: Request) -> Response:
@@ -95,6 +96,13 @@ async def rerank(request: Request) -> Response:
     """Score documents against a query, best first: Cohere's / Jina's body, or TEI's."""
     started = time.perf_counter()
     body, served = await accept(request, "rerank", RerankRequest)
+    return await answer_rerank(request, body, served, started)
+
+
+async def answer_rerank(
+    request: Request, body: RerankRequest, served: Served, started: float
+) -> Response:
+    """Answer a parsed rerank request in Cohere's shape, or TEI's for a body with ``texts``."""
     state = server_state(request)
     if body.documents is not None and body.texts is not None:
         raise ApiError(

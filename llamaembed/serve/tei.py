@@ -32,9 +32,15 @@ from .common import (
 )
 from .errors import ApiError
 from .infer import Served
-from .openai import check_dimensions, rerank
+from .openai import answer_rerank, check_dimensions
 from .parsing import check_count, prefix_of, refuse_blank
-from .schemas import TeiDecodeRequest, TeiEmbedRequest, TeiRootRequest, TeiTokenizeRequest
+from .schemas import (
+    RerankRequest,
+    TeiDecodeRequest,
+    TeiEmbedRequest,
+    TeiRootRequest,
+    TeiTokenizeRequest,
+)
 
 __all__ = [
     "decode",
@@ -92,11 +98,14 @@ async def embed(request: Request) -> Response:
 
 async def root(request: Request) -> Response:
     """TEI's root route: rerank when the body has ``query``, else embed (as ``/embed``)."""
+    started = time.perf_counter()
     state = server_state(request)
     _served_any(request, None).check_room()
     body = await parse_body(request, TeiRootRequest)
     if body.query is not None:
-        return await rerank(request)  # the same body, read again from the guard's copy
+        fields = body.model_dump(include={"query", "texts", "model", "raw_scores", "return_text"})
+        served = state.model_for("rerank", body.model)
+        return await answer_rerank(request, RerankRequest(**fields), served, started)
     if body.inputs is None:
         raise ApiError(
             400,
