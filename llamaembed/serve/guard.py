@@ -82,8 +82,9 @@ class Guard:
         route = self.routes.find(scope["path"])
         label = route.label if route is not None else "other"
         shape = route.errors if route is not None else "openai"
-        # the route's own method: a body to read, an endpoint to call (else the app's 405)
-        own = route is not None and scope["method"] in route.methods
+        # A request in the route's own method: its body is read here, an inference handler
+        # called directly (another method goes to the app, which answers 405).
+        serving = route if route is not None and scope["method"] in route.methods else None
         started = time.perf_counter()
         status = 0  # no answer yet
 
@@ -94,7 +95,7 @@ class Guard:
             await send(message)
 
         headers = dict(scope["headers"])
-        reads_body = own and route is not None and route.takes_body
+        reads_body = serving is not None and serving.takes_body
         if reads_body and headers.get(b"content-type", b"").split(b";")[0].strip() in (
             b"",
             b"application/x-www-form-urlencoded",
@@ -112,8 +113,8 @@ class Guard:
                 return
             if checked is None:
                 return
-            if own and route is not None and route.inference:
-                await self._call_hot(route.handler, scope, checked, send_counted)
+            if serving is not None and serving.inference:
+                await self._call_hot(serving.handler, scope, checked, send_counted)
             else:
                 await self.app(scope, checked, send_counted)
         except asyncio.CancelledError:
