@@ -112,7 +112,12 @@ class PreparedInputs:
         that want token-level outputs (bge-m3's sparse and ColBERT, token states) share a
         second, token-level run; their pooled row is pooled from the same states.
         """
-        pooled = [i for i, item in enumerate(inputs) if not item.want.token_level]
+        # (``is Want.POOLED`` first: a Flag operation costs 1.5 µs an input, identity 0.08)
+        pooled = [
+            i
+            for i, item in enumerate(inputs)
+            if item.want is Want.POOLED or not item.want.token_level
+        ]
         if len(pooled) == len(inputs):  # the usual case: one pooled run
             rows = self.pooled_rows([item.tokens for item in inputs])
             return [Output(pooled=row) for row in rows]

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 # The most floats one /embed_colbert answer holds: 32 MiB of float32, about 80 MB of JSON.
 COLBERT_MAX_FLOATS = 8 * 2**20
 
+# Outputs that hold a vector a token, and so are capped by COLBERT_MAX_FLOATS.
+_PER_TOKEN = Want.COLBERT | Want.TOKENS
+
 # Tokenising this many characters (or ids) inline would stall the event loop; past it the
 # work goes to a thread.
 INLINE_TOKENIZE = 20_000
@@ -137,7 +140,8 @@ class Served:
         """
         model = self.model
         limit, why = self.max_request_tokens, ""
-        if want & (Want.COLBERT | Want.TOKENS) and COLBERT_MAX_FLOATS // model.n_embd < limit:
+        per_token = want is not Want.POOLED and want & _PER_TOKEN
+        if per_token and COLBERT_MAX_FLOATS // model.n_embd < limit:
             limit = COLBERT_MAX_FLOATS // model.n_embd
             what = "ColBERT vectors" if want & Want.COLBERT else "token states"
             why = (
