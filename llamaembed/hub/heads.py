@@ -9,14 +9,11 @@ a catalogue entry's ``heads`` table names where ``sparse_linear.pt`` and
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import ConversionError, LlamaEmbedError, ModelLoadError
 from ..heads import COLBERT, SPARSE, heads_path, save_heads
-
-if TYPE_CHECKING:
-    from .entry import ModelEntry
 
 __all__ = ["HEAD_KEYS", "ensure_heads"]
 
@@ -26,15 +23,22 @@ HEAD_KEYS = {"repo", "revision", SPARSE, COLBERT}
 
 
 def ensure_heads(
-    entry: ModelEntry, model_path: Path, hub_cache: Path | None, *, download: bool
+    name: str,
+    heads: Mapping[str, str],
+    model_path: Path,
+    hub_cache: Path | None,
+    *,
+    download: bool,
 ) -> bool:
-    """Write the entry's heads beside its GGUF unless there; return True when they are.
+    """Write a catalogue entry's heads beside its GGUF unless there; return True when they are.
+
+    ``name`` is the entry's name, ``heads`` its ``heads`` table (repo, revision, files).
 
     With downloads off, only files already in the Hugging Face cache are used; missing
     heads leave the model dense-only, with a warning naming the pull command.
     """
-    if not entry.heads or heads_path(model_path).is_file():
-        return bool(entry.heads)
+    if not heads or heads_path(model_path).is_file():
+        return bool(heads)
     from huggingface_hub import hf_hub_download
 
     from ..conversion.torch_state import load_state_dict
@@ -42,12 +46,12 @@ def ensure_heads(
     local: dict[str, str] = {}
     try:
         for name in (SPARSE, COLBERT):
-            filename = entry.heads.get(name)
+            filename = heads.get(name)
             if filename:
                 local[name] = hf_hub_download(
-                    entry.heads["repo"],
+                    heads["repo"],
                     filename,
-                    revision=entry.heads.get("revision"),
+                    revision=heads.get("revision"),
                     cache_dir=hub_cache,
                     local_files_only=not download,
                 )
@@ -55,9 +59,9 @@ def ensure_heads(
         logger.warning(
             "%s: the sparse and ColBERT heads are not available (%s); dense vectors work. "
             "Run `llamaembed models pull %s` with network access to fetch them",
-            entry.name,
+            name,
             type(exc).__name__,
-            entry.name,
+            name,
         )
         return False
     try:
@@ -68,8 +72,8 @@ def ensure_heads(
             int(width),
             sparse=states.get(SPARSE),
             colbert=states.get(COLBERT),
-            source=f"hf://{entry.heads['repo']}",
+            source=f"hf://{heads['repo']}",
         )
     except (ConversionError, ModelLoadError, OSError, KeyError, StopIteration) as exc:
-        raise LlamaEmbedError(f"{entry.name}: its heads in {entry.heads['repo']}: {exc}") from exc
+        raise LlamaEmbedError(f"{name}: its heads in {heads['repo']}: {exc}") from exc
     return True

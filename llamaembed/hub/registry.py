@@ -340,7 +340,9 @@ def resolve_path(
     filename = entry.files.get(quant)
     cached = _cached_hub_file(entry, filename, hub_path) if filename else None
     if cached is not None:
-        ensure_heads(entry, cached, hub_path, download=download and not _offline())
+        ensure_heads(
+            entry.name, entry.heads, cached, hub_path, download=download and not _offline()
+        )
         return cached
     if entry.source:
         built = _build_from_package(entry, quant)
@@ -400,7 +402,7 @@ def pull(
                 f"{filename} failed its checksum (sha256 {actual}, expected {expected}); "
                 "the download was removed"
             )
-    ensure_heads(entry, path, hub_cache_dir(hub_cache), download=not _offline())
+    ensure_heads(entry.name, entry.heads, path, hub_cache_dir(hub_cache), download=not _offline())
     return path
 
 
