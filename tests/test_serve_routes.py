@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import select
 import socket
 from collections.abc import Iterator
@@ -289,3 +290,23 @@ def test_ollama_routes_answer_errors_in_ollama_shape(server: ServerProcess) -> N
     assert "nothing to embed" in blank.json()["error"]
     version = httpx.get(f"{server.url}/api/version", headers=AUTH).json()
     assert set(version) == {"version"}
+
+
+def test_every_text_route_counts_its_cut_inputs(server: ServerProcess, client: httpx.Client) -> None:
+    """A truncation is counted in the metrics whatever route asked, not logged per request."""
+
+    def counted() -> float:
+        found = re.search(r"llamaembed_inputs_truncated_total\{[^}]*\} (\S+)", client.get("/metrics").text)
+        return float(found.group(1)) if found else 0.0
+
+    long_text = "word " * 2000
+    for path, body in (
+        ("/v1/embeddings", {"input": long_text}),
+        ("/embed", {"inputs": long_text, "truncate": True}),
+        ("/api/embed", {"input": long_text}),
+        ("/api/embeddings", {"prompt": long_text}),
+    ):
+        before = counted()
+        assert client.post(path, json=body).status_code == 200, path
+        assert counted() == before + 1, path
+    assert "truncated" not in server.output  # counted, not logged

@@ -109,6 +109,8 @@ class Served:
     max_request_tokens: int
     owned: bool = True  # the server opened it, so the server closes it
     created: int = field(default_factory=lambda: int(time.time()))
+    # hears how many inputs of a request were cut to the context (a metric, not a log line)
+    on_truncate: Callable[[int], None] | None = None
 
     def answers_to(self, name: str | None) -> bool:
         """Return True when a request naming ``name`` (None: any) means this model."""
@@ -130,7 +132,6 @@ class Served:
         *,
         truncate: bool,
         gone: Gone,
-        on_truncate: Callable[[int], None] | None = None,
     ) -> tuple[list[Output], Job]:
         """Return each text's outputs, as ``want`` asks, and the job that ran them.
 
@@ -152,7 +153,7 @@ class Served:
         sequences = await _prepare(
             sum(map(len, texts)),
             lambda: model.prepare_texts(
-                texts, truncate=truncate, on_truncate=on_truncate, on_tokens=budget
+                texts, truncate=truncate, on_truncate=self.on_truncate, on_tokens=budget
             ),
         )
         return await self._run([ModelInput(s, want) for s in sequences], gone)
@@ -218,7 +219,15 @@ def start(
     )
     metrics.queue_size.labels(name).set_function(lambda: batcher.queue_size)
     metrics.queue_tokens.labels(name).set_function(lambda: batcher.queued_tokens)
-    return Served(kind, spec, model, batcher, limits.max_request_tokens, owned=owned)
+    return Served(
+        kind,
+        spec,
+        model,
+        batcher,
+        limits.max_request_tokens,
+        owned=owned,
+        on_truncate=metrics.truncated.labels(name).inc,
+    )
 
 
 async def _prepare(size: int, work: Callable[[], list[Any]]) -> list[Any]:

@@ -34,7 +34,7 @@ from .common import (
 )
 from .infer import Served
 from .openai import check_dimensions
-from .parsing import check_count, refuse_blank
+from .parsing import refuse_blank, text_inputs
 from .schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest, OllamaShowRequest
 
 __all__ = ["embed", "embeddings", "show", "tags", "version"]
@@ -45,16 +45,10 @@ async def embed(request: Request) -> Response:
     started = time.perf_counter_ns()
     body, served = await accept(request, "embedding", OllamaEmbedRequest)
     state = server_state(request)
-    texts = [body.input] if isinstance(body.input, str) else body.input
-    check_count(len(texts), state.config.max_client_batch, "input")
-    refuse_blank(texts, "input")
+    texts = text_inputs(body.input, state.config.max_client_batch, "input")
     dims = check_dimensions(body.dimensions, served.model.n_embd)
     outputs, job = await served.texts(
-        texts,
-        Want.POOLED,
-        truncate=body.truncate,
-        gone=client_gone(request),
-        on_truncate=state.metrics.truncated.labels(served.spec.name).inc,
+        texts, Want.POOLED, truncate=body.truncate, gone=client_gone(request)
     )
     rows = pooled_rows(outputs)
     payload = {

@@ -56,10 +56,7 @@ async def embeddings(request: Request) -> Response:
     if texts is not None:
         if prefix:
             texts = [prefix + t for t in texts]
-        on_truncate = state.metrics.truncated.labels(served.spec.name).inc
-        outputs, job = await served.texts(
-            texts, Want.POOLED, truncate=body.truncate, gone=gone, on_truncate=on_truncate
-        )
+        outputs, job = await served.texts(texts, Want.POOLED, truncate=body.truncate, gone=gone)
     else:
         assert token_lists is not None
         outputs, job = await served.tokens(token_lists, truncate=body.truncate, gone=gone)

@@ -31,6 +31,7 @@ __all__ = [
     "prefix_for",
     "prefix_of",
     "refuse_blank",
+    "text_inputs",
 ]
 
 # A JSON string literal, escapes included (for counting what lies outside strings).
@@ -129,6 +130,14 @@ def check_count(n: int, limit: int, what: str) -> None:
             param=what,
             code="too_many_inputs",
         )
+
+
+def text_inputs(value: str | list[str], limit: int, what: str) -> list[str]:
+    """Return a text or a list of texts as a list, checked: not empty, not too many, no blank."""
+    texts = [value] if isinstance(value, str) else value
+    check_count(len(texts), limit, what)
+    refuse_blank(texts, what)
+    return texts
 
 
 def embedding_inputs(

@@ -33,7 +33,7 @@ from .common import (
 from .errors import ApiError
 from .infer import Served
 from .openai import answer_rerank, check_dimensions
-from .parsing import check_count, prefix_of, refuse_blank
+from .parsing import check_count, prefix_of, text_inputs
 from .schemas import (
     RerankRequest,
     TeiDecodeRequest,
@@ -68,16 +68,13 @@ async def _run(
             param="truncation_direction",
             code="invalid_truncation_direction",
         )
-    texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-    check_count(len(texts), state.config.max_client_batch, "inputs")
-    refuse_blank(texts, "inputs")
+    texts = text_inputs(body.inputs, state.config.max_client_batch, "inputs")
     prefix = prefix_of(body.prompt_name, served.model, "prompt_name")
     outputs, job = await served.texts(
         [prefix + t for t in texts] if prefix else texts,
         want,
         truncate=bool(body.truncate),
         gone=client_gone(request),
-        on_truncate=state.metrics.truncated.labels(served.spec.name).inc,
     )
     return outputs, timing_headers(job, started)
 
