@@ -35,7 +35,9 @@ class VectorGraph:
         ef: int = 128,
         capacity: int = 1024,
         exact_threshold: int = 20_000,
+        path: Path | None = None,
     ) -> None:
+        """Make an empty graph, or with ``path`` read a saved one (``capacity``: its own)."""
         if space not in ("cosine", "ip"):
             raise ValueError("space must be 'cosine' or 'ip'")
         # hnswlib takes these unchecked: M below 2 crashes the process.
@@ -51,7 +53,7 @@ class VectorGraph:
         self.ef_construction = ef_construction
         self.exact_threshold = exact_threshold
         self._ef = ef
-        self._hnsw = self._new(max(capacity, 16))
+        self._hnsw = self._new(max(capacity, 16)) if path is None else self._read(path, capacity)
         self._exact: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
 
     def _new(self, capacity: int) -> Any:
@@ -59,6 +61,14 @@ class VectorGraph:
 
         index = hnswlib.Index(space=self.space, dim=self.dim)
         index.init_index(max_elements=capacity, M=self.M, ef_construction=self.ef_construction)
+        index.set_ef(self._ef)
+        return index
+
+    def _read(self, path: Path, capacity: int) -> Any:
+        import hnswlib
+
+        index = hnswlib.Index(space=self.space, dim=self.dim)
+        index.load_index(str(path), max_elements=capacity)
         index.set_ef(self._ef)
         return index
 
@@ -155,7 +165,7 @@ class VectorGraph:
 
     # ----------------------------------------------------------------- files
     def settings(self) -> dict[str, Any]:
-        """Return what ``load`` needs besides the file."""
+        """Return the settings that reopen the graph from its file (``path=``)."""
         return {
             "M": self.M,
             "ef_construction": self.ef_construction,
@@ -167,22 +177,3 @@ class VectorGraph:
     def save(self, path: Path) -> None:
         """Write the graph to a file."""
         self._hnsw.save_index(str(path))
-
-    @classmethod
-    def load(cls, path: Path, dim: int, space: str, settings: dict[str, Any]) -> VectorGraph:
-        """Return the graph saved at ``path`` with its recorded settings."""
-        import hnswlib
-
-        graph = cls(
-            dim,
-            space,
-            M=int(settings["M"]),
-            ef_construction=int(settings["ef_construction"]),
-            ef=int(settings["ef"]),
-            capacity=16,
-            exact_threshold=int(settings.get("exact_threshold", 20_000)),
-        )
-        graph._hnsw = hnswlib.Index(space=space, dim=dim)
-        graph._hnsw.load_index(str(path), max_elements=int(settings["capacity"]))
-        graph._hnsw.set_ef(graph._ef)
-        return graph

@@ -72,7 +72,10 @@ class Index(EncodedWrites):
         keywords: str | None = None,
         colbert: bool = False,
         dimensions: int | None = None,
+        graph: VectorGraph | None = None,
+        table: DocumentTable | None = None,
     ) -> None:
+        """Make an empty index, or one of given parts (``graph``, ``table``: as ``load``)."""
         if embedder is None and dim is None:
             raise ValueError("give an embedder or the vector dimension")
         if dim is not None:
@@ -80,7 +83,9 @@ class Index(EncodedWrites):
         self.embedder = embedder
         # Matryoshka: the index keeps the model's vectors cut to ``dimensions``.
         self.dim, self.dimensions = index_width(embedder, dim, dimensions)
-        self.graph = VectorGraph(
+        if graph is not None and (graph.dim, graph.space) != (self.dim, space):
+            raise ValueError(f"the graph holds {graph.dim}-d {graph.space} vectors")
+        self.graph = graph or VectorGraph(
             self.dim,
             space,
             M=M,
@@ -97,7 +102,7 @@ class Index(EncodedWrites):
         keep = self.scheme.wants | (Want.COLBERT if colbert else Want(0))
         self.encoder = DocumentEncoder(embedder, self.dim, self.dimensions, keep)
         self.colbert = colbert
-        self.table = DocumentTable(self.scheme.name, colbert)
+        self.table = table or DocumentTable(self.scheme.name, colbert)
         self._lock = threading.RLock()
         # The generation each folder held when this index last loaded from or saved to
         # it, and the changes made since (replayed onto a newer generation at save).
@@ -417,29 +422,39 @@ class Index(EncodedWrites):
         manifest, data = disk.read_manifest(root)
         disk.check_model(manifest, embedder.fingerprint if embedder is not None else None, root)
         settings = manifest["hnsw"]
+        keywords = manifest.get("keywords", "bm25")  # indexes before bge-m3: BM25
+        colbert = bool(manifest.get("colbert", False))
+        invalid = f"{root / disk.MANIFEST} holds invalid settings"
         try:
-            index = cls(
-                embedder,
-                dim=int(manifest["dim"]),
-                space=manifest["space"],
-                keywords=manifest.get("keywords", "bm25"),  # indexes before bge-m3: BM25
-                colbert=bool(manifest.get("colbert", False)),
-                dimensions=manifest.get("dimensions"),  # Matryoshka width, None: the model's
+            dim, space = int(manifest["dim"]), manifest["space"]
+            graph = VectorGraph(
+                dim,
+                space,
                 M=int(settings["M"]),
                 ef_construction=int(settings["ef_construction"]),
                 ef=int(settings["ef"]),
-                capacity=16,
+                capacity=int(settings["capacity"]),
                 exact_threshold=int(settings.get("exact_threshold", 20_000)),
+                path=data / "vectors.hnsw",
+            )
+            table = DocumentTable.load(data / "store.sqlite", keywords, colbert)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SearchIndexError(f"{invalid}: {exc}") from exc
+        except (RuntimeError, sqlite3.Error, OSError) as exc:
+            raise SearchIndexError(f"cannot read the index at {root}: {exc}") from exc
+        try:
+            index = cls(
+                embedder,
+                dim=dim,
+                space=space,
+                keywords=keywords,
+                colbert=colbert,
+                dimensions=manifest.get("dimensions"),  # Matryoshka width, None: the model's
+                graph=graph,
+                table=table,
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise SearchIndexError(f"{root / disk.MANIFEST} holds invalid settings: {exc}") from exc
+            raise SearchIndexError(f"{invalid}: {exc}") from exc
         index.model = manifest.get("model", {})
-        try:
-            index.graph = VectorGraph.load(
-                data / "vectors.hnsw", index.dim, index.space, dict(settings)
-            )
-            index.table = DocumentTable.load(data / "store.sqlite", index.keywords, index.colbert)
-        except (RuntimeError, sqlite3.Error, OSError, KeyError, ValueError) as exc:
-            raise SearchIndexError(f"cannot read the index at {root}: {exc}") from exc
         index._bases = {str(root.resolve()): int(manifest["generation"].split("-")[1])}
         return index
