@@ -79,6 +79,10 @@ class LlamaParams:
     own). Encoders attend across the whole micro-batch, so small batches are faster.
     ``n_gpu_layers`` offloads that many layers to the GPU (0 = CPU only, -1 = all);
     ``main_gpu`` picks the device. A build without a GPU backend warns and runs on the CPU.
+    ``n_contexts`` spreads a batch of several micro-batches over that many llama.cpp
+    contexts sharing the model and the threads (0 = ``engine.hardware.choose_contexts``:
+    two on a CPU with two or more threads, one on a GPU); a single micro-batch always runs
+    on one context with every thread.
     ``append_eos`` ends every text with an end-of-text token for last-token pooling:
     None follows the GGUF (and warns when a decoder with last pooling adds none), True
     appends the vocabulary's EOS, a string appends that special token (Qwen3-Embedding and
@@ -99,12 +103,13 @@ class LlamaParams:
     n_gpu_layers: int = 0
     main_gpu: int = 0
     append_eos: bool | str | None = None
+    n_contexts: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_path", os.fspath(self.model_path))
         if self.pooling is not None:
             object.__setattr__(self, "pooling", Pooling.parse(self.pooling))
-        for name in ("n_ctx", "n_batch", "n_seq_max", "n_threads"):
+        for name in ("n_ctx", "n_batch", "n_seq_max", "n_threads", "n_contexts"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -126,6 +131,10 @@ class LlamaParams:
     def threads(self) -> int:
         """Return the thread count to use (``n_threads`` or a default from the CPU count)."""
         return self.n_threads or _default_threads()
+
+    def with_n_contexts(self, n_contexts: int) -> LlamaParams:
+        """Return a copy spreading large batches over ``n_contexts`` contexts (0 = the rule)."""
+        return replace(self, n_contexts=n_contexts)
 
     def with_n_ctx(self, n_ctx: int) -> LlamaParams:
         """Return a copy with another context length (0 = the model's)."""

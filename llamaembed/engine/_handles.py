@@ -310,6 +310,14 @@ class NativeContext:
         self._memory = lc.llama_get_memory(handle)
         self._memory_clear = quick("llama_memory_clear")
         self._embeddings_seq = quick("llama_get_embeddings_seq")
+        self._set_threads = quick("llama_set_n_threads")
+        self.n_threads = n_threads
+
+    def set_threads(self, n_threads: int) -> None:
+        """Run the next decodes on ``n_threads`` threads."""
+        if self._handle is not None and n_threads != self.n_threads:
+            self._set_threads(self._handle, n_threads, n_threads)
+            self.n_threads = n_threads
 
     def _run(self, sequences: list[npt.NDArray[Any]]) -> int:
         if self._handle is None:

@@ -39,6 +39,7 @@ __all__ = [
     "RELEVANT_CPU_FLAGS",
     "WeightChoice",
     "amx_kernels_compiled",
+    "choose_contexts",
     "choose_weight_type",
     "cpu_flags",
     "extra_buffers_allowed",
@@ -122,6 +123,20 @@ def choose_weight_type(
             "full-quality type measured there",
         )
     return WeightChoice("f16", "no CPU features known: F16 halves memory at full quality")
+
+
+def choose_contexts(threads: int, *, gpu: bool = False) -> int:
+    """Return how many llama.cpp contexts a batch of several micro-batches is spread over.
+
+    Measured on two cores (benchmarks/README.md, "Short texts and the CPU's fastest type"):
+    two contexts of one thread beat one of two threads on every model and batch measured,
+    short texts most (MiniLM Q8_0 with AMX 1.39x, a bge-base-sized BERT 1.07x). Beyond
+    two cores the rule keeps two contexts, each with half the threads (not yet measured
+    on more cores). A GPU runs one context: its kernels are not the bottleneck here.
+    """
+    if gpu or threads < 2:
+        return 1
+    return 2
 
 
 def parse_system_info(text: str) -> dict[str, dict[str, str]]:

@@ -15,10 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._files import sample_file
-from .._types import FloatArray
 from ..errors import RerankNotSupportedError
 from ..params import LlamaParams, Pooling
 
@@ -28,7 +25,6 @@ __all__ = [
     "file_fingerprint",
     "plan_batches",
     "read_layout",
-    "run_batches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -228,42 +224,3 @@ def plan_batches(lengths: Sequence[int], budget: int, max_seqs: int) -> list[lis
     if current:
         batches.append(current)
     return batches
-
-
-def run_batches(
-    context: Any,
-    sequences: list[Any],
-    width: int,
-    *,
-    budget: int,
-    max_seqs: int,
-    token_level: bool,
-    show_progress: bool = False,
-) -> FloatArray | list[FloatArray]:
-    """Run sequences through a context in planned micro-batches, results in input order.
-
-    Pooled rows come back as one (n, width) array; token-level output (pooling none) as
-    one (n_tokens, width) matrix per sequence. The caller holds the model's lock.
-    """
-    batches = plan_batches([len(s) for s in sequences], budget, max_seqs)
-    rows: list[FloatArray] = [np.empty(0, np.float32)] * len(sequences)
-    pooled = np.empty((len(sequences), width), dtype=np.float32)
-    progress = None
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=len(sequences), unit="text", desc="embedding")
-    try:
-        for batch in batches:
-            group = [sequences[i] for i in batch]
-            if token_level:
-                for i, matrix in zip(batch, context.token_level(group, width), strict=True):
-                    rows[i] = matrix
-            else:
-                pooled[batch] = context.pooled(group, width)
-            if progress is not None:
-                progress.update(len(batch))
-    finally:
-        if progress is not None:
-            progress.close()
-    return rows if token_level else pooled

@@ -26,8 +26,10 @@ from ..heads import M3Heads, load_heads
 from ..outputs import Want
 from ..params import EmbedOptions, LlamaParams, Pooling
 from ._prepared import PreparedInputs
+from .contexts import ContextPool, run_batches
+from .hardware import choose_contexts
 from .inputs import check_batch_size, check_texts, tokenize_texts
-from .layout import PROBABILITY_RERANKERS, read_layout, run_batches
+from .layout import PROBABILITY_RERANKERS, read_layout
 from .m3 import require_heads
 from .pairs import RerankResult, Segments, build_pairs, rank_scores, segment_tables
 from .pooling import check_dimensions, l2_normalize, truncate_dimensions
@@ -56,8 +58,8 @@ class Llama(PreparedInputs, BatchEmbedder):
         self._params: LlamaParams = params
         self._warn_pooling = warn_pooling
         self._lock = threading.RLock()
-        self._context: Any = None
-        self._token_ctx: Any = None
+        self._pool: ContextPool | None = None
+        self._token_pool: ContextPool | None = None
         from . import _handles, _native
 
         if params.verbose:
@@ -76,7 +78,7 @@ class Llama(PreparedInputs, BatchEmbedder):
             params.model_path, n_gpu_layers=n_gpu_layers, main_gpu=params.main_gpu
         )
         try:
-            self._setup(_handles)
+            self._setup()
         except BaseException:
             self._model.close()
             raise
@@ -106,7 +108,7 @@ class Llama(PreparedInputs, BatchEmbedder):
 
         return cls.load(resolve_params(name, quant=quant, cache_dir=cache_dir, **options))
 
-    def _setup(self, native: Any) -> None:
+    def _setup(self) -> None:
         params = self._params
         model = self._model
         layout = read_layout(model, params, warn_pooling=self._warn_pooling)
@@ -141,16 +143,33 @@ class Llama(PreparedInputs, BatchEmbedder):
         ):
             self._segments = segment_tables(model.path)
         if params.embeddings:
-            self._context = native.NativeContext(
-                model,
-                n_ctx=self.n_ctx,
+            self._pool = self._new_pool(layout.pooling)
+            self._pool.first()  # a context llama.cpp refuses fails here, not mid-call
+
+    def _new_pool(self, pooling: Pooling) -> ContextPool:
+        from . import _handles
+
+        params, layout = self._params, self._layout
+
+        def open_context() -> Any:
+            return _handles.NativeContext(
+                self._model,
+                n_ctx=layout.n_ctx,
                 n_ubatch=layout.n_ubatch,
-                n_seq_max=self._n_seq_max,
+                n_seq_max=layout.n_seq_max,
                 n_threads=params.threads,
-                pooling_code=layout.pooling.llama_code,
+                pooling_code=pooling.llama_code,
                 embeddings=True,
                 flash_attn=params.flash_attn,
             )
+
+        size = params.n_contexts or choose_contexts(params.threads, gpu=bool(self.n_gpu_layers))
+        return ContextPool(open_context, threads=params.threads, size=size)
+
+    @property
+    def contexts_open(self) -> int:
+        """Return how many llama.cpp contexts are open (a large batch opens the second)."""
+        return sum(p.opened for p in (self._pool, self._token_pool) if p is not None)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -241,9 +260,9 @@ class Llama(PreparedInputs, BatchEmbedder):
             raise EmbeddingsDisabledError(
                 "this model was opened with embeddings=False; open it with embeddings=True"
             )
-        if self._context is None:
+        if self._pool is None:
             raise ModelLoadError("the model has been closed")
-        return self._context
+        return self._pool
 
     def _run(
         self,
@@ -258,11 +277,11 @@ class Llama(PreparedInputs, BatchEmbedder):
         max_seqs = min(self._n_seq_max, batch_size or self._n_seq_max)
         native = self.pooling is Pooling.NONE
         with self._lock:
-            context = self._context_or_raise()
+            pool = self._context_or_raise()
             if token_level and not native:
-                context = self._token_context()
+                pool = self._token_contexts()
             return run_batches(
-                context,
+                pool,
                 sequences,
                 width,
                 budget=self._budget,
@@ -271,23 +290,11 @@ class Llama(PreparedInputs, BatchEmbedder):
                 show_progress=show_progress,
             )
 
-    def _token_context(self) -> Any:
-        # A second context with pooling none, opened on first use (bge-m3's token outputs).
-        if self._token_ctx is None:
-            from . import _handles
-
-            layout = self._layout
-            self._token_ctx = _handles.NativeContext(
-                self._model,
-                n_ctx=layout.n_ctx,
-                n_ubatch=layout.n_ubatch,
-                n_seq_max=layout.n_seq_max,
-                n_threads=self._params.threads,
-                pooling_code=Pooling.NONE.llama_code,
-                embeddings=True,
-                flash_attn=self._params.flash_attn,
-            )
-        return self._token_ctx
+    def _token_contexts(self) -> ContextPool:
+        # Contexts with pooling none, opened on first use (bge-m3's token outputs).
+        if self._token_pool is None:
+            self._token_pool = self._new_pool(Pooling.NONE)
+        return self._token_pool
 
     # ----------------------------------------------------------------- embeddings
     def _require_reranker(self) -> None:
@@ -447,10 +454,10 @@ class Llama(PreparedInputs, BatchEmbedder):
     def close(self) -> None:
         """Free the llama.cpp context and model; later calls raise ModelLoadError."""
         with self._lock:
-            for context in (self._context, self._token_ctx):
-                if context is not None:
-                    context.close()
-            self._context = self._token_ctx = None
+            for pool in (self._pool, self._token_pool):
+                if pool is not None:
+                    pool.close()
+            self._pool = self._token_pool = None
             self._model.close()
 
     def __getstate__(self) -> dict[str, Any]:
