@@ -171,6 +171,49 @@ def test_q8_0_outtype_from_converter(tiny_encoder_folder: Path, tmp_path: Path) 
         assert model.embed("hello world").shape == (64,)
 
 
+def _file_type(path: Path) -> str:
+    with Llama(path, embeddings=False) as model:
+        return model.facts.weight_type.lower()
+
+
+def test_outtype_auto_is_the_cpu_rule_and_says_why(
+    tiny_encoder_folder: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from llamaembed.cli import main
+    from llamaembed.engine.system import auto_weight_type
+
+    wanted = auto_weight_type()
+    result = CliRunner().invoke(main, ["convert", str(tiny_encoder_folder), "-o",
+                                       str(tmp_path / "tiny.gguf")])
+    assert result.exit_code == 0, result.output
+    assert f"auto type: {wanted.type.upper()} ({wanted.reason})" in result.stderr
+    assert _file_type(tmp_path / "tiny.gguf") == wanted.type  # the default is auto
+    result = CliRunner().invoke(main, ["quantize", str(tmp_path / "tiny.gguf"),
+                                       str(tmp_path / "again.gguf"), "auto"])
+    assert result.exit_code == 0, result.output
+    assert _file_type(tmp_path / "again.gguf") == wanted.type
+    assert f"auto type: {wanted.type.upper()}" in result.stderr
+    assert convert(tiny_encoder_folder, tmp_path / "lib.gguf") == tmp_path / "lib.gguf"
+    assert _file_type(tmp_path / "lib.gguf") == wanted.type
+    assert {p.name for p in tmp_path.iterdir()} == {"tiny.gguf", "again.gguf", "lib.gguf"}
+
+
+def test_bf16_outtype_is_rounded_from_f32(
+    minilm_folder: Path, minilm_f32_path: Path, tmp_path: Path
+) -> None:
+    out = convert(minilm_folder, tmp_path / "m-bf16.gguf", outtype="bf16")
+    rounded = quantize(minilm_f32_path, tmp_path / "q-bf16.gguf", "bf16")
+    assert _file_type(out) == "bf16"
+    texts = varied_texts(20)
+    with Llama(out) as a, Llama(rounded) as b, Llama(minilm_f32_path) as f32:
+        va, vb, vf = a.embed_texts(texts), b.embed_texts(texts), f32.embed_texts(texts)
+    np.testing.assert_array_equal(va, vb)  # the same weights as quantize(F32 -> BF16)
+    assert float((va * vf).sum(1).min()) >= 0.999
+    assert {p.name for p in tmp_path.iterdir()} == {"m-bf16.gguf", "q-bf16.gguf"}
+
+
 # ------------------------------------------------------------------ bad input
 def _no_leftovers(folder: Path) -> None:
     assert not [p.name for p in folder.iterdir() if p.suffix in (".gguf", ".tmp")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -11,15 +12,31 @@ from ._common import errors
 __all__ = ["convert", "distill", "quantize"]
 
 
+def _resolve(outtype: str) -> tuple[str, str]:
+    """Return the type ``outtype`` names, and for auto a line saying which and why."""
+    from ..conversion import choose_outtype
+
+    choice = choose_outtype(outtype)
+    if outtype.strip().lower() != "auto":
+        return choice.type, ""
+    return choice.type, f"auto type: {choice.type.upper()} ({choice.reason})"
+
+
+def _wrote(path: Path, said: str) -> None:
+    if said:  # after the work, so a failure's one line stays the Error: line
+        click.echo(said, err=True)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 @click.command()
 @click.argument("source")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="GGUF file.")
 @click.option(
     "--outtype",
-    type=click.Choice(["f32", "f16", "bf16", "q8_0"]),
-    default="f16",
+    type=click.Choice(["auto", "f32", "f16", "bf16", "q8_0"]),
+    default="auto",
     show_default=True,
-    help="bf16: llama.cpp's converter only.",
+    help="auto: the type this CPU runs fastest at full quality (printed, with the reason).",
 )
 @click.option(
     "--pooling",
@@ -57,6 +74,7 @@ def convert(
     """
     from ..conversion import convert as run
 
+    outtype, said = _resolve(outtype)
     path = run(
         source,
         output,
@@ -66,7 +84,7 @@ def convert(
         converter=converter,
         pre_tokenizer=pre_tokenizer,
     )
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    _wrote(path, said)
 
 
 @click.command()
@@ -76,11 +94,11 @@ def convert(
 @click.option("--threads", default=0, show_default=True, help="0 = all cores.")
 @errors
 def quantize(source: str, output: str, qtype: str, threads: int) -> None:
-    """Quantise a GGUF model: QTYPE is f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, …."""
+    """Quantise a GGUF model: QTYPE is auto, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, …."""
     from ..conversion.quantize import quantize as run
 
-    path = run(source, output, qtype, n_threads=threads)
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    qtype, said = _resolve(qtype)
+    _wrote(run(source, output, qtype, n_threads=threads), said)
 
 
 @click.command()

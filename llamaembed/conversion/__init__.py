@@ -29,9 +29,10 @@ from .bert import (
 from .hf_folder import read_json, resolve_source
 from .llama_cpp import convert_with_llama_cpp
 from .m3 import read_m3_heads, write_m3_heads
+from .outtype import choose_outtype
 from .xlm_roberta import XLM_ROBERTA_ARCHITECTURES, convert_xlm_roberta
 
-__all__ = ["CONVERTER_VERSION", "OUTTYPES", "SUPPORTED_ARCHITECTURES", "convert"]
+__all__ = ["CONVERTER_VERSION", "OUTTYPES", "SUPPORTED_ARCHITECTURES", "choose_outtype", "convert"]
 
 SUPPORTED_ARCHITECTURES = BERT_ARCHITECTURES + XLM_ROBERTA_ARCHITECTURES
 _DEFAULT_ARCHITECTURE = {"bert": "BertModel", "xlm-roberta": "XLMRobertaModel"}
@@ -41,7 +42,7 @@ def convert(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
-    outtype: str = "f16",
+    outtype: str = "auto",
     pooling: Pooling | str | None = None,
     name: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -56,8 +57,11 @@ def convert(
     registers a BPE tokenizer it does not know (see ``conversion.llama_cpp``). A hub id
     is looked up in the Hugging Face cache (``cache_dir``, default the usual one) before
     anything is downloaded. The file appears only when complete: it is written next to
-    ``output`` under a temporary name and renamed at the end.
+    ``output`` under a temporary name and renamed at the end. ``outtype`` is f32, f16,
+    bf16, q8_0 or ``auto`` (``choose_outtype``: the type this CPU runs fastest at full
+    quality); our converter makes BF16 by rounding an F32 conversion.
     """
+    outtype = choose_outtype(outtype).type
     if converter not in ("auto", "llamaembed", "llama.cpp"):
         raise ConversionError(
             f"converter is 'auto', 'llamaembed' or 'llama.cpp', not {converter!r}"
@@ -82,6 +86,8 @@ def convert(
                 "pooling= to override it)"
             )
         return convert_with_llama_cpp(folder, target, outtype=outtype, pre_tokenizer=pre_tokenizer)
+    if outtype == "bf16":
+        return _bf16_from_f32(folder, target, pooling=pooling, name=name)
     check_outtype(outtype)
     if arch in BERT_ARCHITECTURES:
         writer = convert_bert
@@ -97,3 +103,24 @@ def convert(
     written = writer(folder, config, arch, target, outtype=outtype, pooling=pooling, name=name)
     write_m3_heads(written, heads, width, folder)
     return written
+
+
+def _bf16_from_f32(
+    folder: Path, target: Path, *, pooling: Pooling | str | None, name: str | None
+) -> Path:
+    """Write BF16 as llama.cpp rounds it from an F32 conversion (the F32 file is removed)."""
+    from .._files import output_problem
+    from .quantize import quantize
+
+    problem = output_problem(target)
+    if problem:
+        raise ConversionError(problem)
+    step = target.with_name(f".{target.name}.f32.gguf")
+    try:
+        convert(folder, step, outtype="f32", pooling=pooling, name=name)
+        return quantize(step, target, "bf16")
+    finally:
+        step.unlink(missing_ok=True)
+        from ..heads import heads_path
+
+        heads_path(step).unlink(missing_ok=True)

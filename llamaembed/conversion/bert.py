@@ -211,7 +211,9 @@ def _tensors_to_write(
 def check_outtype(outtype: str) -> None:
     """Raise ConversionError for an output type the converter does not write."""
     if outtype not in OUTTYPES:
-        raise ConversionError(f"unknown outtype {outtype!r}; choose one of: {', '.join(OUTTYPES)}")
+        raise ConversionError(
+            f"unknown outtype {outtype!r}; choose one of: {', '.join(OUTTYPES)}, bf16, auto"
+        )
 
 
 def check_encoder_config(config: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from .._files import atomic_path, output_problem
 from ..errors import QuantizationError
 from ..heads import copy_heads, heads_path
+from .outtype import choose_outtype
 
 __all__ = ["QUANT_TYPES", "quantize"]
 
@@ -38,14 +39,18 @@ def quantize(
 ) -> Path:
     """Write a quantised copy of a GGUF model; return the output path.
 
+    ``qtype`` is one of ``QUANT_TYPES`` or ``auto``: the type this CPU runs fastest at full
+    quality (``conversion.choose_outtype``).
+
     The output appears only when complete (written under a temporary name, then renamed).
     A heads file beside the source (bge-m3's sparse and ColBERT heads) is copied beside
     the output.
     """
-    key = qtype.strip().lower()
+    choice = choose_outtype(qtype)
+    key = choice.type
     if key not in QUANT_TYPES:
         raise QuantizationError(
-            f"unknown quantisation type {qtype!r}; valid types: {', '.join(QUANT_TYPES)}"
+            f"unknown quantisation type {qtype!r}; valid types: {', '.join(QUANT_TYPES)}, auto"
         )
     from ..engine import _native
     from ..engine.gguf_check import check

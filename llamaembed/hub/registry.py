@@ -224,15 +224,14 @@ def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
         f"into {folder} (first use only)…",
         file=sys.stderr,
     )
-    if quant in ("f32", "f16"):
+    if quant in ("f32", "f16", "bf16"):  # convert rounds BF16 from F32 itself
         return convert(source, target, outtype=quant, name=entry.name)
-    # BF16 is rounded from F32, the quantised types from F16; an intermediate file built
-    # here is removed after (the cache keeps what was asked for, not a second copy)
-    step = "f32" if quant == "bf16" else "f16"
-    intermediate = folder / f"{entry.name}-{step}.gguf"
+    # the quantised types from F16; an intermediate file built here is removed after
+    # (the cache keeps what was asked for, not a second copy)
+    intermediate = folder / f"{entry.name}-f16.gguf"
     keep = intermediate.exists()
     if not keep:
-        convert(source, intermediate, outtype=step, name=entry.name)
+        convert(source, intermediate, outtype="f16", name=entry.name)
     try:
         return quantize(intermediate, target, quant)
     finally:
