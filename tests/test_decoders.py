@@ -75,6 +75,42 @@ def test_embedder_equals_sentence_transformers(which: str, request: pytest.Fixtu
     assert row_cosines(got, want).min() >= 0.999
 
 
+@pytest.mark.parametrize("which", ["tiny_qwen3", "tiny_qwen2"])
+def test_the_vocabulary_projection_is_skipped_with_equal_vectors(
+    which: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Last-token vectors are read at the final norm; the graph ends there. The reference
+    # is sentence-transformers, and llama.cpp's own whole graph (LLAMAEMBED_FULL_GRAPH=1).
+    folder, gguf = request.getfixturevalue(which)
+    texts = TEXTS + stdlib_sentences(60)
+    want = st_model(folder).encode(texts, batch_size=8)
+    with Llama(gguf, flash_attn=False) as model:
+        got = model.embed_texts(texts)
+        one = model.embed(texts[0])
+        assert model.projection_skips >= 2  # several micro-batches, each ended early
+    assert row_cosines(got, want).min() >= 0.999
+    monkeypatch.setenv("LLAMAEMBED_FULL_GRAPH", "1")
+    with Llama(gguf, flash_attn=False) as full:
+        whole = full.embed_texts(texts)
+        assert full.projection_skips == 0
+        np.testing.assert_allclose(full.embed(texts[0]), one, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, whole, rtol=0, atol=1e-5)
+
+
+def test_smollm2_skips_the_projection_too(smollm2_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = stdlib_sentences(40)
+    with Llama(smollm2_path, pooling="last", warn_pooling=False, append_eos=False) as model:
+        got = model.embed_texts(texts)
+        assert model.projection_skips >= 1
+    monkeypatch.setenv("LLAMAEMBED_FULL_GRAPH", "1")
+    with Llama(smollm2_path, pooling="last", warn_pooling=False, append_eos=False) as model:
+        whole = model.embed_texts(texts)
+    assert row_cosines(got, whole).min() >= 0.9999  # Q4_1: the same kernels, same batches
+    with Llama(smollm2_path, pooling="mean", warn_pooling=False) as model:
+        model.embed_texts(texts[:4])
+        assert model.projection_skips == 0  # mean pooling keeps llama.cpp's whole graph
+
+
 def test_qwen3_eos_comes_from_the_gguf(tiny_qwen3: tuple[Path, Path]) -> None:
     _, gguf = tiny_qwen3
     with Llama(gguf) as model:

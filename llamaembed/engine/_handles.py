@@ -24,6 +24,7 @@ from ._native import (
     extra_buffers,
     lib,
     quick,
+    tensor_functions,
 )
 from ._normalize import strip_accents
 
@@ -263,8 +264,62 @@ class NativeBatch:
         return offset
 
 
+class StopAt:
+    """A graph callback that keeps the rows of one named node and stops the graph there.
+
+    llama.cpp computes a decoder's projection onto its vocabulary for every token even in
+    embedding mode, where nothing reads it (llama.cpp #24713): a quarter to nearly half of
+    the work of an embedding model like Qwen3-Embedding. Its evaluation callback is asked
+    about each node before it is computed; answering yes for the final norm
+    (``result_norm``, the hidden states the pooling reads) makes the scheduler compute up
+    to it and call back, and answering no then ends the graph: the projection and
+    llama.cpp's own pooling are never computed, and the caller pools the kept rows.
+    If the node is missing or not the expected (n_tokens, n_embd) float32 rows, the graph
+    runs whole and ``rows`` stays None.
+    """
+
+    def __init__(self, name: str) -> None:
+        fns = tensor_functions()
+        self.name = name.encode()
+        self.expect = 0  # the element count the node must have: n_tokens * n_embd
+        self.rows: npt.NDArray[np.float32] | None = None
+        self.stops = 0  # micro-batches that ended at the node
+        get_name, nelements, element_size = (
+            fns.ggml_get_name,
+            fns.ggml_nelements,
+            fns.ggml_element_size,
+        )
+        get_data, contiguous = fns.ggml_get_data, fns.ggml_is_contiguous
+
+        def on_node(tensor: int, ask: bool, _: int) -> bool:
+            # ctypes answers 0 ("stop") for a callback that raises: never let one escape
+            try:
+                if get_name(tensor) != self.name:
+                    return not ask  # not wanted; (after a node: go on)
+                if ask:
+                    return True
+                n = self.expect
+                if nelements(tensor) != n or element_size(tensor) != 4 or not contiguous(tensor):
+                    return True
+                data = get_data(tensor)
+                if not data:
+                    return True
+                self.rows = np.ctypeslib.as_array((ctypes.c_float * n).from_address(data)).copy()
+                self.stops += 1
+                return False
+            except Exception:  # the graph runs whole and llama.cpp's own output is used
+                self.rows = None
+                return not ask
+
+        self.callback = lib().ggml_backend_sched_eval_callback(on_node)
+
+
 class NativeContext:
-    """Owns a ``llama_context *`` in embedding mode, plus the batch it decodes."""
+    """Owns a ``llama_context *`` in embedding mode, plus the batch it decodes.
+
+    ``stop_at`` names the node whose rows a decoder's pooling reads (``StopAt``): the
+    context then pools them itself and the rest of the graph is skipped.
+    """
 
     def __init__(
         self,
@@ -277,11 +332,15 @@ class NativeContext:
         pooling_code: int,
         embeddings: bool,
         flash_attn: bool,
+        stop_at: str | None = None,
     ) -> None:
         lc = lib()
         self._lib = lc
         self.model = model
         params = lc.llama_context_default_params()
+        self._stop = StopAt(stop_at) if stop_at and tensor_functions() is not None else None
+        if self._stop is not None:
+            params.cb_eval = self._stop.callback
         params.n_ctx = n_ctx
         params.n_batch = n_ubatch
         params.n_ubatch = n_ubatch
@@ -313,6 +372,11 @@ class NativeContext:
         self._set_threads = quick("llama_set_n_threads")
         self.n_threads = n_threads
 
+    @property
+    def stops(self) -> int:
+        """Return how many micro-batches ended at the ``stop_at`` node (0 without one)."""
+        return self._stop.stops if self._stop is not None else 0
+
     def set_threads(self, n_threads: int) -> None:
         """Run the next decodes on ``n_threads`` threads."""
         if self._handle is not None and n_threads != self.n_threads:
@@ -336,7 +400,14 @@ class NativeContext:
 
     def pooled(self, sequences: list[npt.NDArray[Any]], width: int) -> npt.NDArray[np.float32]:
         """Encode sequences in one micro-batch; return one pooled row per sequence."""
+        stop = self._stop
+        if stop is not None:
+            stop.rows, stop.expect = None, sum(len(s) for s in sequences) * width
         self._run(sequences)
+        if stop is not None and stop.rows is not None:
+            # the graph ended at the final norm: pool its rows (last token of each sequence)
+            ends = np.cumsum([len(s) for s in sequences]) - 1
+            return stop.rows.reshape(-1, width)[ends]
         out = np.empty((len(sequences), width), dtype=np.float32)
         for seq in range(len(sequences)):
             ptr = self._embeddings_seq(self._handle, seq)

@@ -29,6 +29,7 @@ __all__ = [
     "quick",
     "supports_gpu_offload",
     "system_info_text",
+    "tensor_functions",
 ]
 
 logger = logging.getLogger(__name__)  # llama.cpp's own log, forwarded
@@ -151,6 +152,31 @@ def quick(name: str) -> Any:
     source = getattr(llama_cpp, name)
     func.argtypes, func.restype = source.argtypes, source.restype
     return func
+
+
+@functools.cache
+def tensor_functions() -> Any:
+    """Return ggml's tensor accessors (name, element count and size, data, contiguity).
+
+    From libggml-base, as PyDLL functions that keep the GIL: they are called inside a
+    graph callback, which already holds it. None if the library is not found.
+    """
+    folder = Path(lib().__file__).parent / "lib"
+    for name in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll"):
+        candidate = folder / name
+        if candidate.exists():
+            base = ctypes.PyDLL(str(candidate))
+            signatures = {
+                "ggml_get_name": ([ctypes.c_void_p], ctypes.c_char_p),
+                "ggml_nelements": ([ctypes.c_void_p], ctypes.c_int64),
+                "ggml_element_size": ([ctypes.c_void_p], ctypes.c_size_t),
+                "ggml_get_data": ([ctypes.c_void_p], ctypes.c_void_p),
+                "ggml_is_contiguous": ([ctypes.c_void_p], ctypes.c_bool),
+            }
+            for fn, (argtypes, restype) in signatures.items():
+                getattr(base, fn).argtypes, getattr(base, fn).restype = argtypes, restype
+            return base
+    return None
 
 
 @functools.cache

@@ -73,6 +73,11 @@ class ContextPool:
             context.set_threads(threads)
         return chosen
 
+    @property
+    def stops(self) -> int:
+        """Return how many micro-batches ended early at a decoder's final norm."""
+        return sum(context.stops for context in self._contexts)
+
     def close(self) -> None:
         """Close every context; safe to call twice."""
         for context in self._contexts:

@@ -11,6 +11,11 @@ short texts/s and long texts/s; benchmarks/README.md has the tables and commands
   -fno-tree-dse -fno-dse, 2026-11-29: Q8_0 through AMX 922 / 86.8, F32 445 / 44.7
   (fastembed int8 896 / 37.2, fp32 416 / 24.2); Q8_0 keeps a mean cosine of 0.99955 to
   F32. Where the AMX kernels work (``engine.probe`` checks), Q8_0 is twice F32.
+  Re-measured 2026-12-05 on the same class (benchmarks/short_texts.py, two contexts):
+  MiniLM short texts/s Q8_0 1001, Q4_0 993, Q6_K 812, IQ4_NL 563, F16 470, Q4_K_M 455,
+  BF16 408, F32 390; a bge-base-sized BERT Q8_0 190, Q4_0 185, Q4_K_M 139, Q6_K 95,
+  F32 78, F16 69, BF16 65. Q4_0 and IQ4_NL fail the quality gate (cosine 0.967 / 0.978
+  to F32 on MiniLM), so Q8_0 stays; n_batch 64 / 128 / 256 gave 734 / 935 / 822.
 - The same CPUs without working AMX kernels, 2026-11-23: F32 383 / 38.6, F16 353 / 36.0,
   BF16 328 / 34.3; the same order at one thread (210, 193, 180). F32 is fastest there,
   BF16 slowest: ggml's BF16 path gains nothing on these CPUs.

@@ -37,7 +37,10 @@ from .pooling import check_dimensions, l2_normalize, truncate_dimensions
 if TYPE_CHECKING:
     from ..hub.spec import ModelSpec
 
-__all__ = ["Llama", "RerankResult"]
+__all__ = ["FULL_GRAPH_ENV", "Llama", "RerankResult"]
+
+# "1" runs a decoder's whole graph, projection onto the vocabulary included (for A/B runs)
+FULL_GRAPH_ENV = "LLAMAEMBED_FULL_GRAPH"
 
 
 class Llama(PreparedInputs, BatchEmbedder):
@@ -150,6 +153,17 @@ class Llama(PreparedInputs, BatchEmbedder):
         from . import _handles
 
         params, layout = self._params, self._layout
+        # A decoder's last-token vectors are read at its final norm; the projection onto
+        # the vocabulary after it is skipped (engine._handles.StopAt). On a GPU the node's
+        # rows are not in host memory, so the graph runs whole there.
+        stop_at = None
+        if (
+            layout.is_decoder
+            and pooling is Pooling.LAST
+            and not self.n_gpu_layers
+            and os.environ.get(FULL_GRAPH_ENV) != "1"
+        ):
+            stop_at = "result_norm"
 
         def open_context() -> Any:
             return _handles.NativeContext(
@@ -161,10 +175,16 @@ class Llama(PreparedInputs, BatchEmbedder):
                 pooling_code=pooling.llama_code,
                 embeddings=True,
                 flash_attn=params.flash_attn,
+                stop_at=stop_at,
             )
 
         size = params.n_contexts or choose_contexts(params.threads, gpu=bool(self.n_gpu_layers))
         return ContextPool(open_context, threads=params.threads, size=size)
+
+    @property
+    def projection_skips(self) -> int:
+        """Return how many micro-batches skipped a decoder's projection onto its vocabulary."""
+        return self._pool.stops if self._pool is not None else 0
 
     @property
     def contexts_open(self) -> int:
