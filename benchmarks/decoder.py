@@ -4,7 +4,9 @@ Builds a random Qwen3 model the shape of Qwen3-Embedding-0.6B (28 layers, 1024 w
 query / 8 key-value heads of 128, 3072 FFN, 151,669 tokens, tied embeddings; the
 tokenizer is the tests' small Qwen2-style BPE, so token counts are not Qwen's), saved as a
 sentence-transformers folder with last-token pooling. llama.cpp's own converter writes the
-F16 and BF16 GGUFs, llamaembed quantises the F16 one to Q8_0 and Q4_K_M. Each system then
+F16 and BF16 GGUFs, llamaembed quantises the F16 one to Q8_0 and Q4_K_M ("-full": Q8_0 with
+llama.cpp's whole graph, the projection onto the vocabulary that llamaembed skips
+included, LLAMAEMBED_FULL_GRAPH=1). Each system then
 runs in a fresh process with the same threads: sentence-transformers on torch (fp32, bf16)
 and llamaembed.
 It reports texts/s on short texts and on passages, the median latency of one short query,
@@ -35,6 +37,7 @@ SYSTEMS = (
     "llamaembed-f16",
     "llamaembed-bf16",
     "llamaembed-q8_0",
+    "llamaembed-q8_0-full",
     "llamaembed-q4_k_m",
 )
 QUERIES = 20
@@ -111,8 +114,13 @@ def child(system: str, path: str, threads: int, out: str) -> None:
             with torch.inference_mode():
                 return np.asarray(model.encode(batch, batch_size=32), dtype=np.float32)
     else:
-        from llamaembed import Llama
+        import os
 
+        from llamaembed import Llama
+        from llamaembed.engine.llama import FULL_GRAPH_ENV
+
+        if system.endswith("-full"):  # llama.cpp's whole graph: the vocabulary projection too
+            os.environ[FULL_GRAPH_ENV] = "1"
         model = Llama(path, n_threads=threads, n_ctx=512)
 
         def encode(batch: list[str]) -> np.ndarray:
@@ -152,6 +160,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         paths = build(work)
+        paths["llamaembed-q8_0-full"] = paths["llamaembed-q8_0"]
         sizes = {s: paths[s].stat().st_size / 1e6 for s in SYSTEMS if s.startswith("llamaembed")}
         reports, vectors = {}, {}
         for system in SYSTEMS:
@@ -182,9 +191,11 @@ def main() -> None:
         report = "\n".join(lines)
         print(report)
         if args.write:
+            from run import cpu_class
+
             write_results(
                 report, f"python benchmarks/decoder.py --threads {args.threads} --write",
-                "decoder", "## A Qwen3-Embedding-0.6B-shaped decoder against torch",
+                f"decoder-{cpu_class()}", "## A Qwen3-Embedding-0.6B-shaped decoder against torch",
             )  # fmt: skip
     finally:
         if not args.keep and args.work is None:

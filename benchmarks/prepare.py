@@ -48,15 +48,15 @@ def gguf_paths() -> dict[str, Path]:
     return paths
 
 
-def onnx_folders() -> dict[str, Path]:
-    """Export the HF model to ONNX (last_hidden_state) and quantise it to int8."""
-    out = {"fp32": CACHE / "onnx-fp32", "int8": CACHE / "onnx-int8"}
+def onnx_folders(src: Path | None = None, cache: Path = CACHE) -> dict[str, Path]:
+    """Export a HF model (default MiniLM) to ONNX (last_hidden_state) and quantise it to int8."""
+    out = {"fp32": cache / "onnx-fp32", "int8": cache / "onnx-int8"}
     if all((p / "model.onnx").exists() for p in out.values()):
         return out
     import torch
     from transformers import AutoModel
 
-    src = minilm_folder()
+    src = src or minilm_folder()
     for folder in out.values():
         folder.mkdir(parents=True, exist_ok=True)
         for name in ("config.json", "tokenizer.json", "tokenizer_config.json",
