@@ -99,13 +99,22 @@ def machine_header(threads: int) -> list[str]:
     from llamaembed.engine.system import auto_weight_type, system_info
 
     model = platform.processor() or platform.machine()
+    family = number = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name":
+                model = value
+            elif key == "cpu family":
+                family = value
+            elif key == "model":
+                number = value
+            elif not line.strip() and family:
+                break  # the first processor's block is enough
     except OSError:
         pass
+    if family:
+        model = f"{model} (CPU family {family}, model {number})"
     flags = cpu_flags()
     info = system_info()
     choice = auto_weight_type()
