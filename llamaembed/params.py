@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, replace
 from enum import Enum
 
-__all__ = ["EmbedOptions", "LlamaParams", "Pooling", "check_int"]
+__all__ = ["EmbedOptions", "LlamaParams", "Pooling", "check_int", "default_threads"]
 
 
 def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
@@ -65,7 +65,8 @@ _LLAMA_CODES = {
 }
 
 
-def _default_threads() -> int:
+def default_threads() -> int:
+    """Return the threads a model runs on when none are asked for: the cores, at most 8."""
     return max(1, min(os.cpu_count() or 1, 8))
 
 
@@ -130,7 +131,7 @@ class LlamaParams:
     @property
     def threads(self) -> int:
         """Return the thread count to use (``n_threads`` or a default from the CPU count)."""
-        return self.n_threads or _default_threads()
+        return self.n_threads or default_threads()
 
     def with_n_contexts(self, n_contexts: int) -> LlamaParams:
         """Return a copy spreading large batches over ``n_contexts`` contexts (0 = the rule)."""

@@ -157,6 +157,12 @@ def test_info_command() -> None:
     assert ("in use" in amx_line) == (auto == "q8_0")
     facts = json.loads(CliRunner().invoke(main, ["info", "--json"]).stdout)
     assert facts["auto_type"] == auto and facts["devices"]
+    threads = facts["threads_default"]
+    assert facts["contexts_default"] == (2 if threads >= 2 else 1)
+    if threads == 2:  # two cores: two contexts of one thread each, a query on both
+        assert "batches           1 + 1 threads (a context each); a single query: 2" in (
+            result.stdout
+        )
 
 
 def test_cli_gpu_layers_on_cpu_build(minilm_f16_path: Path, minilm: Llama) -> None:

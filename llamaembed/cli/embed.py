@@ -169,3 +169,8 @@ def info(as_json: bool) -> None:
     else:
         amx = "not in this build"
     click.echo(f"AMX kernels       {amx}")
+    from ..engine.contexts import split_threads
+
+    threads = facts["threads_default"]
+    split = " + ".join(str(n) for n in split_threads(threads, facts["contexts_default"]))
+    click.echo(f"batches           {split} threads (a context each); a single query: {threads}")

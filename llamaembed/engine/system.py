@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..params import default_threads
 from . import _native
 from .hardware import (
     RELEVANT_CPU_FLAGS,
     WeightChoice,
     amx_kernels_compiled,
+    choose_contexts,
     choose_weight_type,
     cpu_flags,
     parse_system_info,
@@ -71,6 +73,8 @@ def system_info() -> dict[str, Any]:
     flags = cpu_flags()
     choice = auto_weight_type()
     allowed, why = _native.extra_buffers()  # the rule in effect for this process
+    threads = default_threads()  # what a model opened without n_threads runs on
+    contexts = choose_contexts(threads)
     return {
         "llama_cpp_python": binding_version,
         "ggml": _native.ggml_version(),
@@ -87,4 +91,6 @@ def system_info() -> dict[str, Any]:
         "extra_cpu_buffers_reason": why,
         "amx_kernels_compiled": amx_kernels_compiled(info),
         "amx_in_use": amx_kernels_compiled(info) and allowed,
+        "threads_default": threads,
+        "contexts_default": contexts,
     }
