@@ -315,6 +315,25 @@ def test_qwen3_reranker_gives_yes_probabilities(tiny_qwen3_reranker: tuple[Path,
             model.embed("hello")
 
 
+def test_qwen3_reranker_skips_the_projection_with_equal_scores(
+    tiny_qwen3_reranker: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The yes/no head (cls.output, then softmax) is applied to the final norm's last row.
+    folder, gguf = tiny_qwen3_reranker
+    query, docs = "is rust memory safe", TEXTS + stdlib_sentences(40)
+    with Llama(gguf) as model:
+        scores = model.rerank(query, docs)
+        assert model.projection_skips >= 1
+        template = model.metadata["tokenizer.chat_template.rerank"]
+    want = reference_yes_probabilities(folder, template, query, docs[:10])
+    assert np.abs(scores[:10] - want).max() <= 1e-3
+    monkeypatch.setenv("LLAMAEMBED_FULL_GRAPH", "1")
+    with Llama(gguf) as full:
+        whole = full.rerank(query, docs)
+        assert full.projection_skips == 0
+    np.testing.assert_allclose(scores, whole, rtol=0, atol=1e-5)
+
+
 def test_index_reranks_with_qwen3_reranker(
     tiny_qwen3: tuple[Path, Path], tiny_qwen3_reranker: tuple[Path, Path]
 ) -> None:

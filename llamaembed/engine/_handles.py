@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,7 +319,8 @@ class NativeContext:
     """Owns a ``llama_context *`` in embedding mode, plus the batch it decodes.
 
     ``stop_at`` names the node whose rows a decoder's pooling reads (``StopAt``): the
-    context then pools them itself and the rest of the graph is skipped.
+    context then pools them itself (each sequence's last row, through ``head`` for a
+    reranker) and the rest of the graph is skipped.
     """
 
     def __init__(
@@ -333,12 +335,14 @@ class NativeContext:
         embeddings: bool,
         flash_attn: bool,
         stop_at: str | None = None,
+        head: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None = None,
     ) -> None:
         lc = lib()
         self._lib = lc
         self.model = model
         params = lc.llama_context_default_params()
         self._stop = StopAt(stop_at) if stop_at and tensor_functions() is not None else None
+        self._head = head  # a reranker's head, applied to the kept last-token rows
         if self._stop is not None:
             params.cb_eval = self._stop.callback
         params.n_ctx = n_ctx
@@ -401,13 +405,15 @@ class NativeContext:
     def pooled(self, sequences: list[npt.NDArray[Any]], width: int) -> npt.NDArray[np.float32]:
         """Encode sequences in one micro-batch; return one pooled row per sequence."""
         stop = self._stop
+        n_embd = self.model.n_embd
         if stop is not None:
-            stop.rows, stop.expect = None, sum(len(s) for s in sequences) * width
+            stop.rows, stop.expect = None, sum(len(s) for s in sequences) * n_embd
         self._run(sequences)
         if stop is not None and stop.rows is not None:
             # the graph ended at the final norm: pool its rows (last token of each sequence)
             ends = np.cumsum([len(s) for s in sequences]) - 1
-            return stop.rows.reshape(-1, width)[ends]
+            last = stop.rows.reshape(-1, n_embd)[ends]
+            return self._head(last) if self._head is not None else last
         out = np.empty((len(sequences), width), dtype=np.float32)
         for seq in range(len(sequences)):
             ptr = self._embeddings_seq(self._handle, seq)

@@ -31,7 +31,14 @@ from .hardware import choose_contexts
 from .inputs import check_batch_size, check_texts, tokenize_texts
 from .layout import PROBABILITY_RERANKERS, read_layout
 from .m3 import require_heads
-from .pairs import RerankResult, Segments, build_pairs, rank_scores, segment_tables
+from .pairs import (
+    RerankResult,
+    Segments,
+    build_pairs,
+    decoder_rank_head,
+    rank_scores,
+    segment_tables,
+)
 from .pooling import check_dimensions, l2_normalize, truncate_dimensions
 
 if TYPE_CHECKING:
@@ -156,14 +163,15 @@ class Llama(PreparedInputs, BatchEmbedder):
         # A decoder's last-token vectors are read at its final norm; the projection onto
         # the vocabulary after it is skipped (engine._handles.StopAt). On a GPU the node's
         # rows are not in host memory, so the graph runs whole there.
-        stop_at = None
-        if (
-            layout.is_decoder
-            and pooling is Pooling.LAST
-            and not self.n_gpu_layers
-            and os.environ.get(FULL_GRAPH_ENV) != "1"
-        ):
-            stop_at = "result_norm"
+        stop_at, head = None, None
+        if layout.is_decoder and not self.n_gpu_layers and os.environ.get(FULL_GRAPH_ENV) != "1":
+            if pooling is Pooling.LAST:
+                stop_at = "result_norm"
+            elif pooling is Pooling.RANK:  # a reranker's head is applied to the kept rows
+                head = decoder_rank_head(
+                    self._model.path, self._model.n_embd, layout.architecture, self._model.metadata
+                )
+                stop_at = "result_norm" if head is not None else None
 
         def open_context() -> Any:
             return _handles.NativeContext(
@@ -176,6 +184,7 @@ class Llama(PreparedInputs, BatchEmbedder):
                 embeddings=True,
                 flash_attn=params.flash_attn,
                 stop_at=stop_at,
+                head=head,
             )
 
         size = params.n_contexts or choose_contexts(params.threads, gpu=bool(self.n_gpu_layers))

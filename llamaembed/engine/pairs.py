@@ -20,9 +20,11 @@ import numpy.typing as npt
 from .._types import FloatArray, TokenArray
 
 __all__ = [
+    "RankHead",
     "RerankResult",
     "Segments",
     "build_pairs",
+    "decoder_rank_head",
     "pair_tokens",
     "rank_scores",
     "segment_tables",
@@ -45,6 +47,56 @@ def segment_tables(path: Path) -> Segments:
         tables.append(np.asarray(values, dtype=np.float32).reshape(-1, int(tensor.shape[0])))
     words, types = tables
     return words, types[1] - types[0]
+
+
+@dataclass(frozen=True)
+class RankHead:
+    """A decoder reranker's classification head (``cls.output``), applied in numpy.
+
+    llama.cpp's rank pooling of a causal model reads the last token's final-norm row,
+    multiplies it by ``cls.output`` (plus its bias) and, for Qwen3, takes the softmax:
+    the same here, so the graph can end at the final norm (``engine._handles.StopAt``).
+    """
+
+    weight: FloatArray  # (n_cls_out, n_embd)
+    bias: FloatArray | None
+    softmax: bool
+
+    def __call__(self, rows: FloatArray) -> FloatArray:
+        """Return the head's outputs for last-token rows (n, n_embd) -> (n, n_cls_out)."""
+        logits = rows.astype(np.float64) @ self.weight.T
+        if self.bias is not None:
+            logits += self.bias
+        if self.softmax:
+            logits = np.exp(logits - logits.max(axis=1, keepdims=True))
+            logits /= logits.sum(axis=1, keepdims=True)
+        return logits.astype(np.float32)
+
+
+def decoder_rank_head(
+    path: Path, n_embd: int, architecture: str, metadata: dict[str, str]
+) -> RankHead | None:
+    """Return a causal reranker's head as llama.cpp applies it, or None where it differs.
+
+    Only the plain case is taken: ``cls.output`` (and its bias), no ``cls`` dense layer,
+    no classifier pooling key (mean pooling); anything else keeps llama.cpp's whole graph.
+    """
+    import gguf
+
+    if f"{architecture}.classifier.pooling_type" in metadata:
+        return None
+    reader = gguf.GGUFReader(path)
+    tensors = {t.name: t for t in reader.tensors}
+    if "cls.output.weight" not in tensors or "cls.weight" in tensors:
+        return None
+
+    def read(name: str) -> FloatArray:
+        tensor = tensors[name]
+        return np.asarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), np.float32)
+
+    weight = read("cls.output.weight").reshape(-1, n_embd)
+    bias = read("cls.output.bias").reshape(-1) if "cls.output.bias" in tensors else None
+    return RankHead(weight, bias, softmax=architecture in ("qwen3", "qwen3vl"))
 
 
 def pair_tokens(
