@@ -40,8 +40,8 @@ from benchmarks.prepare import (  # noqa: E402
     text_sets,
 )
 from benchmarks.run import machine_header, write_results  # noqa: E402
+from benchmarks.worker import query_latencies  # noqa: E402
 
-QUERY = "how do I open a network connection to a server"
 TYPES = ("f32", "f16", "bf16", "q8_0", "q6_k", "q4_k_m", "q4_0", "iq4_nl")
 FTYPES = {"q6_k": 18, "q4_k_m": 15, "q4_0": 2, "iq4_nl": 25, "bf16": 32, "q8_0": 7, "f16": 1}
 BASE = CACHE / "bge-base-sized"
@@ -196,11 +196,7 @@ def child(model: str, system: str, threads: int) -> dict:
         start = time.perf_counter()
         embed(sets[label])
         result[f"{label}_per_s"] = len(sets[label]) / (time.perf_counter() - start)
-    latencies = []
-    for _ in range(100):
-        start = time.perf_counter()
-        embed([QUERY])
-        latencies.append(time.perf_counter() - start)
+    latencies = query_latencies(embed, 100)
     result["p50_ms"] = float(np.percentile(latencies, 50) * 1000)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     vectors = {label: np.asarray(embed(sets[label]), np.float32)

@@ -77,6 +77,16 @@ def load_system(name: str, threads: int) -> Callable[[list[str]], np.ndarray]:
     raise SystemExit(f"unknown system {name}")
 
 
+def query_latencies(embed: Callable[[list[str]], Any], runs: int) -> list[float]:
+    """Return the seconds of ``runs`` calls embedding the one 10-word query alone."""
+    latencies = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        embed([QUERY])
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
 def measure_embedder(name: str, threads: int) -> dict[str, Any]:
     sets = text_sets()
     start = time.perf_counter()
@@ -90,11 +100,7 @@ def measure_embedder(name: str, threads: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         result[f"{label}_texts_per_s"] = len(texts) / elapsed
         np.save(CACHE / f"vectors-{name}-{label}.npy", np.asarray(vectors, dtype=np.float32))
-    latencies = []
-    for _ in range(200):
-        start = time.perf_counter()
-        embed([QUERY])
-        latencies.append(time.perf_counter() - start)
+    latencies = query_latencies(embed, 200)
     result["p50_ms"] = float(np.percentile(latencies, 50) * 1000)
     result["p95_ms"] = float(np.percentile(latencies, 95) * 1000)
     result["peak_rss_mb"] = peak_rss_mb()

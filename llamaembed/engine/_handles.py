@@ -406,12 +406,12 @@ class NativeContext:
         """Encode sequences in one micro-batch; return one pooled row per sequence."""
         stop = self._stop
         n_embd = self.model.n_embd
+        ends = np.cumsum([len(s) for s in sequences]) - 1  # each sequence's last row
         if stop is not None:
-            stop.rows, stop.expect = None, sum(len(s) for s in sequences) * n_embd
+            stop.rows, stop.expect = None, (int(ends[-1]) + 1) * n_embd
         self._run(sequences)
         if stop is not None and stop.rows is not None:
             # the graph ended at the final norm: pool its rows (last token of each sequence)
-            ends = np.cumsum([len(s) for s in sequences]) - 1
             last = stop.rows.reshape(-1, n_embd)[ends]
             return self._head(last) if self._head is not None else last
         out = np.empty((len(sequences), width), dtype=np.float32)

@@ -36,17 +36,26 @@ Segments = tuple[FloatArray, FloatArray]
 
 def segment_tables(path: Path) -> Segments:
     """Return the word-embedding table and ``type_1 - type_0`` read from a BERT GGUF."""
-    import gguf
-
-    reader = gguf.GGUFReader(path)
-    tensors = {t.name: t for t in reader.tensors}
+    tensors = _gguf_tensors(path)
     tables = []
     for name in ("token_embd.weight", "token_types.weight"):
-        tensor = tensors[name]
-        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
-        tables.append(np.asarray(values, dtype=np.float32).reshape(-1, int(tensor.shape[0])))
+        tables.append(_float32(tensors[name]).reshape(-1, int(tensors[name].shape[0])))
     words, types = tables
     return words, types[1] - types[0]
+
+
+def _gguf_tensors(path: Path) -> dict[str, Any]:
+    """Return a GGUF file's tensors by name (memory-mapped: nothing is read yet)."""
+    import gguf
+
+    return {t.name: t for t in gguf.GGUFReader(path).tensors}
+
+
+def _float32(tensor: Any) -> FloatArray:
+    """Return a GGUF tensor's values as float32, dequantised if need be."""
+    import gguf
+
+    return np.asarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), np.float32)
 
 
 @dataclass(frozen=True)
@@ -81,21 +90,15 @@ def decoder_rank_head(
     Only the plain case is taken: ``cls.output`` (and its bias), no ``cls`` dense layer,
     no classifier pooling key (mean pooling); anything else keeps llama.cpp's whole graph.
     """
-    import gguf
-
     if f"{architecture}.classifier.pooling_type" in metadata:
         return None
-    reader = gguf.GGUFReader(path)
-    tensors = {t.name: t for t in reader.tensors}
+    tensors = _gguf_tensors(path)
     if "cls.output.weight" not in tensors or "cls.weight" in tensors:
         return None
-
-    def read(name: str) -> FloatArray:
-        tensor = tensors[name]
-        return np.asarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), np.float32)
-
-    weight = read("cls.output.weight").reshape(-1, n_embd)
-    bias = read("cls.output.bias").reshape(-1) if "cls.output.bias" in tensors else None
+    weight = _float32(tensors["cls.output.weight"]).reshape(-1, n_embd)
+    bias = (
+        _float32(tensors["cls.output.bias"]).reshape(-1) if "cls.output.bias" in tensors else None
+    )
     return RankHead(weight, bias, softmax=architecture in ("qwen3", "qwen3vl"))
 
 
