@@ -81,10 +81,29 @@ def _load_toml(text: str, origin: str) -> dict[str, Any]:
         raise RegistryError(f"{origin} is not valid TOML: {exc}") from exc
 
 
+def shipped_catalogue() -> tuple[str, str]:
+    """Return the shipped catalogue's text and where it was read.
+
+    A wheel carries it as ``llamaembed/models.toml`` (setup.py copies it in); a source
+    checkout or an editable install reads the one file at the repository's root.
+    """
+    packaged = importlib.resources.files("llamaembed").joinpath("models.toml")
+    if packaged.is_file():
+        return packaged.read_text("utf-8"), "llamaembed/models.toml"
+    root = Path(__file__).resolve().parents[2] / "models.toml"
+    try:
+        return root.read_text("utf-8"), str(root)
+    except OSError as exc:
+        raise RegistryError(
+            f"the shipped catalogue is missing (neither llamaembed/models.toml nor {root}): "
+            "reinstall llamaembed"
+        ) from exc
+
+
 def catalogue() -> tuple[dict[str, ModelEntry], str]:
     """Return the catalogue entries (shipped, then the user's over them) and the default name."""
-    shipped = importlib.resources.files("llamaembed").joinpath("models.toml").read_text("utf-8")
-    sources = [(_load_toml(shipped, "llamaembed/models.toml"), "llamaembed/models.toml")]
+    shipped, origin = shipped_catalogue()
+    sources = [(_load_toml(shipped, origin), origin)]
     user = user_catalogue_path()
     if user.exists():
         sources.append((_load_toml(user.read_text("utf-8"), str(user)), str(user)))
