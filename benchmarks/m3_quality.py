@@ -241,8 +241,8 @@ def main() -> None:
         add_s = time.perf_counter() - started
         settings = [
             ("dense only", bm25, {"hybrid": False}),
-            ("dense + BM25 (RRF)", bm25, {}),
-            ("dense + learned sparse (RRF)", sparse, {}),
+            ("dense + BM25 (fused)", bm25, {}),
+            ("dense + learned sparse (fused)", sparse, {}),
             ("dense + ColBERT rescoring of 40", sparse, {"hybrid": False,
                                                         "rerank_with": "colbert"}),
             ("dense + learned sparse + ColBERT rescoring of 40", sparse,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from llamaembed import Hit, Index, IndexModelMismatchError, Llama, SearchIndexError
+from llamaembed.store.keywords import BM25
 
 
 def _random(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
@@ -267,7 +268,8 @@ def test_hybrid_at_least_as_good_as_vector_only(minilm: Llama) -> None:
     for hit in index.search(query, 5):
         cosine = float(minilm.embed_query(query) @ minilm.embed_documents([hit.text])[0])
         assert hit.similarity == pytest.approx(cosine, abs=2e-3)
-        assert hit.score < 0.05  # reciprocal-rank fusion
+        # fused: the cosine plus at most both BM25 sides' weights (store.keywords.BM25)
+        assert -2e-3 <= hit.score - hit.similarity <= BM25.weight + BM25.salient_weight + 1e-6
 
 
 def test_rerank_stage_orders_by_cross_encoder(minilm: Llama, tiny_reranker: Llama) -> None:

@@ -43,8 +43,9 @@ def test_sparse_keywords_rank_by_lexical_matching(tiny_m3: Llama) -> None:
     index.add(DOCS, ids=[str(i) for i in range(len(DOCS))])
     for query in QUERIES:
         vector, text = index.query_vector(query)
-        _, keyword = index.candidates(vector, text, 10)
-        assert keyword is not None
+        _, sides = index.candidates(vector, text, 10)
+        assert sides is not None and len(sides) == 1  # the lexical weights, one search
+        keyword = sides[0][1]
         expected = _lexical_ranking(tiny_m3, query, 10)
         got = [(index.hits_by_label([(lab, s)])[lab].id, s) for lab, s in keyword]
         assert [i for i, _ in got] == [i for i, _ in expected]
@@ -109,7 +110,9 @@ def test_save_load_delete_and_replace_keep_the_sides_in_step(tiny_m3: Llama, tmp
     assert loaded.table.labels_in("sparse") <= labels
     assert loaded.table.labels_in("colbert") == labels
     vector, text = loaded.query_vector(DOCS[40])
-    _, keyword = loaded.candidates(vector, text, 3)
+    _, sides = loaded.candidates(vector, text, 3)
+    assert sides
+    keyword = sides[0][1]
     assert keyword and loaded.hits_by_label(keyword[:1])[keyword[0][0]].id == "4"
 
 

@@ -13,6 +13,7 @@ import pytest
 from texts import STDLIB_QUERIES, stdlib_sentences
 
 from llamaembed import Index, IndexModelMismatchError, Llama, SearchIndexError
+from llamaembed.store.keywords import BM25
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
@@ -73,15 +74,16 @@ def test_top10_overlap_with_index(store_file: Path, minilm: Llama, reference: In
             assert np.mean(overlaps) >= 0.9, (hybrid, overlaps)
 
 
-def test_hybrid_finds_a_rare_keyword_and_fuses_with_rrf(tmp_path: Path, minilm: Llama) -> None:
+def test_hybrid_finds_a_rare_keyword_and_fuses_as_index_does(tmp_path: Path, minilm: Llama) -> None:
     docs = ["rust code is safe", "the cat runs", "memory safe systems programming", "part number XK-4471B fits the pump", "a dog runs fast", *DOCS[:60]]
     with MilvusStore(minilm, uri=str(tmp_path / "k.db"), collection="k") as store:
         store.add(docs)
         hybrid = store.search("which pump takes XK-4471B", 3)
         assert hybrid[0].text == docs[3]
-        # RRF scores: at most 2 / (60 + 1), and the dense cosine is kept apart
-        assert 0 < hybrid[0].score <= 2 / 61 + 1e-6
+        # fused scores: the cosine plus keyword bonuses; the dense cosine is kept apart
         assert hybrid[0].similarity is not None and 0 < hybrid[0].similarity <= 1.0001
+        bonus = hybrid[0].score - hybrid[0].similarity
+        assert 0.01 < bonus <= BM25.weight + BM25.salient_weight + 1e-6
         filtered = store.search("pump", 5, filter={"n": 3})
         assert filtered == []  # no metadata at all here
 

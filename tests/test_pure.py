@@ -253,3 +253,25 @@ def test_want_flags_say_which_need_token_states() -> None:
     assert not Want.POOLED.token_level
     assert all(w.token_level for w in (Want.SPARSE, Want.COLBERT, Want.TOKENS))
     assert (Want.POOLED | Want.SPARSE).token_level
+
+
+def test_fuse_candidates_adds_bounded_keyword_bonuses_to_the_cosine() -> None:
+    from llamaembed.store.keywords import KeywordSide
+    from llamaembed.store.search import fuse_candidates
+
+    dense = [("a", 0.80), ("b", 0.78), ("c", 0.60)]
+    assert fuse_candidates(dense, None, 2) == dense[:2]
+    assert fuse_candidates(dense, [], 3) == dense  # no keyword search made: dense order
+    every = KeywordSide({"pump"}, 0.05, 5.0)
+    salient = KeywordSide({"xk"}, 0.075, 5.0)
+    assert every.bonus(5.0) == pytest.approx(0.025) and every.bonus(0.0) == 0.0
+    assert every.bonus(1e9) == pytest.approx(0.05)  # saturates at the weight
+    fused = fuse_candidates(dense, [(every, [("b", 10.0), ("d", 20.0)]), (salient, [("b", 5.0)])], 4)
+    assert [key for key, _ in fused] == ["b", "a", "d", "c"]
+    scores = dict(fused)
+    assert scores["b"] == pytest.approx(0.78 + 0.05 * 10 / 15 + 0.075 * 5 / 10)
+    # "d" was found by keywords alone: it counts the lowest dense cosine, 0.60
+    assert scores["d"] == pytest.approx(0.60 + 0.05 * 20 / 25)
+    # a weak match cannot lift a passage past a clear difference in meaning
+    far = fuse_candidates([("a", 0.9), ("z", 0.5)], [(every, [("z", 1e6)]), (salient, [("z", 1e6)])], 2)
+    assert [key for key, _ in far] == ["a", "z"]

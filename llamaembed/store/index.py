@@ -35,7 +35,7 @@ from .base import EncodedWrites
 from .documents import DocumentTable
 from .encoder import DocumentEncoder, Encoded
 from .graph import VectorGraph
-from .keywords import KeywordScheme, choose_scheme
+from .keywords import KeywordMatches, KeywordScheme, choose_scheme
 from .lock import FolderLock
 from .search import (
     Hit,
@@ -261,10 +261,10 @@ class Index(EncodedWrites):
         *,
         filter: Mapping[str, Any] | None = None,
         hybrid: bool = True,
-    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]] | None]:
-        """Return the dense and keyword candidate lists, each (label, score) best first.
+    ) -> tuple[list[tuple[int, float]], list[KeywordMatches] | None]:
+        """Return the dense candidates and each keyword side's matches, (label, score) best first.
 
-        The keyword list is None when keywords take no part (no text, ``hybrid`` off, or
+        The keyword lists are None when keywords take no part (no text, ``hybrid`` off, or
         the "none" scheme). Scores are comparable across indexes of one model, so shards
         can be merged.
         """
@@ -273,8 +273,10 @@ class Index(EncodedWrites):
             dense = self.graph.search(vector, pool, allowed, self.table.labels, len(self))
             keyword = None
             if hybrid and text is not None and self.keywords != "none":
-                terms = self.scheme.query_terms(text, self.encoder)
-                keyword = self.table.keyword_search(terms, pool, allowed)
+                keyword = [
+                    (side, self.table.keyword_search(side.terms, pool, allowed))
+                    for side in self.scheme.query_sides(text, self.encoder)
+                ]
         return dense, keyword
 
     def hits_by_label(
@@ -313,7 +315,7 @@ class Index(EncodedWrites):
         """Return the k best documents for a query text (or vector), best first.
 
         ``filter`` keeps documents whose metadata equals every given value. ``hybrid``
-        fuses vector and keyword rankings (reciprocal-rank fusion; score = fused score);
+        adds keyword matches to the cosine (``fuse_candidates``; score = the fused score);
         keywords are BM25 or, with ``keywords="sparse"``, bge-m3's lexical weights.
         ``rerank_with`` (a cross-encoder Llama, or "colbert" for the index model's
         late interaction) rescores the top ``candidates`` and its scores become the scores.

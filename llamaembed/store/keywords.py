@@ -22,6 +22,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from ..embedder import Embedder
@@ -31,9 +32,12 @@ from ..outputs import Output, SparseVector, Want
 __all__ = [
     "SCHEMES",
     "STOPWORDS",
+    "KeywordMatches",
     "KeywordScheme",
+    "KeywordSide",
     "QueryEncoder",
     "choose_scheme",
+    "every_word",
     "fts_query",
     "salient_words",
     "word_weights",
@@ -109,6 +113,11 @@ def salient_words(text: str, count_tokens: Callable[[str], int] | None = None) -
     return salient
 
 
+def every_word(text: str) -> set[str]:
+    """Return the lower-cased words of a text but stopwords and words of one or two letters."""
+    return {w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 2} - STOPWORDS
+
+
 def fts_query(words: Iterable[str]) -> str:
     """Return an SQLite FTS5 query matching any of the words (each quoted, so safe)."""
     return " OR ".join(f'"{w}"' for w in sorted(set(words)))
@@ -141,11 +150,37 @@ class QueryEncoder(Protocol):
         """Return the query's outputs (its sparse vector among them, if the store keeps one)."""
 
 
+@dataclass(frozen=True)
+class KeywordSide:
+    """One keyword search a query makes, and what its matches add to their cosine.
+
+    A match scoring ``s`` (BM25, or a sparse inner product) adds
+    ``weight * s / (s + half)``: at most ``weight``, half of it at ``s = half``, so a
+    weak match nudges a passage and no keyword score can outweigh a clear difference in
+    meaning. ``search.fuse_candidates`` adds it up.
+    """
+
+    terms: Any  # a set of words (full text) or a SparseVector
+    weight: float
+    half: float
+
+    def bonus(self, score: float) -> float:
+        """Return what a match with this score adds to the passage's cosine."""
+        return self.weight * score / (score + self.half) if score > 0 else 0.0
+
+
+KeywordMatches = tuple[KeywordSide, list[tuple[Any, float]]]
+"""One keyword search's side and its matches, (key, score) best first."""
+
+
 class KeywordScheme(abc.ABC):
     """One way of matching words: what a document keeps and what a query asks."""
 
     name: ClassVar[str]
     wants: ClassVar[Want] = Want(0)  # model outputs a document's terms need
+    # One side's weight and half-score (KeywordSide); measured in search_quality.py
+    weight: ClassVar[float] = 0.05
+    half: ClassVar[float] = 5.0
 
     def check(self, embedder: Embedder | None) -> None:  # noqa: B027 (most need nothing)
         """Raise KeywordsError when the scheme cannot work with this model."""
@@ -158,18 +193,43 @@ class KeywordScheme(abc.ABC):
         """Return a document's sparse terms, for schemes that store them (else None)."""
         return None
 
+    def query_sides(self, text: str, encoder: QueryEncoder) -> list[KeywordSide]:
+        """Return the keyword searches a query makes (none: hybrid is vector search)."""
+        terms = self.query_terms(text, encoder)
+        return [KeywordSide(terms, self.weight, self.half)] if terms else []
+
     def __repr__(self) -> str:
         return f"<keywords {self.name}>"
 
 
 class BM25(KeywordScheme):
-    """The store's full-text engine over the stored text; queries match salient words."""
+    """The store's full-text engine over the stored text, asked twice per query.
+
+    Once with every word of the query (but stopwords), once more with its salient words
+    (``salient_words``: names, identifiers, numbers the model's vocabulary splits), so a
+    passage holding the identifier a question names rises above its neighbours in
+    meaning, and plain-English words only nudge. The weights are the ones
+    ``benchmarks/search_quality.py`` measured never to rank below vectors alone.
+    """
 
     name = "bm25"
+    weight = 0.05
+    salient_weight = 0.075
 
     def query_terms(self, text: str, encoder: QueryEncoder) -> set[str]:
         """Return the query's salient words (``salient_words``)."""
         return salient_words(text, encoder.token_counter)
+
+    def query_sides(self, text: str, encoder: QueryEncoder) -> list[KeywordSide]:
+        """Return a search for every word and one for the salient words (if any)."""
+        sides = []
+        words = every_word(text)
+        if words:
+            sides.append(KeywordSide(words, self.weight, self.half))
+        salient = self.query_terms(text, encoder)
+        if salient:
+            sides.append(KeywordSide(salient, self.salient_weight, self.half))
+        return sides
 
 
 class LearnedSparse(KeywordScheme):
@@ -177,6 +237,8 @@ class LearnedSparse(KeywordScheme):
 
     name = "sparse"
     wants = Want.SPARSE
+    weight = 0.075  # lexical matching scores run 0-1: measured in m3_quality.py
+    half = 0.3
 
     def check(self, embedder: Embedder | None) -> None:
         """Refuse a model without lexical weights."""
@@ -200,6 +262,7 @@ class HashedWords(KeywordScheme):
     """Hashed words weighted as BM25 saturates them (``word_weights``)."""
 
     name = "words"
+    half = 2.0  # a word's saturated count is at most 2.2 (no measured set uses this scheme)
 
     def query_terms(self, text: str, encoder: QueryEncoder) -> SparseVector | None:
         """Return the query's distinct words, each weighing 1."""

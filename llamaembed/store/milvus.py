@@ -1,7 +1,7 @@
 """A Milvus collection behind ``Index``'s interface: search past one machine on Milvus.
 
 ``MilvusStore(embedder, uri=..., collection=...)`` adds, searches (dense, or hybrid with
-a keyword side fused by Milvus's RRF ranker), gets and deletes as ``Index`` does. A local
+keyword sides fused as ``Index`` fuses them), gets and deletes as ``Index`` does. A local
 ``*.db`` file opens Milvus Lite, the embedded engine pymilvus starts itself; an
 ``http://host:19530`` URI reaches a Milvus server or cluster with the same code.
 
@@ -38,9 +38,16 @@ from ..hub.spec import model_record
 from ..outputs import SparseVector
 from .base import EncodedWrites
 from .encoder import DocumentEncoder, Encoded
-from .keywords import SCHEMES, KeywordScheme, choose_scheme
+from .keywords import SCHEMES, KeywordMatches, KeywordScheme, KeywordSide, choose_scheme
 from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter
-from .search import Hit, checked_rows, index_width, rerank_hits, search_pool
+from .search import (
+    Hit,
+    checked_rows,
+    fuse_candidates,
+    index_width,
+    rerank_hits,
+    search_pool,
+)
 
 __all__ = ["KEYWORDS", "MilvusStore"]
 
@@ -50,7 +57,6 @@ KEYWORDS = ("bm25", "sparse", "words", "none")
 FORMAT = "1"
 _PREFIX = "llamaembed."
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-_RRF_K = 60  # as our own fusion (engine.pooling.reciprocal_rank_fusion)
 _EMPTY_SPARSE = {2**32 - 2: 1e-9}  # Milvus refuses empty sparse rows; no query has this key
 
 
@@ -363,8 +369,8 @@ class MilvusStore(EncodedWrites):
     ) -> list[Hit]:
         """Return the k best documents for a query text (or vector), best first.
 
-        As ``Index.search``: ``hybrid`` fuses the vector and keyword sides (Milvus's RRF
-        ranker; score = fused score), ``rerank_with`` rescores the top ``candidates``.
+        As ``Index.search``: ``hybrid`` adds keyword matches to the cosine (``fuse_candidates``,
+        score = fused score), ``rerank_with`` rescores the top ``candidates``.
         Every hit's ``similarity`` is the dense cosine to the query.
         """
         pool = search_pool(k, candidates, hybrid or rerank_with is not None)
@@ -373,46 +379,40 @@ class MilvusStore(EncodedWrites):
         vector, text = self.encoder.query_vector(query)
         expression = milvus_filter(filter or {})
         self._flush()
-        keyword = self._keyword_request(text, pool, expression) if hybrid else None
-        limit = max(pool, k) if rerank_with is not None else k
+        sides = self.scheme.query_sides(text, self.encoder) if hybrid and text else []
         fields = ["text", "metadata", "vector"]
+        rows: dict[str, Any] = {}
         with self._milvus("search"):
-            if keyword is None:
-                found = self._client.search(
-                    self.collection,
-                    [vector.tolist()],
-                    anns_field="vector",
-                    limit=limit,
-                    filter=expression,
-                    search_params={"metric_type": "COSINE"},
-                    output_fields=fields,
-                )[0]
-            else:
-                from pymilvus import AnnSearchRequest, RRFRanker
-
-                dense = AnnSearchRequest(
-                    [vector.tolist()], "vector", {"metric_type": "COSINE"}, pool, expression
-                )
-                found = self._client.hybrid_search(
-                    self.collection,
-                    [keyword, dense],
-                    RRFRanker(_RRF_K),
-                    limit=limit,
-                    output_fields=fields,
-                )[0]
+            found = self._client.search(
+                self.collection,
+                [vector.tolist()],
+                anns_field="vector",
+                limit=pool,
+                filter=expression,
+                search_params={"metric_type": "COSINE"},
+                output_fields=fields,
+            )[0]
+            dense = [(row["id"], float(row["distance"])) for row in found]
+            rows.update((row["id"], row["entity"]) for row in found)
+            keyword: list[KeywordMatches] = []
+            for side in sides:
+                matches = self._keyword_search(side, pool, expression, fields)
+                # BM25 is never negative, but Milvus Lite reports it negated: |distance|
+                bm25 = not isinstance(side.terms, SparseVector)
+                scores = [float(row["distance"]) for row in matches]
+                scores = [abs(score) for score in scores] if bm25 else scores
+                ids = [row["id"] for row in matches]
+                keyword.append((side, list(zip(ids, scores, strict=True))))
+                rows.update((row["id"], row["entity"]) for row in matches)
+        # the same fusion as Index and ShardedIndex (store.search), done here, not by Milvus
+        ranked = fuse_candidates(dense, keyword if hybrid and text else None, max(pool, k))
         unit = l2_normalize(vector)
         hits = []
-        for row in found:
-            entity = row["entity"]
+        for doc_id, score in ranked:
+            entity = rows[doc_id]
             similarity = float(np.dot(np.asarray(entity["vector"], np.float32), unit))
             hits.append(
-                Hit(
-                    row["id"],
-                    float(row["distance"]),
-                    entity["text"],
-                    dict(entity["metadata"]),
-                    similarity=similarity,
-                )
+                Hit(doc_id, score, entity["text"], dict(entity["metadata"]), similarity=similarity)
             )
         if rerank_with is not None and text is not None:
             hits = rerank_hits(hits, text, rerank_with, self._late_interaction)
@@ -422,21 +422,28 @@ class MilvusStore(EncodedWrites):
         # a collection keeps no ColBERT vectors: they are computed from the hit texts
         return self.encoder.late_interaction(text, [h.text for h in hits], [None] * len(hits))
 
-    def _keyword_request(self, text: str | None, pool: int, expression: str) -> Any:
-        """Return the keyword side's search request, or None when the query has no keywords."""
-        from pymilvus import AnnSearchRequest
-
-        terms = self.scheme.query_terms(text, self.encoder) if text is not None else None
-        if not terms:
-            return None
-        if isinstance(terms, SparseVector):
-            weights = _milvus_sparse(terms)
+    def _keyword_search(
+        self, side: KeywordSide, pool: int, expression: str, fields: list[str]
+    ) -> list[Any]:
+        """Return one keyword side's matches (Milvus rows), best first."""
+        if isinstance(side.terms, SparseVector):
+            weights = _milvus_sparse(side.terms)
             if not weights:
-                return None
-            return AnnSearchRequest([weights], "sparse", {"metric_type": "IP"}, pool, expression)
-        # BM25: the words exact matching helps with, as Index's BM25 side (store.keywords)
-        return AnnSearchRequest(
-            [" ".join(sorted(terms))], "sparse", {"metric_type": "BM25"}, pool, expression
+                return []
+            data: Any = weights
+            params = {"metric_type": "IP"}
+        else:  # BM25 over the words, as Index's full-text side (store.keywords)
+            data, params = " ".join(sorted(side.terms)), {"metric_type": "BM25"}
+        return list(
+            self._client.search(
+                self.collection,
+                [data],
+                anns_field="sparse",
+                limit=pool,
+                filter=expression,
+                search_params=params,
+                output_fields=fields,
+            )[0]
         )
 
 

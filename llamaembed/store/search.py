@@ -18,8 +18,9 @@ import numpy.typing as npt
 
 from .._blas import single_threaded_blas
 from ..embedder import Embedder
-from ..engine.pooling import check_dimensions, reciprocal_rank_fusion
+from ..engine.pooling import check_dimensions
 from ..errors import IndexModelMismatchError, MissingHeadError
+from .keywords import KeywordSide
 
 __all__ = [
     "Hit",
@@ -182,19 +183,28 @@ def search_pool(k: int, candidates: int | None, widen: bool) -> int:
 
 def fuse_candidates(
     dense: Sequence[tuple[Any, float]],
-    keyword: Sequence[tuple[Any, float]] | None,
+    keyword: Sequence[tuple[KeywordSide, Sequence[tuple[Any, float]]]] | None,
     limit: int,
 ) -> list[tuple[Any, float]]:
-    """Return the first ``limit`` (key, score) pairs: dense alone, or fused with keywords.
+    """Return the first ``limit`` (key, score) pairs: dense alone, or with keyword bonuses.
 
-    Both lists run best first; a key is any hashable (a label, or a shard and a label).
-    The keyword list goes first into reciprocal-rank fusion, so an exact match on a rare
-    word wins a tie.
+    ``dense`` runs best first by cosine; ``keyword`` pairs each keyword search a query
+    made (a ``KeywordSide``) with its matches. A passage scores its cosine plus each
+    side's bonus for its match (``KeywordSide.bonus``, a fraction of a cosine); one found
+    only by keywords counts the lowest cosine among the dense candidates, which bounds
+    its own. Without keyword matches the order is the dense one. A key is any hashable
+    (a label, or a shard and a label); ties keep the dense order.
     """
-    if keyword is None:
+    if not keyword:
         return list(dense[:limit])
-    fused = reciprocal_rank_fusion([[key for key, _ in keyword], [key for key, _ in dense]])
-    return fused[:limit]
+    floor = dense[-1][1] if dense else 0.0
+    scores = dict(dense)
+    bonus: dict[Any, float] = {}
+    for side, matches in keyword:
+        for key, score in matches:
+            bonus[key] = bonus.get(key, 0.0) + side.bonus(score)
+    fused = {key: scores.get(key, floor) + bonus.get(key, 0.0) for key in (*scores, *bonus)}
+    return sorted(fused.items(), key=lambda pair: -pair[1])[:limit]
 
 
 def exact_search(

@@ -21,6 +21,7 @@ from ..embedder import Embedder
 from ..errors import IndexModelMismatchError, SearchIndexError
 from .encoder import DocumentEncoder
 from .index import Index
+from .keywords import KeywordMatches, KeywordSide
 from .partition import shard_of
 from .search import Hit, fuse_candidates, rerank_hits, search_pool
 
@@ -153,28 +154,38 @@ class ShardedIndex:
     ) -> list[Hit]:
         """Return the k best documents over all shards, best first (as ``Index.search``).
 
-        Dense candidates merge by cosine score, keyword candidates by BM25 relevance (each
-        shard's BM25 uses its own word statistics, close to the whole's for a hash split);
-        then both lists are fused as in one index.
+        Dense candidates merge by cosine score, each keyword side's matches by BM25
+        relevance (each shard's BM25 uses its own word statistics, close to the whole's for
+        a hash split); then they are fused as in one index.
         """
         pool = search_pool(k, candidates, hybrid or rerank_with is not None)
         if pool == 0:
             return []
         vector, text = self.encoder.query_vector(query)
         dense: list[tuple[float, int, int]] = []
-        keyword: list[tuple[float, int, int]] | None = None
+        # every shard makes the same keyword searches for a query, in the same order
+        sides: list[KeywordSide] = []
+        found_by_side: list[list[tuple[float, int, int]]] = []
+        hybrid_used = False
         for number, shard in enumerate(self.shards):
             shard_dense, shard_keyword = shard.candidates(
                 vector, text, pool, filter=filter, hybrid=hybrid
             )
             dense.extend((score, number, label) for label, score in shard_dense)
             if shard_keyword is not None:
-                keyword = (keyword or []) + [(s, number, lab) for lab, s in shard_keyword]
+                hybrid_used = True
+                for position, (side, matches) in enumerate(shard_keyword):
+                    if position == len(sides):
+                        sides.append(side)
+                        found_by_side.append([])
+                    found_by_side[position].extend((s, number, lab) for lab, s in matches)
         dense.sort(key=lambda item: -item[0])
-        merged_keyword = None
-        if keyword is not None:
-            keyword.sort(key=lambda item: -item[0])
-            merged_keyword = [((n, lab), score) for score, n, lab in keyword[:pool]]
+        merged_keyword: list[KeywordMatches] | None = None
+        if hybrid_used:
+            merged_keyword = []
+            for side, matched in zip(sides, found_by_side, strict=True):
+                matched.sort(key=lambda item: -item[0])
+                merged_keyword.append((side, [((n, lab), s) for s, n, lab in matched[:pool]]))
         ranked = fuse_candidates(
             [((n, lab), score) for score, n, lab in dense[:pool]], merged_keyword, max(pool, k)
         )
