@@ -23,6 +23,7 @@ the boundary and re-raised as one of these, with what to do next in the message:
     │   ├── IndexLockedError        another writer holds the index folder past the wait
     │   └── KeywordsError           a keyword scheme the store or the model cannot use
     ├── DatasetError                a dataset to embed or an embedded Parquet file is unusable
+    ├── AgentRequestError           an MCP tool call with a bad argument or a path outside the roots
     └── RegistryError               an unknown catalogue name, a bad models.toml, a failed pull
         └── ModelNotCachedError     the model is not cached and the hub may not be asked
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AgentRequestError",
     "ConversionError",
     "DatasetError",
     "EmbeddingsDisabledError",
@@ -178,3 +180,7 @@ class RegistryError(LlamaEmbedError):
 
 class ModelNotCachedError(RegistryError):
     """The model is not in the local cache and downloads are not allowed."""
+
+
+class AgentRequestError(LlamaEmbedError, ValueError):
+    """An MCP tool call the server refuses: a bad argument, a path outside its roots."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .agents import mcp_command
 from .catalogue import models
 from .convert import convert, distill, quantize
 from .dataset import embed_dataset
@@ -38,5 +39,6 @@ for command in (
     search,
     embed_dataset,
     serve,
+    mcp_command,
 ):
     main.add_command(command)

@@ -1,0 +1,228 @@
+"""What the MCP server's tools and resources do, without MCP: search an index, re-index.
+
+:class:`SearchService` opens an index folder (``Index``) or a Milvus collection
+(``MilvusStore``) with the model the index records, answers searches with the records
+``llamaembed search --json`` prints, and re-indexes files under the folders it was given
+(``roots``) and nowhere else. A folder index is reloaded when another writer committed
+since it was read, and the service's own re-index holds the folder's writer lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..embedder import Embedder
+from ..errors import AgentRequestError
+from ..hub.spec import ModelSpec
+from ..store import manifest as disk
+from ..store.index import Index
+from ..store.ingest import collect_files, ingest_files
+from ..store.lock import FolderLock
+from ..store.search import Hit
+
+__all__ = ["IndexReport", "SearchService"]
+
+ServiceError = AgentRequestError
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What one re-index did."""
+
+    files: int
+    added_files: int
+    passages_added: int
+    unchanged_files: int
+    removed_files: int
+    passages: int
+
+
+def _recorded_model(record: Mapping[str, Any], n_gpu_layers: int) -> Embedder:
+    if "static_folder" not in record and "params" not in record:
+        raise ServiceError("the index does not record its model; pass --model")
+    return ModelSpec.from_dict(dict(record)).with_n_gpu_layers(n_gpu_layers).open()
+
+
+class SearchService:
+    """An open index (folder or Milvus) with its model, searched and re-indexed safely."""
+
+    def __init__(
+        self,
+        *,
+        db: str | os.PathLike[str] | None = None,
+        store: str | None = None,
+        roots: Sequence[str | os.PathLike[str]] = (),
+        reranker: Embedder | str | None = None,
+        n_gpu_layers: int = 0,
+        wait: float = 600.0,
+    ) -> None:
+        if (db is None) == (store is None):
+            raise ServiceError("serve one index: --db FOLDER or --store URI")
+        self.roots = [Path(r).resolve() for r in roots]
+        for root in self.roots:
+            if not root.is_dir():
+                raise ServiceError(f"--root {root} is not a folder")
+        self.reranker = reranker
+        self.wait = wait
+        self._lock = threading.RLock()
+        self.folder: Path | None = None
+        self.uri: str | None = None
+        self._generation = 0
+        if db is not None:
+            self.folder = Path(db).resolve()
+            manifest = self.folder / disk.MANIFEST
+            if not manifest.exists():
+                raise ServiceError(f"no index at {self.folder}; build one with `llamaembed index`")
+            record = json.loads(manifest.read_text()).get("model", {})
+            self.embedder = _recorded_model(record, n_gpu_layers)
+            self._generation = disk.generation_number(self.folder)
+            self.index: Any = Index.load(self.folder, self.embedder)
+        else:
+            from ..store.milvus import MilvusStore
+            from ..store.milvus_schema import parse_store
+
+            uri, collection = parse_store(str(store))
+            record = MilvusStore.recorded_model(uri, collection)
+            if record is None:
+                raise ServiceError(f"no collection {collection} at {uri}")
+            self.uri = str(store)
+            self.embedder = _recorded_model(record, n_gpu_layers)
+            self.index = MilvusStore(self.embedder, uri=uri, collection=collection)
+
+    # ----------------------------------------------------------------- reading
+    def _fresh(self) -> Any:
+        """Return the index, reloaded first if another writer committed since it was read."""
+        with self._lock:
+            if self.folder is not None:
+                now = disk.generation_number(self.folder)
+                if now != self._generation:
+                    self.index = Index.load(self.folder, self.embedder)
+                    self._generation = now
+            return self.index
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        hybrid: bool = True,
+        rerank: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Return the k best hits as ``llamaembed search --json`` records, best first."""
+        from ..cli._render import hit_record
+
+        if not isinstance(query, str) or not query.strip():
+            raise ServiceError("query must be a non-empty string")
+        if not 1 <= k <= 100:
+            raise ServiceError(f"k must be between 1 and 100, got {k}")
+        ranker = None
+        if rerank:
+            ranker = self.reranker
+            if ranker is None and getattr(self._fresh(), "colbert", False):
+                ranker = "colbert"
+            if ranker is None:
+                raise ServiceError(
+                    "rerank needs a reranker: start the server with --rerank MODEL "
+                    "(or serve an index that keeps ColBERT vectors)"
+                )
+        try:
+            hits = self._fresh().search(
+                query, k, filter=dict(filter or {}), hybrid=hybrid, rerank_with=ranker
+            )
+        except (ValueError, TypeError) as exc:  # a bad filter key or value
+            raise ServiceError(str(exc)) from exc
+        return [hit_record(n, hit, query, ranker) for n, hit in enumerate(hits, start=1)]
+
+    def files(self) -> dict[str, int]:
+        """Return each indexed file's path and how many passages it has."""
+        counts: dict[str, int] = {}
+        for _, meta in self._fresh().iter_metadata():
+            source = meta.get("source")
+            if source is not None:
+                counts[str(source)] = counts.get(str(source), 0) + 1
+        return dict(sorted(counts.items()))
+
+    def passages(self, source: str) -> list[Hit]:
+        """Return one file's passages in file order (empty for a file not indexed)."""
+        index = self._fresh()
+        ids = [i for i, meta in index.iter_metadata() if meta.get("source") == source]
+        hits = [h for h in (index.get(i) for i in ids) if h is not None]
+        return sorted(hits, key=lambda h: (h.metadata.get("chunk", 0), h.id))
+
+    def describe(self) -> str:
+        """Return what the index holds, in a sentence or two (the server's instructions)."""
+        files = self.files()
+        where = str(self.folder) if self.folder is not None else f"Milvus {self.uri}"
+        roots = ", ".join(str(r) for r in self.roots) or "none (the index tool is off)"
+        return (
+            f"A private, offline semantic search (llamaembed) over {sum(files.values())} "
+            f"passages of {len(files)} files, indexed in {where} with the embedding model "
+            f"{self.embedder.spec.name}. Use the search tool with a question or identifier "
+            "to find the passages (file, line range, heading) that answer it; read a file's "
+            f"passages as a resource. Folders the index tool may re-index: {roots}."
+        )
+
+    # ----------------------------------------------------------------- writing
+    def allowed(self, path: str | os.PathLike[str]) -> Path:
+        """Return the path resolved, or raise ServiceError if it is outside every root."""
+        resolved = Path(path).expanduser()
+        if not resolved.is_absolute():
+            if len(self.roots) != 1:
+                raise ServiceError(f"give an absolute path (several roots): {path}")
+            resolved = self.roots[0] / resolved
+        resolved = resolved.resolve()
+        if not any(resolved.is_relative_to(root) for root in self.roots):
+            raise ServiceError(f"{path} is outside the folders this server may index")
+        return resolved
+
+    def index_paths(self, paths: Sequence[str]) -> IndexReport:
+        """Re-index files under the given paths (inside the roots); return what changed."""
+        if not self.roots:
+            raise ServiceError("indexing is off: start the server with --root FOLDER")
+        if not paths:
+            raise ServiceError("give at least one path")
+        wanted = [self.allowed(p) for p in paths]
+        missing = [str(p) for p in wanted if not p.exists()]
+        if missing:
+            raise ServiceError(f"no such file or folder: {', '.join(missing)}")
+        # a link inside a root may point outside it: read only what resolves inside
+        files = [
+            f
+            for f in collect_files(wanted, exclude=self.folder)
+            if any(f.is_relative_to(root) for root in self.roots)
+        ]
+        with self._lock:
+            if self.folder is None:
+                report = ingest_files(self.index, self.embedder, files)
+                total = len(self.index)
+            else:
+                with FolderLock(self.folder, self.wait):
+                    index = Index.load_or_create(self.folder, self.embedder)
+                    report = ingest_files(index, self.embedder, files)
+                    index.save(self.folder, wait=self.wait)
+                    self.index = index
+                    self._generation = disk.generation_number(self.folder)
+                total = len(index)
+        return IndexReport(
+            files=len(files),
+            added_files=report.indexed_files,
+            passages_added=report.chunks,
+            unchanged_files=report.unchanged_files,
+            removed_files=report.removed_files,
+            passages=total,
+        )
+
+    def close(self) -> None:
+        """Close the index (a Milvus connection) and the models."""
+        if self.uri is not None:
+            self.index.close()
+        if self.reranker is not None and not isinstance(self.reranker, str):
+            self.reranker.close()
+        self.embedder.close()
