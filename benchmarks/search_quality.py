@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 from llamaembed import Index  # noqa: E402
 from llamaembed.engine.pooling import reciprocal_rank_fusion  # noqa: E402
 from llamaembed.store.ingest import collect_files, ingest_files  # noqa: E402
-from llamaembed.store.keywords import BM25, every_word  # noqa: E402
+from llamaembed.store.keywords import BM25  # noqa: E402
 
 POOL = 40
 
@@ -178,9 +178,10 @@ def pools(index: Index, queries: list[Query]) -> list[Pool]:
     for query in queries:
         vector, text = index.query_vector(query.text)
         dense, sides = index.candidates(vector, text, POOL, hybrid=True)
-        # the salient-word side (store.keywords.BM25), when the query has such words
-        keyword = next((m for s, m in sides or [] if s.weight == BM25.salient_weight), [])
-        keyword_all = index.table.keyword_search(every_word(query.text), POOL, None)
+        # BM25's two searches (store.keywords.BM25): every word, and the salient words
+        found = {side.weight: matches for side, matches in sides or []}
+        keyword_all = found.get(BM25.weight, [])
+        keyword = found.get(BM25.salient_weight, [])
         labels = {lab for lab, _ in dense + keyword + keyword_all}
         hits = index.hits_by_label([(lab, 0.0) for lab in labels], vector)
         cosine = {lab: float(h.similarity or 0.0) for lab, h in hits.items()}

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..embedder import Embedder
 from ..errors import AgentRequestError
-from ..hub.spec import ModelSpec
+from ..hub.spec import open_recorded
 from ..store import manifest as disk
 from ..store.index import Index
 from ..store.ingest import collect_files, ingest_files
@@ -27,8 +27,6 @@ from ..store.lock import FolderLock
 from ..store.search import Hit
 
 __all__ = ["IndexReport", "SearchService"]
-
-ServiceError = AgentRequestError
 
 
 @dataclass(frozen=True)
@@ -41,12 +39,6 @@ class IndexReport:
     unchanged_files: int
     removed_files: int
     passages: int
-
-
-def _recorded_model(record: Mapping[str, Any], n_gpu_layers: int) -> Embedder:
-    if "static_folder" not in record and "params" not in record:
-        raise ServiceError("the index does not record its model; pass --model")
-    return ModelSpec.from_dict(dict(record)).with_n_gpu_layers(n_gpu_layers).open()
 
 
 class SearchService:
@@ -63,11 +55,11 @@ class SearchService:
         wait: float = 600.0,
     ) -> None:
         if (db is None) == (store is None):
-            raise ServiceError("serve one index: --db FOLDER or --store URI")
+            raise AgentRequestError("serve one index: --db FOLDER or --store URI")
         self.roots = [Path(r).resolve() for r in roots]
         for root in self.roots:
             if not root.is_dir():
-                raise ServiceError(f"--root {root} is not a folder")
+                raise AgentRequestError(f"--root {root} is not a folder")
         self.reranker = reranker
         self.wait = wait
         self._lock = threading.RLock()
@@ -78,9 +70,11 @@ class SearchService:
             self.folder = Path(db).resolve()
             manifest = self.folder / disk.MANIFEST
             if not manifest.exists():
-                raise ServiceError(f"no index at {self.folder}; build one with `llamaembed index`")
+                raise AgentRequestError(
+                    f"no index at {self.folder}; build one with `llamaembed index`"
+                )
             record = json.loads(manifest.read_text()).get("model", {})
-            self.embedder = _recorded_model(record, n_gpu_layers)
+            self.embedder = open_recorded(record, n_gpu_layers)
             self._generation = disk.generation_number(self.folder)
             self.index: Any = Index.load(self.folder, self.embedder)
         else:
@@ -90,9 +84,9 @@ class SearchService:
             uri, collection = parse_store(str(store))
             record = MilvusStore.recorded_model(uri, collection)
             if record is None:
-                raise ServiceError(f"no collection {collection} at {uri}")
+                raise AgentRequestError(f"no collection {collection} at {uri}")
             self.uri = str(store)
-            self.embedder = _recorded_model(record, n_gpu_layers)
+            self.embedder = open_recorded(record, n_gpu_layers)
             self.index = MilvusStore(self.embedder, uri=uri, collection=collection)
 
     # ----------------------------------------------------------------- reading
@@ -119,25 +113,26 @@ class SearchService:
         from ..cli._render import hit_record
 
         if not isinstance(query, str) or not query.strip():
-            raise ServiceError("query must be a non-empty string")
+            raise AgentRequestError("query must be a non-empty string")
         if not 1 <= k <= 100:
-            raise ServiceError(f"k must be between 1 and 100, got {k}")
+            raise AgentRequestError(f"k must be between 1 and 100, got {k}")
+        index = self._fresh()
         ranker = None
         if rerank:
             ranker = self.reranker
-            if ranker is None and getattr(self._fresh(), "colbert", False):
+            if ranker is None and getattr(index, "colbert", False):
                 ranker = "colbert"
             if ranker is None:
-                raise ServiceError(
+                raise AgentRequestError(
                     "rerank needs a reranker: start the server with --rerank MODEL "
                     "(or serve an index that keeps ColBERT vectors)"
                 )
         try:
-            hits = self._fresh().search(
+            hits = index.search(
                 query, k, filter=dict(filter or {}), hybrid=hybrid, rerank_with=ranker
             )
         except (ValueError, TypeError) as exc:  # a bad filter key or value
-            raise ServiceError(str(exc)) from exc
+            raise AgentRequestError(str(exc)) from exc
         return [hit_record(n, hit, query, ranker) for n, hit in enumerate(hits, start=1)]
 
     def files(self) -> dict[str, int]:
@@ -152,8 +147,7 @@ class SearchService:
     def passages(self, source: str) -> list[Hit]:
         """Return one file's passages in file order (empty for a file not indexed)."""
         index = self._fresh()
-        ids = [i for i, meta in index.iter_metadata() if meta.get("source") == source]
-        hits = [h for h in (index.get(i) for i in ids) if h is not None]
+        hits = [h for h in map(index.get, index.ids_where(source=source)) if h is not None]
         return sorted(hits, key=lambda h: (h.metadata.get("chunk", 0), h.id))
 
     def describe(self) -> str:
@@ -171,27 +165,27 @@ class SearchService:
 
     # ----------------------------------------------------------------- writing
     def allowed(self, path: str | os.PathLike[str]) -> Path:
-        """Return the path resolved, or raise ServiceError if it is outside every root."""
+        """Return the path resolved, or raise AgentRequestError if it is outside every root."""
         resolved = Path(path).expanduser()
         if not resolved.is_absolute():
             if len(self.roots) != 1:
-                raise ServiceError(f"give an absolute path (several roots): {path}")
+                raise AgentRequestError(f"give an absolute path (several roots): {path}")
             resolved = self.roots[0] / resolved
         resolved = resolved.resolve()
         if not any(resolved.is_relative_to(root) for root in self.roots):
-            raise ServiceError(f"{path} is outside the folders this server may index")
+            raise AgentRequestError(f"{path} is outside the folders this server may index")
         return resolved
 
     def index_paths(self, paths: Sequence[str]) -> IndexReport:
         """Re-index files under the given paths (inside the roots); return what changed."""
         if not self.roots:
-            raise ServiceError("indexing is off: start the server with --root FOLDER")
+            raise AgentRequestError("indexing is off: start the server with --root FOLDER")
         if not paths:
-            raise ServiceError("give at least one path")
+            raise AgentRequestError("give at least one path")
         wanted = [self.allowed(p) for p in paths]
         missing = [str(p) for p in wanted if not p.exists()]
         if missing:
-            raise ServiceError(f"no such file or folder: {', '.join(missing)}")
+            raise AgentRequestError(f"no such file or folder: {', '.join(missing)}")
         # a link inside a root may point outside it: read only what resolves inside
         files = [
             f

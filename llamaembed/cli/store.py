@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ..embedder import Embedder
     from ..store.ingest import IngestReport
 
+from ..hub.spec import open_recorded
 from ._common import (
     DEFAULT_DB,
     dimensions_option,
@@ -22,15 +23,6 @@ from ._common import (
     model_options,
     open_model,
 )
-
-
-def _open_recorded(record: dict[str, Any], n_gpu_layers: int) -> Embedder:
-    """Reopen the model an index or embedded Parquet file records."""
-    from ..hub.spec import ModelSpec
-
-    if "static_folder" not in record and "params" not in record:
-        raise click.ClickException("the index does not record its model; pass --model")
-    return ModelSpec.from_dict(record).with_n_gpu_layers(n_gpu_layers).open()
 
 
 @click.command("index")
@@ -261,7 +253,7 @@ def _parquet_model(
     if model is not None:
         embedder = open_model(model, quant, n_gpu_layers=n_gpu_layers)
     else:
-        embedder = _open_recorded(info.model_record, n_gpu_layers)
+        embedder = open_recorded(info.model_record, n_gpu_layers)
     return files, embedder, info.dim if info.dim < embedder.n_embd else None
 
 
@@ -373,7 +365,7 @@ def _open_index(db: str, store: str | None, model: str | None, n_gpu_layers: int
                     f"no collection {collection} at {uri}; build one with `llamaembed index "
                     "--store`"
                 )
-            embedder = _open_recorded(record, n_gpu_layers)
+            embedder = open_recorded(record, n_gpu_layers)
         try:
             return embedder, MilvusStore(embedder, uri=uri, collection=collection)
         except BaseException:
@@ -390,7 +382,7 @@ def _open_index(db: str, store: str | None, model: str | None, n_gpu_layers: int
     if model is not None:
         embedder = open_model(model, None, n_gpu_layers=n_gpu_layers)
     else:
-        embedder = _open_recorded(record, n_gpu_layers)
+        embedder = open_recorded(record, n_gpu_layers)
     try:
         index = ShardedIndex.load(folder, embedder) if sharded else Index.load(folder, embedder)
     except BaseException:

@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, SearchIndexError
 from ..params import LlamaParams
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
 
-__all__ = ["ModelSpec", "as_model_spec", "model_record", "resolve_model"]
+__all__ = ["ModelSpec", "as_model_spec", "model_record", "open_recorded", "resolve_model"]
 
 # The class that opens each kind of model, by module and name. The embedders import this
 # module to describe themselves, so it names them here instead of importing them: the
@@ -197,3 +197,14 @@ def model_record(embedder: Embedder | None) -> dict[str, Any]:
     if embedder is None:
         return {}
     return {"fingerprint": embedder.fingerprint, **embedder.spec.to_dict()}
+
+
+def open_recorded(record: dict[str, Any], n_gpu_layers: int = 0) -> Embedder:
+    """Reopen the model an index, a collection or an embedded Parquet file records.
+
+    Raises SearchIndexError when the record names no model (written before specs were
+    recorded): the caller must give the model itself.
+    """
+    if "static_folder" not in record and "params" not in record:
+        raise SearchIndexError("the index does not record its model; pass --model")
+    return ModelSpec.from_dict(record).with_n_gpu_layers(n_gpu_layers).open()

@@ -405,7 +405,7 @@ class MilvusStore(EncodedWrites):
                 keyword.append((side, list(zip(ids, scores, strict=True))))
                 rows.update((row["id"], row["entity"]) for row in matches)
         # the same fusion as Index and ShardedIndex (store.search), done here, not by Milvus
-        ranked = fuse_candidates(dense, keyword if hybrid and text else None, max(pool, k))
+        ranked = fuse_candidates(dense, keyword, max(pool, k))  # no sides: dense order
         unit = l2_normalize(vector)
         hits = []
         for doc_id, score in ranked:
