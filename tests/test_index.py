@@ -269,7 +269,7 @@ def test_hybrid_at_least_as_good_as_vector_only(minilm: Llama) -> None:
         cosine = float(minilm.embed_query(query) @ minilm.embed_documents([hit.text])[0])
         assert hit.similarity == pytest.approx(cosine, abs=2e-3)
         # fused: the cosine plus at most both BM25 sides' weights (store.keywords.BM25)
-        assert -2e-3 <= hit.score - hit.similarity <= BM25.weight + BM25.salient_weight + 1e-6
+        assert -2e-3 <= hit.score - hit.similarity <= BM25.weight + 1e-6
 
 
 def test_rerank_stage_orders_by_cross_encoder(minilm: Llama, tiny_reranker: Llama) -> None:

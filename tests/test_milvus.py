@@ -83,7 +83,7 @@ def test_hybrid_finds_a_rare_keyword_and_fuses_as_index_does(tmp_path: Path, min
         # fused scores: the cosine plus keyword bonuses; the dense cosine is kept apart
         assert hybrid[0].similarity is not None and 0 < hybrid[0].similarity <= 1.0001
         bonus = hybrid[0].score - hybrid[0].similarity
-        assert 0.01 < bonus <= BM25.weight + BM25.salient_weight + 1e-6
+        assert 0.01 < bonus <= BM25.weight + 1e-6
         filtered = store.search("pump", 5, filter={"n": 3})
         assert filtered == []  # no metadata at all here
 

@@ -3,7 +3,7 @@
 A :class:`KeywordScheme` says what a store keeps for a document and asks for a query:
 
 - ``bm25``: the store's own full-text engine (SQLite FTS5, Milvus's BM25 function) over
-  the stored text; queries match their salient words (``salient_words``);
+  the stored text; queries match their words but stopwords (``every_word``);
 - ``sparse``: a model's learned lexical weights (bge-m3's sparse head), document and query
   alike, scored by their inner product;
 - ``words``: hashed words weighted as BM25 saturates them (``word_weights``), a sparse
@@ -203,33 +203,23 @@ class KeywordScheme(abc.ABC):
 
 
 class BM25(KeywordScheme):
-    """The store's full-text engine over the stored text, asked twice per query.
+    """The store's full-text engine over the stored text, asked with every query word.
 
-    Once with every word of the query (but stopwords), once more with its salient words
-    (``salient_words``: names, identifiers, numbers the model's vocabulary splits), so a
-    passage holding the identifier a question names rises above its neighbours in
-    meaning, and plain-English words only nudge. The weights are the ones
-    ``benchmarks/search_quality.py`` measured never to rank below vectors alone.
+    Stopwords are left out (``every_word``); the engine's BM25 score ``s`` adds
+    ``0.04 * s / (s + 5)`` to the cosine, so a passage that holds the words a question
+    names rises above its neighbours in meaning while plain-English words only nudge.
+    ``benchmarks/search_quality.py`` measured these weights never to rank below vectors
+    alone on its three sets, for MiniLM and the static tier; a second search with only the
+    salient words (``salient_words``) ranked identifier questions higher but cost the
+    README questions their first hit, so it is not asked.
     """
 
     name = "bm25"
-    weight = 0.05
-    salient_weight = 0.075
+    weight = 0.04
 
     def query_terms(self, text: str, encoder: QueryEncoder) -> set[str]:
-        """Return the query's salient words (``salient_words``)."""
-        return salient_words(text, encoder.token_counter)
-
-    def query_sides(self, text: str, encoder: QueryEncoder) -> list[KeywordSide]:
-        """Return a search for every word and one for the salient words (if any)."""
-        sides = []
-        words = every_word(text)
-        if words:
-            sides.append(KeywordSide(words, self.weight, self.half))
-        salient = self.query_terms(text, encoder)
-        if salient:
-            sides.append(KeywordSide(salient, self.salient_weight, self.half))
-        return sides
+        """Return the query's words but stopwords (``every_word``)."""
+        return every_word(text)
 
 
 class LearnedSparse(KeywordScheme):
