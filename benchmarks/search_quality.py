@@ -39,9 +39,10 @@ sys.path.insert(0, str(HERE))
 
 from llamaembed import Index  # noqa: E402
 from llamaembed.engine.pooling import reciprocal_rank_fusion  # noqa: E402
-from llamaembed.store.ingest import collect_files, ingest_files  # noqa: E402
+from llamaembed.store.ingest import ingest_files  # noqa: E402
 from llamaembed.store.keywords import KeywordSide, salient_words  # noqa: E402
 from llamaembed.store.search import fuse_candidates  # noqa: E402
+from llamaembed.store.selection import select_files  # noqa: E402
 
 POOL = 40
 
@@ -290,7 +291,7 @@ def main() -> None:
     cpu = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines()
                 if "Model name" in ln), "?")
     print(f"machine: {platform.machine()} {cpu}")
-    files = collect_files([corpus / "README.md", corpus / "llamaembed", corpus / "examples"])
+    files = select_files([corpus / "README.md", corpus / "llamaembed", corpus / "examples"])
     test = retrieval_set(CACHE)["test"]
     sets = {"readme": readme_queries(corpus), "identifiers": identifier_queries(corpus),
             "docstrings": [Query(q, lambda m, want=name: m.get("name") == want)

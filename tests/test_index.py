@@ -79,6 +79,12 @@ def test_delete_upsert_growth_filter(tmp_path: Path) -> None:
     hits = index.search(vectors[7], 5, hybrid=False, filter={"parity": 1})
     assert hits and all(h.metadata["parity"] == 1 for h in hits)
     assert hits[0].id == "d7"
+    # a list value matches any of its items (`search --glob`); an empty one matches nothing
+    some = index.search(vectors[7], 5, hybrid=False, filter={"parity": 1, "id": ["x"]})
+    assert some == []
+    listed = index.search(vectors[7], 10, filter={"parity": [0, 1]})
+    assert len(listed) == 10
+    assert index.search(vectors[7], 5, hybrid=False, filter={"parity": []}) == []
     assert set(index.ids_where(parity=0)) == {f"d{i}" for i in range(2, 100, 2)}
     with pytest.raises(ValueError):
         index.add_vectors(np.full((1, 8), np.nan), ["bad"])

@@ -84,16 +84,25 @@ async def _exercise(client: Client, root: Path, db: Path, tmp_path: Path) -> Non
     read = await client.read_resource(str(resources[0].uri))
     assert "Cut rose canes back" in read.contents[0].text and "lines " in read.contents[0].text
 
-    # index: a new file is picked up; a path outside the roots is refused
+    # index: a new file is picked up, ignored ones and links out are not; a path outside
+    # the roots is refused
+    outside = tmp_path / "secret.md"
+    outside.write_text("a secret outside the roots\n")
     (root / "pump.md").write_text(PUMP)
+    (root / "drafts").mkdir()
+    (root / "drafts" / "draft.md").write_text("an unfinished draft about roses\n")
+    (root / ".llamaembedignore").write_text("drafts/\n")
+    (root / "link.md").symlink_to(outside)
     done = await client.call_tool("index", {"paths": [str(root)]})
     assert not done.is_error, done.content
     assert done.structured_content["added_files"] == 1
     assert done.structured_content["unchanged_files"] == 1
     found = await client.call_tool("search", {"query": "XK-4471B impeller", "k": 1})
     assert found.structured_content["hits"][0]["source"] == str(root / "pump.md")
-    outside = tmp_path / "secret.md"
-    outside.write_text("a secret outside the roots\n")
+    (root / ".llamaembedignore").write_text("drafts/\npump.md\n")
+    done = await client.call_tool("index", {"paths": [str(root)]})
+    assert done.structured_content["excluded_files"] == 1
+    assert done.structured_content["passages"] == 3  # the guide's, as before the pump
     refused = await client.call_tool("index", {"paths": [str(outside)]})
     assert refused.is_error and "outside" in refused.content[0].text
     sneaky = await client.call_tool("index", {"paths": [str(root / ".." / "secret.md")]})

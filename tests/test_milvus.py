@@ -94,6 +94,10 @@ def test_filter_delete_reopen_and_replace(tmp_path: Path, minilm: Llama) -> None
         store.add(DOCS[:50], METAS[:50], IDS[:50])
         odd = store.search(QUERIES[1], 10, filter={"odd": True})
         assert odd and all(h.metadata["odd"] for h in odd)
+        # a list value matches any of its items (`search --glob`), inside the search
+        some = store.search(QUERIES[1], 10, filter={"n": [3, 17, 41]})
+        assert sorted(h.metadata["n"] for h in some) == [3, 17, 41]
+        assert store.search(QUERIES[1], 10, filter={"n": []}) == []
         assert sorted(store.ids_where(n=7)) == ["doc7"]
         assert store.delete(["doc1", "doc2", "missing"]) == 2
         assert len(store) == 48 and store.get("doc1") is None

@@ -57,11 +57,14 @@ class SearchResult(BaseModel):
 class IndexResult(BaseModel):
     """What the index tool did."""
 
-    files: int = Field(description="files found under the paths")
+    files: int = Field(description="files the paths name or their ignore rules choose")
     added_files: int = Field(description="files (re-)embedded: new or changed")
     passages_added: int
     unchanged_files: int
     removed_files: int = Field(description="files gone from disk whose passages were removed")
+    excluded_files: int = Field(
+        description="files under the paths now left out by the ignore rules (passages removed)"
+    )
     passages: int = Field(description="passages in the index now")
 
 
@@ -163,7 +166,9 @@ def build_server(service: SearchService) -> Any:
         description=(
             "Re-index files under the given paths (files or folders inside the folders the "
             "server was started with): new and changed files are embedded, unchanged ones "
-            "skipped, deleted ones removed."
+            "skipped, deleted ones removed. Folders are read as the server's rules say "
+            "(.gitignore and .llamaembedignore honoured, hidden files skipped, unless the "
+            "server was started otherwise)."
         )
     )
     def index(

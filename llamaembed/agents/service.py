@@ -22,9 +22,10 @@ from ..errors import AgentRequestError
 from ..hub.spec import open_recorded
 from ..store import manifest as disk
 from ..store.index import Index
-from ..store.ingest import collect_files, ingest_files
+from ..store.ingest import ingest_files
 from ..store.lock import FolderLock
 from ..store.search import Hit
+from ..store.selection import FileRules
 
 __all__ = ["IndexReport", "SearchService"]
 
@@ -38,6 +39,7 @@ class IndexReport:
     passages_added: int
     unchanged_files: int
     removed_files: int
+    excluded_files: int
     passages: int
 
 
@@ -53,6 +55,7 @@ class SearchService:
         reranker: Embedder | str | None = None,
         n_gpu_layers: int = 0,
         wait: float = 600.0,
+        rules: FileRules | None = None,
     ) -> None:
         if (db is None) == (store is None):
             raise AgentRequestError("serve one index: --db FOLDER or --store URI")
@@ -62,6 +65,7 @@ class SearchService:
                 raise AgentRequestError(f"--root {root} is not a folder")
         self.reranker = reranker
         self.wait = wait
+        self.rules = rules or FileRules()
         self._lock = threading.RLock()
         self.folder: Path | None = None
         self.uri: str | None = None
@@ -186,30 +190,30 @@ class SearchService:
         missing = [str(p) for p in wanted if not p.exists()]
         if missing:
             raise AgentRequestError(f"no such file or folder: {', '.join(missing)}")
-        # a link inside a root may point outside it: read only what resolves inside
-        files = [
-            f
-            for f in collect_files(wanted, exclude=self.folder)
-            if any(f.is_relative_to(root) for root in self.roots)
-        ]
+        # a folder's walk follows no link out of it (store.selection), and a file named
+        # was resolved inside a root by allowed()
+        skip = [self.folder] if self.folder is not None else []
         with self._lock:
             if self.folder is None:
-                report = ingest_files(self.index, self.embedder, files)
+                report = ingest_files(
+                    self.index, self.embedder, wanted, rules=self.rules, skip=skip
+                )
                 total = len(self.index)
             else:
                 with FolderLock(self.folder, self.wait):
                     index = Index.load_or_create(self.folder, self.embedder)
-                    report = ingest_files(index, self.embedder, files)
+                    report = ingest_files(index, self.embedder, wanted, rules=self.rules, skip=skip)
                     index.save(self.folder, wait=self.wait)
                     self.index = index
                     self._generation = disk.generation_number(self.folder)
                 total = len(index)
         return IndexReport(
-            files=len(files),
+            files=report.indexed_files + report.unchanged_files + len(report.skipped_files),
             added_files=report.indexed_files,
             passages_added=report.chunks,
             unchanged_files=report.unchanged_files,
             removed_files=report.removed_files,
+            excluded_files=report.excluded_files,
             passages=total,
         )
 

@@ -15,8 +15,9 @@ from .catalogue import models
 from .convert import convert, distill, quantize
 from .dataset import embed_dataset
 from .embed import embed, info, rerank
+from .search import search
 from .serve import serve
-from .store import index_command, search
+from .store import index_command
 
 __all__ = ["main"]
 

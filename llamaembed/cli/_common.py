@@ -20,6 +20,7 @@ __all__ = [
     "gpu_layers_option",
     "model_options",
     "open_model",
+    "selection_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,3 +78,45 @@ def model_options(func: F) -> F:
         help="GGUF path, catalogue name or static-model folder "
         "(default: all-MiniLM-L6-v2, built offline).",
     )(func)
+
+
+def selection_options(func: F) -> F:
+    """Add --no-ignore, --hidden, --include and --exclude, passed on as ``rules``."""
+    names = ("no_ignore", "hidden", "include", "exclude")
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..store.selection import FileRules
+
+        no_ignore, hidden, include, exclude = (kwargs.pop(n) for n in names)
+        try:
+            rules = FileRules(not no_ignore, hidden, tuple(include), tuple(exclude))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        return func(*args, rules=rules, **kwargs)
+
+    for option in reversed(
+        [
+            click.option(
+                "--no-ignore",
+                is_flag=True,
+                help="Read what .gitignore, .git/info/exclude, .llamaembedignore and the "
+                "default skip list (outside git: node_modules, build, ...) leave out.",
+            ),
+            click.option("--hidden", is_flag=True, help="Read hidden files and folders."),
+            click.option(
+                "--include",
+                multiple=True,
+                metavar="GLOB",
+                help="Read only files matching GLOB (gitignore syntax; any suffix). Repeatable.",
+            ),
+            click.option(
+                "--exclude",
+                multiple=True,
+                metavar="GLOB",
+                help="Leave out files and folders matching GLOB (gitignore syntax). Repeatable.",
+            ),
+        ]
+    ):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]

@@ -21,7 +21,7 @@ import click
 from ..store.search import Hit
 from ..store.snippet import Snippet, best_snippet, highlight
 
-__all__ = ["hit_record", "relevance_of", "render_hits"]
+__all__ = ["FileLines", "display_path", "files_of", "hit_record", "relevance_of", "render_hits"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
 
@@ -58,7 +58,55 @@ def _lines_of(hit: Hit) -> tuple[int, int] | None:
     return first, first + hit.text.count("\n")
 
 
-def _display_path(source: str) -> str:
+class FileLines:
+    """The lines around hits (``-A/-B/-C``), read from their files once each.
+
+    A file is used only while it still holds the passage as indexed (its text at the
+    passage's offsets, or at its lines); otherwise a hit gets no context.
+    """
+
+    def __init__(self, before: int, after: int) -> None:
+        self.before = before
+        self.after = after
+        self._files: dict[str, list[str] | None] = {}
+
+    def _lines(self, source: str) -> list[str] | None:
+        if source not in self._files:
+            try:
+                text = Path(source).read_text(encoding="utf-8", errors="replace")
+                self._files[source] = text.splitlines()
+            except OSError:
+                self._files[source] = None
+        return self._files[source]
+
+    def around(
+        self, hit: Hit, snippet: Snippet, lines: tuple[int, int] | None
+    ) -> tuple[list[tuple[int, str]], list[tuple[int, str]], list[tuple[int, str]]] | None:
+        """Return (before, the snippet's own lines whole, after) as (number, text), or None."""
+        source = hit.metadata.get("source")
+        if lines is None or not isinstance(source, str):
+            return None
+        file = self._lines(source)
+        if file is None or "\n".join(file[lines[0] - 1 : lines[1]]) != hit.text.rstrip("\n"):
+            return None  # the file changed since it was indexed
+        first, last = snippet.line_start, snippet.line_end
+
+        def numbered(a: int, b: int) -> list[tuple[int, str]]:
+            return [(n, file[n - 1]) for n in range(max(1, a), min(len(file), b) + 1)]
+
+        return (
+            numbered(first - self.before, first - 1),
+            numbered(first, last),
+            numbered(last + 1, last + self.after),
+        )
+
+
+def files_of(hits: Sequence[Hit]) -> list[str]:
+    """Return the hits' files, each once, in the order of their best hit (``-l``)."""
+    return list(dict.fromkeys(str(h.metadata.get("source", h.id)) for h in hits))
+
+
+def display_path(source: str) -> str:
     try:
         relative = os.path.relpath(source)
     except ValueError:  # another drive on Windows
@@ -73,11 +121,20 @@ def _snippet(hit: Hit, query: str, scorer: Any) -> tuple[Snippet, tuple[int, int
 
 
 def hit_record(
-    rank: int, hit: Hit, query: str, reranker: Any, scorer: Any = None
+    rank: int,
+    hit: Hit,
+    query: str,
+    reranker: Any,
+    scorer: Any = None,
+    context: FileLines | None = None,
 ) -> dict[str, Any]:
-    """Return every field of a hit for ``--json``: scores, lines, snippet, text, metadata."""
+    """Return every field of a hit for ``--json``: scores, lines, snippet, text, metadata.
+
+    With ``context`` (``-A/-B/-C``), ``"context"`` holds the file's lines before and
+    after the snippet as ``{"line": n, "text": ...}`` (None when the file changed).
+    """
     snippet, lines = _snippet(hit, query, scorer)
-    return {
+    record = {
         "rank": rank,
         "id": hit.id,
         "source": hit.metadata.get("source"),
@@ -95,6 +152,17 @@ def hit_record(
         "text": hit.text,
         "metadata": hit.metadata,
     }
+    if context is not None:
+        found = context.around(hit, snippet, lines)
+        record["context"] = (
+            {
+                side: [{"line": n, "text": text} for n, text in numbered]
+                for side, numbered in (("before", found[0]), ("after", found[2]))
+            }
+            if found is not None
+            else None
+        )
+    return record
 
 
 def render_hits(
@@ -104,8 +172,13 @@ def render_hits(
     reranker: Any,
     color: bool,
     scorer: Callable[[list[str]], Sequence[float]] | None = None,
+    context: FileLines | None = None,
 ) -> str:
-    """Return hits as text for a person: grouped by file, best group first."""
+    """Return hits as text for a person: grouped by file, best group first.
+
+    With ``context`` each hit shows its snippet's lines whole and the file's lines around
+    them, numbered as grep does (``12:`` a snippet line, ``11-`` a context line).
+    """
     if not hits:
         return "no results"
     groups: dict[str, list[tuple[int, Hit]]] = {}
@@ -117,7 +190,7 @@ def render_hits(
 
     out: list[str] = []
     for source, members in groups.items():
-        shown = _CONTROL.sub("\ufffd", _display_path(source))
+        shown = _CONTROL.sub("\ufffd", display_path(source))
         out.append(style(shown, bold=True, fg="cyan"))
         for rank, hit in members:
             snippet, lines = _snippet(hit, query, scorer)
@@ -140,6 +213,10 @@ def render_hits(
             heading = _CONTROL.sub("\ufffd", heading) if isinstance(heading, str) else None
             title = " · ".join([where, *scores] + ([heading] if heading else []))
             out.append(f"  {style(f'[{rank}]', bold=True)} {style(title, dim=True)}")
+            around = context.around(hit, snippet, lines) if context is not None else None
+            if around is not None:
+                out.extend(_numbered(around, query, style))
+                continue
             # dedent for reading (code deep in a class); --json keeps the text verbatim
             plain = snippet.text if snippet.cut_before else textwrap.dedent(snippet.text)
             plain = _CONTROL.sub("\ufffd", plain.replace("\r\n", "\n"))  # inert escape codes
@@ -151,3 +228,21 @@ def render_hits(
             out.extend(f"      {line}".rstrip() for line in text.split("\n"))
         out.append("")
     return "\n".join(out).rstrip("\n")
+
+
+def _numbered(
+    around: tuple[list[tuple[int, str]], list[tuple[int, str]], list[tuple[int, str]]],
+    query: str,
+    style: Callable[..., str],
+) -> list[str]:
+    """Return a hit's lines as grep prints context: ``n:`` its own, ``n-`` around it."""
+    before, own, after = around
+    width = len(str(max(n for n, _ in before + own + after)))
+    out = []
+    for numbered, mark in ((before, "-"), (own, ":"), (after, "-")):
+        for n, text in numbered:
+            text = _CONTROL.sub("\ufffd", text)
+            if mark == ":":
+                text = highlight(text, query, lambda w: style(w, bold=True, fg="yellow"))
+            out.append(f"      {style(f'{n:>{width}}{mark}', dim=True)}{text}".rstrip())
+    return out

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from ._common import DEFAULT_DB, errors, gpu_layers_option, open_model
+if TYPE_CHECKING:
+    from ..store.selection import FileRules
+
+from ._common import DEFAULT_DB, errors, gpu_layers_option, open_model, selection_options
 
 
 @click.command("mcp")
@@ -48,6 +53,7 @@ from ._common import DEFAULT_DB, errors, gpu_layers_option, open_model
     help="Seconds the index tool waits for another writer's lock.",
 )
 @gpu_layers_option
+@selection_options
 @errors
 def mcp_command(
     db: str,
@@ -58,6 +64,7 @@ def mcp_command(
     host: str,
     wait: float,
     n_gpu_layers: int,
+    rules: FileRules,
 ) -> None:
     """Serve an index to agents over the Model Context Protocol (stdio, or --http PORT).
 
@@ -79,6 +86,7 @@ def mcp_command(
         reranker=reranker,
         n_gpu_layers=n_gpu_layers,
         wait=wait,
+        rules=rules,
     )
     try:
         server = build_server(service)

@@ -1,9 +1,8 @@
-"""``llamaembed index`` and ``search``: build an index (text files or embedded Parquet)."""
+"""``llamaembed index``: an index from text files (ignore rules, --watch) or Parquet."""
 
 from __future__ import annotations
 
-import json
-import os
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,15 +12,17 @@ import click
 if TYPE_CHECKING:
     from ..embedder import Embedder
     from ..store.ingest import IngestReport
+    from ..store.selection import FileRules
+
 
 from ..hub.spec import open_recorded
 from ._common import (
     DEFAULT_DB,
     dimensions_option,
     errors,
-    gpu_layers_option,
     model_options,
     open_model,
+    selection_options,
 )
 
 
@@ -82,6 +83,20 @@ from ._common import (
     show_default=True,
     help="Seconds to wait for another writer of the same --db folder before giving up.",
 )
+@selection_options
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep the index in step with PATHS: re-index changed files as they are saved "
+    "(one line on stderr per update; Ctrl-C stops).",
+)
+@click.option(
+    "--debounce",
+    type=click.IntRange(min=10, max=60_000),
+    default=400,
+    show_default=True,
+    help="With --watch: milliseconds without a change that end a burst of saves.",
+)
 @errors
 def index_command(
     paths: tuple[str, ...],
@@ -97,16 +112,24 @@ def index_command(
     shards: int | None,
     only_shard: int | None,
     wait: float,
+    rules: FileRules,
+    watch: bool,
+    debounce: int,
 ) -> None:
     """Index text files under PATHS (unchanged files are skipped later), or --from-parquet.
 
-    One writer at a time per --db folder: another run waits for it (--wait), then adds to
-    what it wrote.
+    Folders are walked as ripgrep does: files .gitignore, .git/info/exclude and
+    .llamaembedignore exclude are left out, and hidden ones (--no-ignore, --hidden,
+    --include and --exclude change that); a file named is always read. Passages of files
+    the rules now leave out are removed. One writer at a time per --db folder: another run
+    waits for it (--wait), then adds to what it wrote.
     """
     from ..store.index import Index
-    from ..store.ingest import collect_files, ingest_files
+    from ..store.ingest import ingest_files
     from ..store.lock import FolderLock
 
+    if watch and (store is not None or from_parquet is not None):
+        raise click.UsageError("--watch keeps a --db folder in step with text files")
     if from_parquet is not None:
         if paths:
             raise click.UsageError("give PATHS or --from-parquet, not both")
@@ -118,7 +141,16 @@ def index_command(
         if shards is not None or only_shard is not None:
             raise click.UsageError("--shards and --shard go with --db, not --store")
         _index_milvus(
-            store, paths, from_parquet, model, quant, n_gpu_layers, dimensions, max_tokens, overlap
+            store,
+            paths,
+            from_parquet,
+            model,
+            quant,
+            n_gpu_layers,
+            dimensions,
+            max_tokens,
+            overlap,
+            rules,
         )
         return
     if from_parquet is not None:
@@ -127,32 +159,67 @@ def index_command(
     if shards is not None or only_shard is not None:
         raise click.UsageError("--shards and --shard go with --from-parquet")
     folder = Path(db)
-    files = collect_files(paths, exclude=folder)
-    with (
-        open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama,
-        FolderLock(folder, wait),  # read, add and commit as one writer
-    ):
-        index = Index.load_or_create(folder, llama, dimensions=dimensions)
-        if dimensions is not None and index.dimensions != dimensions:
-            raise click.ClickException(
-                f"{folder} holds {index.dim}-d vectors; --dimensions {dimensions} needs a new --db"
+    options: dict[str, Any] = {"max_tokens": max_tokens, "overlap": overlap}
+    with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
+        with FolderLock(folder, wait):  # read, add and commit as one writer
+            index = Index.load_or_create(folder, llama, dimensions=dimensions)
+            if dimensions is not None and index.dimensions != dimensions:
+                raise click.ClickException(
+                    f"{folder} holds {index.dim}-d vectors; --dimensions {dimensions} "
+                    "needs a new --db"
+                )
+            report = ingest_files(
+                index,
+                llama,
+                paths,
+                rules=rules,
+                skip=[folder],
+                show_progress=sys.stderr.isatty(),
+                **options,
             )
-        report = ingest_files(
-            index,
-            llama,
-            files,
-            max_tokens=max_tokens,
-            overlap=overlap,
-            show_progress=sys.stderr.isatty(),
-        )
-        index.save(folder)
-    click.echo(_summary(report, len(index), str(folder)))
+            index.save(folder)
+        click.echo(_summary(report, len(index), str(folder)))
+        if watch:
+            _watch(folder, llama, paths, rules, wait, options, debounce)
+
+
+def _watch(
+    folder: Path,
+    embedder: Embedder,
+    paths: tuple[str, ...],
+    rules: FileRules,
+    wait: float,
+    options: dict[str, Any],
+    debounce: int,
+) -> None:
+    """``index --watch``: one stderr line per update until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from ..store.watch import IndexWatcher, WatchUpdate
+
+    watcher = IndexWatcher(folder, embedder, paths, rules, wait=wait, ingest_options=options)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def report(update: WatchUpdate) -> None:
+        line = _summary(update.report, update.passages, str(folder))
+        click.echo(f"{update.changed_paths} paths changed: {line}", err=True)
+
+    def ready() -> None:
+        click.echo(f"watching {', '.join(paths)} (Ctrl-C stops)", err=True)
+
+    # Ctrl-C between two updates or during one: each commit is whole, so just stop
+    with contextlib.suppress(KeyboardInterrupt):
+        watcher.run(report, quiet_ms=debounce, stop=stop, on_ready=ready)
+    click.echo("stopped watching", err=True)
 
 
 def _summary(report: IngestReport, total: int, where: str) -> str:
+    excluded = f"{report.excluded_files} now excluded, " if report.excluded_files else ""
     return (
         f"indexed {report.indexed_files} files ({report.chunks} chunks), "
-        f"{report.unchanged_files} unchanged, {report.removed_files} removed, "
+        f"{report.unchanged_files} unchanged, {report.removed_files} removed, {excluded}"
         f"{len(report.skipped_files)} binary skipped; {total} chunks in {where}"
     )
 
@@ -167,9 +234,10 @@ def _index_milvus(
     dimensions: int | None,
     max_tokens: int | None,
     overlap: int | None,
+    rules: FileRules,
 ) -> None:
     """``index --store``: text files or embedded Parquet into a Milvus collection."""
-    from ..store.ingest import collect_files, ingest_files
+    from ..store.ingest import ingest_files
     from ..store.milvus import MilvusStore
     from ..store.milvus_schema import parse_store
 
@@ -183,7 +251,6 @@ def _index_milvus(
             added = milvus.add_parquet(files)
             click.echo(_parquet_summary(added, files, len(milvus), store))
         return
-    sources = collect_files(paths)
     with (
         open_model(model, quant, n_gpu_layers=n_gpu_layers) as embedder,
         MilvusStore(embedder, uri=uri, collection=collection, dimensions=dimensions) as milvus,
@@ -191,7 +258,8 @@ def _index_milvus(
         report = ingest_files(
             milvus,
             embedder,
-            sources,
+            paths,
+            rules=rules,
             max_tokens=max_tokens,
             overlap=overlap,
             show_progress=sys.stderr.isatty(),
@@ -259,133 +327,3 @@ def _parquet_model(
 
 def _parquet_summary(added: int, files: list[Path], total: int, where: str) -> str:
     return f"indexed {added} rows from {len(files)} Parquet files; {total} in {where}"
-
-
-@click.command()
-@click.argument("query")
-@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
-@click.option(
-    "--store",
-    default=None,
-    metavar="milvus://HOST:PORT/COLLECTION | FILE.db",
-    help="Search a Milvus collection (built by `index --store`) instead of --db.",
-)
-@click.option("-k", "k", default=10, show_default=True, help="Number of results.")
-@click.option(
-    "--rerank",
-    "rerank_model",
-    default=None,
-    help="Cross-encoder to rerank with, or 'colbert' (the index model's ColBERT vectors).",
-)
-@click.option(
-    "--hybrid/--no-hybrid",
-    default=True,
-    show_default=True,
-    help="Fuse keyword (BM25, or a bge-m3 model's lexical weights) and vector results.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every field.")
-@click.option("--model", "-m", default=None, help="Embedding model (default: the index's).")
-@gpu_layers_option
-@errors
-def search(
-    query: str,
-    db: str,
-    store: str | None,
-    k: int,
-    rerank_model: str | None,
-    hybrid: bool,
-    as_json: bool,
-    model: str | None,
-    n_gpu_layers: int,
-) -> None:
-    """Search an index built by `llamaembed index`: hits grouped by file, with line ranges.
-
-    The order is the search's (fused rank, or the reranker's); the score shown is the
-    dense cosine, and the reranker's probability after --rerank.
-    """
-    from ._render import hit_record, render_hits
-
-    if k < 1:
-        raise click.UsageError("-k must be at least 1")
-    opened = _open_index(db, store, model, n_gpu_layers)
-    embedder, index = opened
-    reranker = None
-    try:
-        if rerank_model is not None and rerank_model != "colbert":
-            reranker = open_model(rerank_model, None, n_gpu_layers=n_gpu_layers)
-        ranker = reranker or rerank_model
-        hits = index.search(query, k, hybrid=hybrid, rerank_with=ranker)
-        scorer = _window_scorer(embedder, query)
-        if as_json:
-            records = [hit_record(n, h, query, ranker, scorer) for n, h in enumerate(hits, 1)]
-            click.echo(json.dumps(records, ensure_ascii=False))
-        else:
-            color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-            click.echo(render_hits(hits, query, reranker=ranker, color=color, scorer=scorer))
-    finally:
-        if reranker is not None:
-            reranker.close()
-        if store is not None:
-            index.close()
-        embedder.close()
-
-
-def _window_scorer(embedder: Embedder, query: str) -> Any:
-    """Return a scorer of snippet windows: their dense cosine to the query.
-
-    The query is embedded on the first call: most snippets are chosen by their words alone.
-    """
-    vectors: list[Any] = []
-
-    def score(texts: list[str]) -> list[float]:
-        if not vectors:
-            vectors.append(embedder.embed_query(query))
-        return [float(x) for x in embedder.embed_documents(texts) @ vectors[0]]
-
-    return score
-
-
-def _open_index(db: str, store: str | None, model: str | None, n_gpu_layers: int) -> Any:
-    """Return (model, index) for ``search``: a saved index, its shards, or a Milvus store."""
-    from ..store.index import Index
-    from ..store.manifest import MANIFEST
-    from ..store.sharded import ShardedIndex
-
-    if store is not None:
-        from ..store.milvus import MilvusStore
-        from ..store.milvus_schema import parse_store
-
-        uri, collection = parse_store(store)
-        if model is not None:
-            embedder = open_model(model, None, n_gpu_layers=n_gpu_layers)
-        else:
-            record = MilvusStore.recorded_model(uri, collection)
-            if record is None:
-                raise click.ClickException(
-                    f"no collection {collection} at {uri}; build one with `llamaembed index "
-                    "--store`"
-                )
-            embedder = open_recorded(record, n_gpu_layers)
-        try:
-            return embedder, MilvusStore(embedder, uri=uri, collection=collection)
-        except BaseException:
-            embedder.close()
-            raise
-    folder = Path(db)
-    sharded = ShardedIndex.is_sharded(folder)
-    manifest_file = folder / MANIFEST
-    if sharded:
-        manifest_file = min(folder.glob(f"shard-*/{MANIFEST}"), default=manifest_file)
-    if not manifest_file.exists():
-        raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
-    record = json.loads(manifest_file.read_text()).get("model", {})
-    if model is not None:
-        embedder = open_model(model, None, n_gpu_layers=n_gpu_layers)
-    else:
-        embedder = open_recorded(record, n_gpu_layers)
-    try:
-        index = ShardedIndex.load(folder, embedder) if sharded else Index.load(folder, embedder)
-    except BaseException:
-        embedder.close()
-        raise
-    return embedder, index

@@ -9,8 +9,9 @@ The pieces, each with its own state and job:
 - ``index``, ``sharded``, ``milvus``: the stores (``base.VectorStore`` is what writers
   need of one); ``search``: the ranking they share, pure functions;
 - ``manifest`` (generations on disk) and ``lock`` (one writer a folder);
-- ``chunking``, ``snippet``, ``ingest``, ``parquet``, ``partition``: getting files and
-  Parquet in, and showing what was found.
+- ``selection`` (which files a folder's ignore rules choose), ``chunking``, ``snippet``,
+  ``ingest``, ``parquet``, ``partition``: getting files and Parquet in, and showing what
+  was found; ``watch``: keeping a folder index in step with its files.
 
 Modules here take any embedder and never import llama.cpp; they may import
 ``llamaembed.errors``, ``llamaembed.outputs``, ``llamaembed.engine`` pure functions and

@@ -12,74 +12,9 @@ from typing import Any
 from ..embedder import Embedder
 from .base import VectorStore
 from .chunking import PROSE_SUFFIXES, chunk_document
+from .selection import FileRules, select_files
 
-__all__ = ["TEXT_SUFFIXES", "IngestReport", "collect_files", "ingest_files"]
-
-TEXT_SUFFIXES = frozenset(
-    [
-        ".txt",
-        ".md",
-        ".markdown",
-        ".rst",
-        ".adoc",
-        ".org",
-        ".tex",
-        ".py",
-        ".pyi",
-        ".js",
-        ".ts",
-        ".tsx",
-        ".jsx",
-        ".java",
-        ".kt",
-        ".go",
-        ".rs",
-        ".c",
-        ".h",
-        ".cc",
-        ".cpp",
-        ".hpp",
-        ".cs",
-        ".rb",
-        ".php",
-        ".swift",
-        ".scala",
-        ".sh",
-        ".bash",
-        ".zsh",
-        ".sql",
-        ".html",
-        ".htm",
-        ".css",
-        ".xml",
-        ".json",
-        ".yaml",
-        ".yml",
-        ".toml",
-        ".ini",
-        ".cfg",
-        ".csv",
-        ".tsv",
-        ".log",
-    ]
-)
-_SKIP_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        ".venv",
-        "venv",
-        "node_modules",
-        "__pycache__",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".tox",
-        "build",
-        "dist",
-    }
-)
+__all__ = ["IngestReport", "ingest_files"]
 
 
 @dataclass(frozen=True)
@@ -91,33 +26,7 @@ class IngestReport:
     unchanged_files: int
     removed_files: int
     skipped_files: tuple[str, ...]
-
-
-def collect_files(
-    paths: Iterable[str | os.PathLike[str]], exclude: Path | None = None
-) -> list[Path]:
-    """Return text-like files under the given files and folders, sorted, without duplicates."""
-    found: set[Path] = set()
-    excluded = exclude.resolve() if exclude is not None else None
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            found.add(path.resolve())
-            continue
-        if not path.is_dir():
-            raise FileNotFoundError(f"no such file or folder: {path}")
-        for folder, dirs, files in os.walk(path):
-            here = Path(folder).resolve()
-            dirs[:] = sorted(
-                d
-                for d in dirs
-                if d not in _SKIP_DIRS and not d.startswith(".") and here / d != excluded
-            )
-            for name in files:
-                file = here / name
-                if file.suffix.lower() in TEXT_SUFFIXES:
-                    found.add(file)
-    return sorted(found)
+    excluded_files: int = 0  # indexed before, now left out by the rules
 
 
 def _read_text(path: Path) -> tuple[str, str] | None:
@@ -136,17 +45,52 @@ def passage_context(path: Path, heading: str) -> str:
     return f"{path.name}: {heading}\n" if heading else f"{path.name}\n"
 
 
+def _prune(
+    index: VectorStore,
+    known: Iterable[str],
+    chosen: set[str],
+    folders: Sequence[Path],
+    prune_missing: bool,
+) -> tuple[int, int]:
+    """Delete the passages of indexed files that are gone, or that the rules now leave out.
+
+    Returns (files removed because they no longer exist, files now excluded: still there,
+    under a folder walked, but not chosen).
+    """
+    removed = excluded = 0
+    for source in known:
+        if source in chosen:
+            continue
+        path = Path(source)
+        if path.exists() and any(path.is_relative_to(f) for f in folders):
+            excluded += 1
+        elif not path.exists() and prune_missing:
+            removed += 1
+        else:
+            continue
+        index.delete(index.ids_where(source=source))
+    return removed, excluded
+
+
 def ingest_files(
     index: VectorStore,
     embedder: Embedder,
-    files: Sequence[Path],
+    paths: Sequence[str | os.PathLike[str]],
     *,
+    rules: FileRules | None = None,
+    skip: Sequence[Path] = (),
     max_tokens: int | None = None,
     overlap: int | None = None,
     show_progress: bool = False,
     prune_missing: bool = True,
 ) -> IngestReport:
     """Chunk, embed and add files to the index; files with unchanged content are skipped.
+
+    ``paths`` are files and folders: a file named is read; a folder's files are those
+    ``rules`` choose (``store.selection``; default ``FileRules()``: .gitignore files
+    honoured, hidden files skipped), leaving out the folders in ``skip``. Passages of
+    files under a given folder that the rules no longer choose are removed and counted
+    in ``excluded_files``.
 
     Chunks are whole lines (``chunk_document``): prose (``PROSE_SUFFIXES``) in passages of
     at most 128 tokens cut at paragraphs and headings, code in passages of at most 256 cut
@@ -157,6 +101,8 @@ def ingest_files(
     ``line_start`` and ``line_end`` (1-based, inclusive) and, in prose under a heading,
     ``heading``. With ``prune_missing``, chunks of files that no longer exist are removed.
     """
+    files = select_files(paths, rules, skip)
+    folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
     known: dict[str, str] = {}
     for _, meta in index.iter_metadata():
         if "source" in meta:
@@ -213,13 +159,8 @@ def ingest_files(
                 meta["heading"] = chunk.heading
             metadatas.append(meta)
         indexed += 1
-    removed = 0
-    if prune_missing:
-        for source in known:
-            if not Path(source).exists():
-                index.delete(index.ids_where(source=source))
-                removed += 1
+    removed, excluded = _prune(index, known, {str(f) for f in files}, folders, prune_missing)
     if texts:  # every output the store keeps, from one pass over what the model reads
         encoded = index.encoder.documents(embedded, show_progress=show_progress)
         index.add_encoded(encoded, texts, metadatas, ids)
-    return IngestReport(indexed, len(texts), unchanged, removed, tuple(skipped))
+    return IngestReport(indexed, len(texts), unchanged, removed, tuple(skipped), excluded)

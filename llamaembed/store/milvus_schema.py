@@ -39,12 +39,21 @@ def parse_store(spec: str) -> tuple[str, str]:
 
 
 def milvus_filter(equals: Mapping[str, Any]) -> str:
-    """Return a Milvus filter expression: metadata equals every given value."""
+    """Return a Milvus filter expression: metadata equals every given value.
+
+    A list, tuple or set value matches any of its items (none: nothing matches).
+    """
     clauses = []
     for key, value in equals.items():
         if not _KEY.fullmatch(key):
             raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
-        clauses.append(f'metadata["{key}"] == {json.dumps(value)}')
+        if isinstance(value, list | tuple | set | frozenset):
+            items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+            # Milvus takes `in` on fields only, not on a JSON field's keys
+            alternatives = [f'metadata["{key}"] == {json.dumps(v)}' for v in items]
+            clauses.append(f"({' or '.join(alternatives)})" if alternatives else 'id in [""]')
+        else:
+            clauses.append(f'metadata["{key}"] == {json.dumps(value)}')
     return " and ".join(clauses)
 
 

@@ -54,12 +54,21 @@ class Hit:
 
 
 def sql_where(equals: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """Return an SQL WHERE clause (and its arguments): metadata equals every given value."""
+    """Return an SQL WHERE clause (and its arguments): metadata equals every given value.
+
+    A list, tuple or set value matches any of its items (none: nothing matches).
+    """
     clauses, args = [], []
     for key, value in equals.items():
         if not re.fullmatch(r"[A-Za-z0-9_]+", key):
             raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
-        clauses.append(f"json_extract(metadata, '$.{key}') = ?")
+        field = f"json_extract(metadata, '$.{key}')"
+        if isinstance(value, list | tuple | set | frozenset):
+            items = [int(v) if isinstance(v, bool) else v for v in value]
+            clauses.append(f"{field} IN ({','.join('?' * len(items))})" if items else "0")
+            args.extend(items)
+            continue
+        clauses.append(f"{field} = ?")
         args.append(value if not isinstance(value, bool) else int(value))
     return ("WHERE " + " AND ".join(clauses), args) if clauses else ("", [])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,11 @@ class ShardedIndex:
         """Return the stored document with this id (score 0), or None."""
         shard = int(shard_of([str(doc_id)], len(self.shards))[0])
         return self.shards[shard].get(doc_id)
+
+    def iter_metadata(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield (id, metadata) of every document, shard by shard."""
+        for shard in self.shards:
+            yield from shard.iter_metadata()
 
     def search(
         self,
