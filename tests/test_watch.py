@@ -124,14 +124,23 @@ def test_watch_follows_new_edited_deleted_and_ignored_files(
     texts = [h.text for h in Index.load(db, tiny_encoder).search("anything", 10)]
     assert not any("delta echo" in t for t in texts)  # the old passage is gone
 
+    # a folder moved in is one event: its files are read all the same
+    moved = folder.parent / "elsewhere"
+    (moved / "deep").mkdir(parents=True)
+    (moved / "deep" / "third.md").write_text("kilo lima mike\n")
+    (moved / "fourth.md").write_text("november oscar papa\n")
+    moved.rename(folder / "moved")
+    wait_until(lambda: {"third.md", "fourth.md"} <= sources(db, tiny_encoder))
+
     (folder / "first.md").unlink()
     wait_until(lambda: "first.md" not in sources(db, tiny_encoder))
-    assert search_files(db, tiny_encoder_path, "alpha bravo") == ["second.md"]
+    assert "first.md" not in search_files(db, tiny_encoder_path, "alpha bravo")
 
     # a rule change: the newly ignored file's passages go, the summary says so
-    (folder / ".gitignore").write_text("*.log\nsecond.md\n")
+    (folder / ".gitignore").write_text("*.log\nsecond.md\nmoved/deep/\n")
     wait_until(lambda: "second.md" not in sources(db, tiny_encoder))
-    watch.wait_for(lambda line: "1 now excluded" in line)
+    assert "third.md" not in sources(db, tiny_encoder)
+    watch.wait_for(lambda line: "2 now excluded" in line)
 
     assert watch.stop(signal.SIGINT) == 0  # Ctrl-C
     assert watch.seen[-1] == "stopped watching"

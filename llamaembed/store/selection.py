@@ -225,21 +225,29 @@ class FileSelector:
             return False
         return not (self.rules.ignore_files and self._ignored(file, is_dir=False))
 
+    def _within(self, folder: Path) -> bool:
+        """Return True when the walk descends into every folder from the root to ``folder``."""
+        chain = []
+        while folder != self.root:
+            chain.append(folder)
+            folder = folder.parent
+        return all(self.folder_admitted(f) for f in reversed(chain))
+
     def admits(self, path: str | os.PathLike[str]) -> bool:
         """Return True when the walk would choose ``path`` (which may no longer exist)."""
         file = Path(os.path.abspath(path))
         if not file.is_relative_to(self.root) or file == self.root:
             return False
-        folder = file.parent
-        chain = []
-        while folder != self.root:
-            chain.append(folder)
-            folder = folder.parent
-        if not all(self.folder_admitted(f) for f in reversed(chain)):
+        if not self._within(file.parent):
             return False
         if file.is_symlink() and not file.resolve().is_relative_to(self.root):
             return False
         return self.file_admitted(file)
+
+    def walks_into(self, folder: str | os.PathLike[str]) -> bool:
+        """Return True when the walk would descend into ``folder`` (the root included)."""
+        path = Path(os.path.abspath(folder))
+        return path.is_relative_to(self.root) and not path.is_symlink() and self._within(path)
 
     def walk(self) -> Iterator[Path]:
         """Yield the chosen files under the root, folder by folder, names sorted."""

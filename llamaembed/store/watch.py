@@ -102,11 +102,15 @@ class IndexWatcher:
             self._selectors = self._make_selectors()  # the rules changed: check every file
             return self.sync()
         present = sorted(p for p in paths if p.is_file() and self._chosen(p))
+        # a folder moved in is one event: its files are walked (with the rules)
+        folders = sorted(
+            p for p in paths if p.is_dir() and any(s.walks_into(p) for s in self._selectors)
+        )
         gone = [p for p in paths if not p.exists()]
-        if not present and not gone:
+        if not present and not folders and not gone:
             return None
-        report, total = self._ingest(present)  # prunes files that no longer exist
-        if not (report.indexed_files or report.removed_files):
+        report, total = self._ingest([*present, *folders])  # prunes files no longer there
+        if not (report.indexed_files or report.removed_files or report.excluded_files):
             return None
         return WatchUpdate(len(paths), report, total)
 
@@ -124,7 +128,7 @@ class IndexWatcher:
         files that never stop changing). Once the watcher is listening, one ``sync``
         catches what changed while it started; then ``on_ready`` is called.
         """
-        from watchfiles import watch
+        from watchfiles import Change, watch
 
         watched = [p if p.is_dir() else p.parent for p in self.paths]
 
@@ -153,6 +157,8 @@ class IndexWatcher:
                     on_update(caught_up)
                 if on_ready is not None:
                     on_ready()
-            update = self.apply(path for _, path in changes) if changes else None
+            # a folder "modified" is its listing changing: its files' own events say more
+            paths = [p for c, p in changes if c != Change.modified or not os.path.isdir(p)]
+            update = self.apply(paths) if paths else None
             if update is not None:
                 on_update(update)
