@@ -160,3 +160,21 @@ def test_glob_filters_inside_the_search(notes: tuple[Path, str]) -> None:
     assert hits_json(db, "--glob", "*.rs") == []
     code, out = cli("search", "q", "--db", db, "--glob", "")
     assert code == 2 and "--glob needs a pattern" in out
+
+
+def test_glob_with_a_milvus_store(notes: tuple[Path, str], tmp_path: Path,
+                                  minilm_f16_path: Path) -> None:
+    folder, _ = notes
+    for n in range(20):  # more files than Milvus takes as an any-of list
+        (folder / f"extra{n}.md").write_text(f"Extra note {n}: season the soup with salt.\n")
+    store = str(tmp_path / "notes.db")
+    code, out = cli("index", str(folder), "--store", store, "--model", str(minilm_f16_path))
+    assert code == 0, out
+    code, out = cli("search", "how often should I water tomatoes", "--store", store, "-k", "5",
+                    "--glob", "*.md", "--json")
+    assert code == 0, out
+    hits = json.loads(out)
+    assert len(hits) == 5 and all(h["source"].endswith(".md") for h in hits)
+    code, out = cli("search", "how often should I water tomatoes", "--store", store, "-k", "3",
+                    "--glob", "garden1.txt", "--json")
+    assert code == 0 and {Path(h["source"]).name for h in json.loads(out)} == {"garden1.txt"}

@@ -98,6 +98,12 @@ def test_filter_delete_reopen_and_replace(tmp_path: Path, minilm: Llama) -> None
         some = store.search(QUERIES[1], 10, filter={"n": [3, 17, 41]})
         assert sorted(h.metadata["n"] for h in some) == [3, 17, 41]
         assert store.search(QUERIES[1], 10, filter={"n": []}) == []
+        # a long list (`--glob` matching many files) is matched as ids: the same hits
+        many = list(range(0, 50, 2))
+        even = store.search(QUERIES[1], 10, filter={"n": many})
+        assert len(even) == 10 and all(h.metadata["n"] % 2 == 0 for h in even)
+        assert [h.id for h in even] == [h.id for h in store.search(QUERIES[1], 10,
+                                                                   filter={"odd": False})]
         assert sorted(store.ids_where(n=7)) == ["doc7"]
         assert store.delete(["doc1", "doc2", "missing"]) == 2
         assert len(store) == 48 and store.get("doc1") is None

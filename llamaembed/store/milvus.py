@@ -58,6 +58,7 @@ FORMAT = "1"
 _PREFIX = "llamaembed."
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _EMPTY_SPARSE = {2**32 - 2: 1e-9}  # Milvus refuses empty sparse rows; no query has this key
+_SHORT_ANY_OF = 16  # longer any-of lists are matched as ids (MilvusStore._expression)
 
 
 class MilvusStore(EncodedWrites):
@@ -377,8 +378,8 @@ class MilvusStore(EncodedWrites):
         if pool == 0:
             return []
         vector, text = self.encoder.query_vector(query)
-        expression = milvus_filter(filter or {})
         self._flush()
+        expression = self._expression(filter or {})
         sides = self.scheme.query_sides(text, self.encoder) if hybrid and text else []
         fields = ["text", "metadata", "vector"]
         rows: dict[str, Any] = {}
@@ -417,6 +418,34 @@ class MilvusStore(EncodedWrites):
         if rerank_with is not None and text is not None:
             hits = rerank_hits(hits, text, rerank_with, self._late_interaction)
         return hits[:k]
+
+    def _expression(self, equals: Mapping[str, Any]) -> str:
+        """Return a search's filter expression; a long any-of list is matched here, as ids.
+
+        Milvus evaluates an any-of on a JSON key as one comparison per item and row (1,000
+        items over 5,000 rows: 12 s on Milvus Lite); the ids of the documents that match,
+        from one pass over the metadata, make it a primary-key lookup (25 ms).
+        """
+        many = {
+            key: value
+            for key, value in equals.items()
+            if isinstance(value, list | tuple | set | frozenset) and len(value) > _SHORT_ANY_OF
+        }
+        if not many:
+            return milvus_filter(equals)
+        wanted: dict[str, Any] = {}
+        for key, value in many.items():
+            try:
+                wanted[key] = set(value)
+            except TypeError:  # unhashable items (lists, dicts): compared one by one
+                wanted[key] = list(value)
+        ids = [
+            doc_id
+            for doc_id, meta in self.iter_metadata()
+            if all(key in meta and meta[key] in items for key, items in wanted.items())
+        ]
+        rest = milvus_filter({k: v for k, v in equals.items() if k not in many})
+        return " and ".join(part for part in (rest, f"id in {json.dumps(ids)}") if part)
 
     def _late_interaction(self, text: str, hits: list[Hit]) -> list[float]:
         # a collection keeps no ColBERT vectors: they are computed from the hit texts

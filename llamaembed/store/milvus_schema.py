@@ -51,7 +51,7 @@ def milvus_filter(equals: Mapping[str, Any]) -> str:
             items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
             # Milvus takes `in` on fields only, not on a JSON field's keys
             alternatives = [f'metadata["{key}"] == {json.dumps(v)}' for v in items]
-            clauses.append(f"({' or '.join(alternatives)})" if alternatives else 'id in [""]')
+            clauses.append(f"({' or '.join(alternatives)})" if alternatives else "id in []")
         else:
             clauses.append(f'metadata["{key}"] == {json.dumps(value)}')
     return " and ".join(clauses)
