@@ -275,3 +275,26 @@ def test_fuse_candidates_adds_bounded_keyword_bonuses_to_the_cosine() -> None:
     # a weak match cannot lift a passage past a clear difference in meaning
     far = fuse_candidates([("a", 0.9), ("z", 0.5)], [(every, [("z", 1e6)]), (salient, [("z", 1e6)])], 2)
     assert [key for key, _ in far] == ["a", "z"]
+
+
+def test_sql_where_any_of_lists_of_any_length() -> None:
+    import json
+    import sqlite3
+
+    from llamaembed.store.search import sql_where
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE docs (label INTEGER, metadata TEXT)")
+    rows = [(i, json.dumps({"source": f"f{i}", "even": i % 2 == 0})) for i in range(50_000)]
+    db.executemany("INSERT INTO docs VALUES (?, ?)", rows)
+
+    def labels(**equals: object) -> set[int]:
+        sql, args = sql_where(equals)
+        return {r[0] for r in db.execute(f"SELECT label FROM docs {sql}", args)}
+
+    # 40,000 items: more than SQLite lets a statement bind
+    wanted = [f"f{i}" for i in range(0, 40_000)]
+    assert labels(source=wanted, even=True) == set(range(0, 40_000, 2))
+    assert labels(even=[True]) == labels(even=True) == set(range(0, 50_000, 2))
+    assert labels(source=[]) == set()
+    assert labels(source=("f3", "f7", "nope")) == {3, 7}

@@ -64,9 +64,10 @@ def sql_where(equals: Mapping[str, Any]) -> tuple[str, list[Any]]:
             raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
         field = f"json_extract(metadata, '$.{key}')"
         if isinstance(value, list | tuple | set | frozenset):
+            # one JSON argument, however long the list (SQLite caps bound variables)
             items = [int(v) if isinstance(v, bool) else v for v in value]
-            clauses.append(f"{field} IN ({','.join('?' * len(items))})" if items else "0")
-            args.extend(items)
+            clauses.append(f"{field} IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(items))
             continue
         clauses.append(f"{field} = ?")
         args.append(value if not isinstance(value, bool) else int(value))
