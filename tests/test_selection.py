@@ -50,6 +50,10 @@ def test_the_issue_repository_indexes_only_its_sources(tmp_path: Path) -> None:
     everything = names(repo, select_files([repo], FileRules(ignore_files=False)))
     assert len(everything) == 5 + 30 + 2 and "build/generated.py" in everything
     assert ".gitignore" not in everything  # hidden, and no text suffix
+    # an ignored folder given on its own is read as asked; the other patterns still count
+    assert names(repo, select_files([repo / "data"])) == {"data/rows.csv"}
+    assert names(repo, select_files([repo / "build"])) == {"build/generated.py"}
+    assert names(repo, select_files([repo / "logs"])) == set()  # *.log, not the folder
     # a subfolder of the repository follows the repository's .gitignore
     write(repo, {"src/debug.log": "x\n", "src/build/out.py": "y = 2\n"})
     assert names(repo, select_files([repo / "src"])) == {f"src/m{i}.py" for i in range(5)}

@@ -58,7 +58,8 @@ def sql_where(equals: Mapping[str, Any]) -> tuple[str, list[Any]]:
 
     A list, tuple or set value matches any of its items (none: nothing matches).
     """
-    clauses, args = [], []
+    clauses: list[str] = []
+    args: list[Any] = []
     for key, value in equals.items():
         if not re.fullmatch(r"[A-Za-z0-9_]+", key):
             raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")

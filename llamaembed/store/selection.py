@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pathspec
 
@@ -189,10 +190,22 @@ class FileSelector:
         """Return True when an ignore file's last matching pattern ignores ``path``."""
         for base, spec in reversed(self._folder_specs(path.parent)):
             relative = path.relative_to(base).as_posix() + ("/" if is_dir else "")
-            verdict = spec.check_file(relative).include
-            if verdict is not None:
-                return verdict
+            result = spec.check_file(relative)
+            if result.include is None or (result.include and self._names_root(base, spec, result)):
+                continue
+            return bool(result.include)
         return False
+
+    def _names_root(self, base: Path, spec: pathspec.GitIgnoreSpec, result: Any) -> bool:
+        """Return True when the pattern that decided is one that ignores the root itself.
+
+        A folder given to walk is read as asked (ripgrep's rule for explicit paths): a
+        `build/` pattern above it does not hide its files; the other patterns still count.
+        """
+        if base == self.root or not self.root.is_relative_to(base):
+            return False
+        own = spec.check_file(self.root.relative_to(base).as_posix() + "/")
+        return bool(own.include) and own.index == result.index
 
     def _relative(self, path: Path, is_dir: bool) -> str:
         return path.relative_to(self.root).as_posix() + ("/" if is_dir else "")
