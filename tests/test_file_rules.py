@@ -178,3 +178,25 @@ def test_glob_with_a_milvus_store(notes: tuple[Path, str], tmp_path: Path,
     code, out = cli("search", "how often should I water tomatoes", "--store", store, "-k", "3",
                     "--glob", "garden1.txt", "--json")
     assert code == 0 and {Path(h["source"]).name for h in json.loads(out)} == {"garden1.txt"}
+
+
+def test_context_of_a_crlf_file_and_its_last_line(tmp_path: Path, tiny_encoder_path: Path) -> None:
+    folder = tmp_path / "crlf"
+    folder.mkdir()
+    lines = [f"line {n} of a windows file" for n in range(1, 41)]
+    (folder / "notes.txt").write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    db = str(tmp_path / "db")
+    code, out = cli("index", str(folder), "--db", db, "--model", str(tiny_encoder_path),
+                    "--max-tokens", "32")
+    assert code == 0, out
+    code, out = cli("search", "line 20", "--db", db, "-k", "50", "-C", "3", "--json")
+    hits = json.loads(out)
+    assert len(hits) > 2
+    for hit in hits:
+        first, last = hit["snippet"]["line_start"], hit["snippet"]["line_end"]
+        assert [c["line"] for c in hit["context"]["before"]] == list(range(max(1, first - 3),
+                                                                          first))
+        assert [c["line"] for c in hit["context"]["after"]] == list(range(last + 1,
+                                                                         min(40, last + 3) + 1))
+        for c in hit["context"]["before"] + hit["context"]["after"]:
+            assert c["text"] == lines[c["line"] - 1]  # no "\r", no line past the end

@@ -74,7 +74,9 @@ class FileLines:
         if source not in self._files:
             try:
                 text = Path(source).read_text(encoding="utf-8", errors="replace")
-                self._files[source] = text.splitlines()
+                # lines as the chunker counts them: at "\n" only (a CRLF file's "\r" dropped)
+                lines = [line.removesuffix("\r") for line in text.split("\n")]
+                self._files[source] = lines[:-1] if lines[-1] == "" else lines
             except OSError:
                 self._files[source] = None
         return self._files[source]
@@ -87,7 +89,8 @@ class FileLines:
         if lines is None or not isinstance(source, str):
             return None
         file = self._lines(source)
-        if file is None or "\n".join(file[lines[0] - 1 : lines[1]]) != hit.text.rstrip("\n"):
+        passage = hit.text.replace("\r\n", "\n").rstrip("\n")
+        if file is None or "\n".join(file[lines[0] - 1 : lines[1]]) != passage:
             return None  # the file changed since it was indexed
         first, last = snippet.line_start, snippet.line_end
 
