@@ -13,6 +13,7 @@ import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,8 @@ from ..embedder import Embedder
 from ..errors import AgentRequestError
 from ..hub.spec import open_recorded
 from ..store import manifest as disk
-from ..store.index import Index
-from ..store.ingest import ingest_files
-from ..store.lock import FolderLock
+from ..store.folder import IndexFolder
+from ..store.ingest import indexed_files, ingest_files
 from ..store.search import Hit
 from ..store.selection import FileRules
 
@@ -69,7 +69,7 @@ class SearchService:
         self._lock = threading.RLock()
         self.folder: Path | None = None
         self.uri: str | None = None
-        self._generation = 0
+        self._target: IndexFolder | None = None
         if db is not None:
             self.folder = Path(db).resolve()
             manifest = self.folder / disk.MANIFEST
@@ -79,8 +79,8 @@ class SearchService:
                 )
             record = json.loads(manifest.read_text()).get("model", {})
             self.embedder = open_recorded(record, n_gpu_layers)
-            self._generation = disk.generation_number(self.folder)
-            self.index: Any = Index.load(self.folder, self.embedder)
+            self._target = IndexFolder(self.folder, self.embedder, wait=wait, create=False)
+            self.index: Any = self._target.current()
         else:
             from ..store.milvus import MilvusStore
             from ..store.milvus_schema import parse_store
@@ -97,11 +97,8 @@ class SearchService:
     def _fresh(self) -> Any:
         """Return the index, reloaded first if another writer committed since it was read."""
         with self._lock:
-            if self.folder is not None:
-                now = disk.generation_number(self.folder)
-                if now != self._generation:
-                    self.index = Index.load(self.folder, self.embedder)
-                    self._generation = now
+            if self._target is not None:
+                self.index = self._target.current()
             return self.index
 
     def search(
@@ -141,12 +138,7 @@ class SearchService:
 
     def files(self) -> dict[str, int]:
         """Return each indexed file's path and how many passages it has."""
-        counts: dict[str, int] = {}
-        for _, meta in self._fresh().iter_metadata():
-            source = meta.get("source")
-            if source is not None:
-                counts[str(source)] = counts.get(str(source), 0) + 1
-        return dict(sorted(counts.items()))
+        return indexed_files(self._fresh())
 
     def passages(self, source: str) -> list[Hit]:
         """Return one file's passages in file order (empty for a file not indexed)."""
@@ -193,20 +185,13 @@ class SearchService:
         # a folder's walk follows no link out of it (store.selection), and a file named
         # was resolved inside a root by allowed()
         skip = [self.folder] if self.folder is not None else []
-        with self._lock:
-            if self.folder is None:
-                report = ingest_files(
-                    self.index, self.embedder, wanted, rules=self.rules, skip=skip
-                )
-                total = len(self.index)
-            else:
-                with FolderLock(self.folder, self.wait):
-                    index = Index.load_or_create(self.folder, self.embedder)
-                    report = ingest_files(index, self.embedder, wanted, rules=self.rules, skip=skip)
-                    index.save(self.folder, wait=self.wait)
-                    self.index = index
-                    self._generation = disk.generation_number(self.folder)
-                total = len(index)
+        writing = self._target.writing() if self._target is not None else nullcontext()
+        with self._lock, writing:
+            index = self._fresh()
+            report = ingest_files(index, self.embedder, wanted, rules=self.rules, skip=skip)
+            if self._target is not None and report.changed:
+                self._target.commit()
+            total = len(index)
         return IndexReport(
             files=report.indexed_files + report.unchanged_files + len(report.skipped_files),
             added_files=report.indexed_files,

@@ -159,10 +159,10 @@ def search(
 
 def _glob_filter(index: Any, globs: tuple[str, ...]) -> dict[str, list[str]]:
     """Return a metadata filter for the passages whose source file matches a glob."""
+    from ..store.ingest import indexed_files
     from ..store.selection import match_sources
 
-    sources = {str(m["source"]) for _, m in index.iter_metadata() if "source" in m}
-    return {"source": match_sources(sorted(sources), globs)}
+    return {"source": match_sources(indexed_files(index), globs)}
 
 
 def _window_scorer(embedder: Embedder, query: str) -> Any:

@@ -11,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
+    from ..store.folder import IndexFolder
     from ..store.ingest import IngestReport
     from ..store.selection import FileRules
 
@@ -124,9 +125,8 @@ def index_command(
     the rules now leave out are removed. One writer at a time per --db folder: another run
     waits for it (--wait), then adds to what it wrote.
     """
-    from ..store.index import Index
+    from ..store.folder import IndexFolder
     from ..store.ingest import ingest_files
-    from ..store.lock import FolderLock
 
     if watch and (store is not None or from_parquet is not None):
         raise click.UsageError("--watch keeps a --db folder in step with text files")
@@ -161,8 +161,9 @@ def index_command(
     folder = Path(db)
     options: dict[str, Any] = {"max_tokens": max_tokens, "overlap": overlap}
     with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
-        with FolderLock(folder, wait):  # read, add and commit as one writer
-            index = Index.load_or_create(folder, llama, dimensions=dimensions)
+        target = IndexFolder(folder, llama, wait=wait, dimensions=dimensions)
+        with target.writing():  # read, add and commit as one writer
+            index = target.current()
             if dimensions is not None and index.dimensions != dimensions:
                 raise click.ClickException(
                     f"{folder} holds {index.dim}-d vectors; --dimensions {dimensions} "
@@ -177,18 +178,17 @@ def index_command(
                 show_progress=sys.stderr.isatty(),
                 **options,
             )
-            index.save(folder)
+            target.commit()
         click.echo(_summary(report, len(index), str(folder)))
         if watch:
-            _watch(folder, llama, paths, rules, wait, options, debounce)
+            _watch(target, str(folder), paths, rules, options, debounce)
 
 
 def _watch(
-    folder: Path,
-    embedder: Embedder,
+    target: IndexFolder,
+    where: str,
     paths: tuple[str, ...],
     rules: FileRules,
-    wait: float,
     options: dict[str, Any],
     debounce: int,
 ) -> None:
@@ -198,12 +198,12 @@ def _watch(
 
     from ..store.watch import IndexWatcher, WatchUpdate
 
-    watcher = IndexWatcher(folder, embedder, paths, rules, wait=wait, ingest_options=options)
+    watcher = IndexWatcher(target, paths, rules, ingest_options=options)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     def report(update: WatchUpdate) -> None:
-        line = _summary(update.report, update.passages, str(folder))
+        line = _summary(update.report, update.passages, where)
         click.echo(f"{update.changed_paths} paths changed: {line}", err=True)
 
     def ready() -> None:

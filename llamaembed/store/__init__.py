@@ -8,7 +8,8 @@ The pieces, each with its own state and job:
   each owning its schema or file, its save and its load;
 - ``index``, ``sharded``, ``milvus``: the stores (``base.VectorStore`` is what writers
   need of one); ``search``: the ranking they share, pure functions;
-- ``manifest`` (generations on disk) and ``lock`` (one writer a folder);
+- ``manifest`` (generations on disk), ``lock`` (one writer a folder) and ``folder`` (an
+  index folder kept open by a process that writes it more than once);
 - ``selection`` (which files a folder's ignore rules choose), ``chunking``, ``snippet``,
   ``ingest``, ``parquet``, ``partition``: getting files and Parquet in, and showing what
   was found; ``watch``: keeping a folder index in step with its files.

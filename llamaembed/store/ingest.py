@@ -14,7 +14,7 @@ from .base import VectorStore
 from .chunking import PROSE_SUFFIXES, chunk_document
 from .selection import FileRules, select_files
 
-__all__ = ["IngestReport", "ingest_files"]
+__all__ = ["IngestReport", "indexed_files", "ingest_files"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,21 @@ class IngestReport:
     removed_files: int
     skipped_files: tuple[str, ...]
     excluded_files: int = 0  # indexed before, now left out by the rules
+
+    @property
+    def changed(self) -> bool:
+        """Return True when the run added or removed passages."""
+        return bool(self.indexed_files or self.removed_files or self.excluded_files)
+
+
+def indexed_files(store: VectorStore) -> dict[str, int]:
+    """Return each indexed file's path (its passages' ``source``) and its passage count."""
+    counts: dict[str, int] = {}
+    for _, meta in store.iter_metadata():
+        source = meta.get("source")
+        if source is not None:
+            counts[str(source)] = counts.get(str(source), 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _read_text(path: Path) -> tuple[str, str] | None:

@@ -45,6 +45,7 @@ from .search import (
     checked_rows,
     fuse_candidates,
     index_width,
+    is_any_of,
     rerank_hits,
     search_pool,
 )
@@ -429,7 +430,7 @@ class MilvusStore(EncodedWrites):
         many = {
             key: value
             for key, value in equals.items()
-            if isinstance(value, list | tuple | set | frozenset) and len(value) > _SHORT_ANY_OF
+            if is_any_of(value) and len(value) > _SHORT_ANY_OF
         }
         if not many:
             return milvus_filter(equals)

@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .search import is_any_of
+
 __all__ = ["MAX_TEXT_BYTES", "create_collection", "milvus_filter", "parse_store"]
 
 MAX_TEXT_BYTES = 65_535  # Milvus's largest VARCHAR
@@ -47,7 +49,7 @@ def milvus_filter(equals: Mapping[str, Any]) -> str:
     for key, value in equals.items():
         if not _KEY.fullmatch(key):
             raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
-        if isinstance(value, list | tuple | set | frozenset):
+        if is_any_of(value):
             items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
             # Milvus takes `in` on fields only, not on a JSON field's keys
             alternatives = [f'metadata["{key}"] == {json.dumps(v)}' for v in items]

@@ -28,6 +28,7 @@ __all__ = [
     "exact_search",
     "fuse_candidates",
     "index_width",
+    "is_any_of",
     "rerank_hits",
     "search_pool",
     "similarities",
@@ -53,6 +54,11 @@ class Hit:
     similarity: float | None = None
 
 
+def is_any_of(value: Any) -> bool:
+    """Return True for a filter value that matches any of its items (a list, tuple or set)."""
+    return isinstance(value, list | tuple | set | frozenset)
+
+
 def sql_where(equals: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """Return an SQL WHERE clause (and its arguments): metadata equals every given value.
 
@@ -64,7 +70,7 @@ def sql_where(equals: Mapping[str, Any]) -> tuple[str, list[Any]]:
         if not re.fullmatch(r"[A-Za-z0-9_]+", key):
             raise ValueError(f"metadata filter keys are letters, digits and _: {key!r}")
         field = f"json_extract(metadata, '$.{key}')"
-        if isinstance(value, list | tuple | set | frozenset):
+        if is_any_of(value):
             # one JSON argument, however long the list (SQLite caps bound variables)
             items = [int(v) if isinstance(v, bool) else v for v in value]
             clauses.append(f"{field} IN (SELECT value FROM json_each(?))")

@@ -143,6 +143,11 @@ def _git_root(folder: Path) -> Path | None:
     return None
 
 
+def _relative(path: Path, base: Path, is_dir: bool) -> str:
+    """Return a path as gitignore patterns see it: relative to ``base``, a folder with "/"."""
+    return path.relative_to(base).as_posix() + ("/" if is_dir else "")
+
+
 def _read_spec(file: Path) -> pathspec.GitIgnoreSpec | None:
     try:
         lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -189,8 +194,7 @@ class FileSelector:
     def _ignored(self, path: Path, is_dir: bool) -> bool:
         """Return True when an ignore file's last matching pattern ignores ``path``."""
         for base, spec in reversed(self._folder_specs(path.parent)):
-            relative = path.relative_to(base).as_posix() + ("/" if is_dir else "")
-            result = spec.check_file(relative)
+            result = spec.check_file(_relative(path, base, is_dir))
             if result.include is None or (result.include and self._names_root(base, spec, result)):
                 continue
             return bool(result.include)
@@ -204,11 +208,8 @@ class FileSelector:
         """
         if base == self.root or not self.root.is_relative_to(base):
             return False
-        own = spec.check_file(self.root.relative_to(base).as_posix() + "/")
+        own = spec.check_file(_relative(self.root, base, is_dir=True))
         return bool(own.include) and own.index == result.index
-
-    def _relative(self, path: Path, is_dir: bool) -> str:
-        return path.relative_to(self.root).as_posix() + ("/" if is_dir else "")
 
     def folder_admitted(self, folder: Path) -> bool:
         """Return True when a walk descends into ``folder`` (a folder under the root)."""
@@ -222,13 +223,13 @@ class FileSelector:
                 return False
             if self._ignored(folder, is_dir=True):
                 return False
-        return not self._exclude.match_file(self._relative(folder, is_dir=True))
+        return not self._exclude.match_file(_relative(folder, self.root, is_dir=True))
 
     def file_admitted(self, file: Path) -> bool:
-        """Return True when a file in an admitted folder is chosen by name and rules."""
+        """Return True when a file in an admitted folder is chosen: name, rules, no link out."""
         if file.name.startswith(".") and not self.rules.hidden:
             return False
-        relative = self._relative(file, is_dir=False)
+        relative = _relative(file, self.root, is_dir=False)
         if self.rules.include:
             if not self._include.match_file(relative):
                 return False
@@ -236,7 +237,10 @@ class FileSelector:
             return False
         if self._exclude.match_file(relative):
             return False
-        return not (self.rules.ignore_files and self._ignored(file, is_dir=False))
+        if self.rules.ignore_files and self._ignored(file, is_dir=False):
+            return False
+        # a link out of the folder: not ours to read
+        return not file.is_symlink() or file.resolve().is_relative_to(self.root)
 
     def _within(self, folder: Path) -> bool:
         """Return True when the walk descends into every folder from the root to ``folder``."""
@@ -251,11 +255,7 @@ class FileSelector:
         file = Path(os.path.abspath(path))
         if not file.is_relative_to(self.root) or file == self.root:
             return False
-        if not self._within(file.parent):
-            return False
-        if file.is_symlink() and not file.resolve().is_relative_to(self.root):
-            return False
-        return self.file_admitted(file)
+        return self._within(file.parent) and self.file_admitted(file)
 
     def walks_into(self, folder: str | os.PathLike[str]) -> bool:
         """Return True when the walk would descend into ``folder`` (the root included)."""
@@ -269,13 +269,10 @@ class FileSelector:
             dirs[:] = sorted(d for d in dirs if self.folder_admitted(here / d))
             for name in sorted(files):
                 file = here / name
-                if not self.file_admitted(file):
-                    continue
-                resolved = file.resolve()
-                if file.is_symlink() and not resolved.is_relative_to(self.root):
-                    continue  # a link out of the folder: not ours to read
-                if resolved.is_file():
-                    yield resolved
+                if self.file_admitted(file):
+                    resolved = file.resolve()
+                    if resolved.is_file():
+                        yield resolved
 
 
 def select_files(

@@ -14,15 +14,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..embedder import Embedder
-from . import manifest as disk
+from .folder import IndexFolder
 from .index import Index
 from .ingest import IngestReport, ingest_files
-from .lock import FolderLock
 from .selection import FileRules, FileSelector, is_rules_file
 
 __all__ = ["IndexWatcher", "WatchUpdate"]
@@ -46,61 +44,52 @@ class IndexWatcher:
 
     def __init__(
         self,
-        folder: str | os.PathLike[str],
-        embedder: Embedder,
+        target: IndexFolder,
         paths: Sequence[str | os.PathLike[str]],
         rules: FileRules | None = None,
         *,
-        wait: float = 600.0,
         ingest_options: dict[str, Any] | None = None,
     ) -> None:
-        self.folder = Path(folder).resolve()
-        self.embedder = embedder
+        self.target = target
         self.paths = [Path(p).resolve() for p in paths]
         self.rules = rules or FileRules()
-        self.wait = wait
         self.options = dict(ingest_options or {})
         self._selectors = self._make_selectors()
-        self.index: Index | None = None
-        self._generation = -1
 
     def _make_selectors(self) -> list[FileSelector]:
-        return [FileSelector(p, self.rules, skip=[self.folder]) for p in self.paths if p.is_dir()]
+        skip = [self.target.folder]
+        return [FileSelector(p, self.rules, skip=skip) for p in self.paths if p.is_dir()]
 
     def _chosen(self, path: Path) -> bool:
         return path in self.paths or any(s.admits(path) for s in self._selectors)
 
-    def _ingest(self, paths: Sequence[Path]) -> tuple[IngestReport, int]:
+    def _ingest(self, paths: Sequence[Path]) -> WatchUpdate:
         """Run one ingest under the writer lock; commit only when something changed."""
-        with FolderLock(self.folder, self.wait):
-            now = disk.generation_number(self.folder)
-            if self.index is None or now != self._generation:
-                self.index = Index.load_or_create(self.folder, self.embedder)
+        with self.target.writing():
+            index = self.target.current()
             report = ingest_files(
-                self.index,
-                self.embedder,
+                index,
+                self.target.embedder,
                 paths,
                 rules=self.rules,
-                skip=[self.folder],
+                skip=[self.target.folder],
                 **self.options,
             )
-            if report.indexed_files or report.removed_files or report.excluded_files or now == 0:
-                self.index.save(self.folder, wait=self.wait)
-            self._generation = disk.generation_number(self.folder)
-            return report, len(self.index)
+            if report.changed or not Index.exists(self.target.folder):
+                self.target.commit()
+            return WatchUpdate(len(paths), report, len(index))
 
     def sync(self) -> WatchUpdate:
         """Bring the index in step with every chosen file (the first pass of a watch)."""
-        report, total = self._ingest(self.paths)
-        return WatchUpdate(len(self.paths), report, total)
+        return self._ingest(self.paths)
 
     def apply(self, changed: Iterable[str | os.PathLike[str]]) -> WatchUpdate | None:
         """Apply one burst of changed paths; None when none of them concerns the index."""
         paths = {Path(os.path.abspath(p)) for p in changed}
-        paths = {p for p in paths if not p.is_relative_to(self.folder)}
+        paths = {p for p in paths if not p.is_relative_to(self.target.folder)}
         if any(is_rules_file(p) for p in paths):
             self._selectors = self._make_selectors()  # the rules changed: check every file
-            return self.sync()
+            return replace(self.sync(), changed_paths=len(paths))
         present = sorted(p for p in paths if p.is_file() and self._chosen(p))
         # a folder moved in is one event: its files are walked (with the rules)
         folders = sorted(
@@ -109,10 +98,8 @@ class IndexWatcher:
         gone = [p for p in paths if not p.exists()]
         if not present and not folders and not gone:
             return None
-        report, total = self._ingest([*present, *folders])  # prunes files no longer there
-        if not (report.indexed_files or report.removed_files or report.excluded_files):
-            return None
-        return WatchUpdate(len(paths), report, total)
+        update = self._ingest([*present, *folders])  # prunes files no longer there
+        return replace(update, changed_paths=len(paths)) if update.report.changed else None
 
     def run(
         self,
@@ -135,7 +122,7 @@ class IndexWatcher:
         def wanted(_change: Any, path: str) -> bool:
             # the index's own writes, and git's internals but its exclude file
             where = Path(path)
-            if where.is_relative_to(self.folder):
+            if where.is_relative_to(self.target.folder):
                 return False
             return ".git" not in where.parts or is_rules_file(where)
 
@@ -153,7 +140,7 @@ class IndexWatcher:
             if not ready:
                 ready = True
                 caught_up = self.sync()
-                if caught_up.report.indexed_files or caught_up.report.removed_files:
+                if caught_up.report.changed:
                     on_update(caught_up)
                 if on_ready is not None:
                     on_ready()
