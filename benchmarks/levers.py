@@ -1,4 +1,4 @@
-"""Short-text levers tried and not adopted (issue 37): more contexts, tile-aligned packing.
+"""Short-text levers tried and not adopted (issues 37, 41): contexts, tile packing, n_batch.
 
     python benchmarks/levers.py [--rounds 2]
 
@@ -11,6 +11,9 @@ benchmarks/short_texts.py, one process, rounds interleaved:
   tiles, each padded by a filler sequence whose output is dropped, lets every tile across
   two tiles' texts be skipped; 128, 192 and 256 tokens a micro-batch, against today's
   packing at 128.
+- **n_batch on the bge-base size** (issue 41): its graph is two thirds weight matmuls,
+  which run a little faster on longer micro-batches, so 256 and 512 tokens a micro-batch
+  against 128 (two contexts, Q8_0, the GGUF of benchmarks/short_texts.py).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from benchmarks.prepare import gguf_paths  # noqa: E402
 from benchmarks.run import machine_header  # noqa: E402
-from benchmarks.short_texts import texts  # noqa: E402
+from benchmarks.short_texts import ggufs, texts  # noqa: E402
 
 TILE = 64
 
@@ -102,6 +105,10 @@ def main() -> None:
                         rate(lambda: aligned(m, sequences, tiles), len(short)))  # noqa: B023
                     cos = float((aligned(m, sequences, tiles) * reference).sum(1).min())
                     rows.setdefault(f"{label} min cos", []).append(cos)
+        for n_batch in (128, 256, 512):
+            with Llama(ggufs("base")["q8_0"], n_threads=2, n_batch=n_batch) as m:
+                rows.setdefault(f"bge-base size, Q8_0, n_batch {n_batch}", []).append(
+                    rate(lambda: m.embed_texts(short), len(short)))
     print("\n".join(machine_header(2)))
     print("\n| lever | short texts/s (each round) |\n|---|---|")
     for label, values in rows.items():

@@ -1,6 +1,7 @@
 """Where the time goes: llama.cpp's graph nodes timed one by one, plus tokenisation and Python.
 
     python benchmarks/profile_ops.py [--types q8_0,f16] [--write]
+    python benchmarks/profile_ops.py --n-batch 64,128,256,512   # short texts only, printed
 
 For MiniLM and the bge-base-sized BERT of benchmarks/short_texts.py, on the 400 short
 texts and the 60 passages, with one thread (one context of the two-context split).
@@ -176,6 +177,29 @@ def one(model: str, kind: str, label: str) -> dict[str, float]:
     return result
 
 
+def sweep(model: str, kind: str, budgets: list[int]) -> str:
+    """The short texts' graph by micro-batch size: where each size's time goes."""
+    from llamaembed import Llama
+
+    path, data = ggufs(model)[kind], texts()["short"]
+    with Llama(path, n_threads=1, n_contexts=1, warn_pooling=False) as llama:
+        sequences = llama.prepare_texts(data)
+        n_embd, pooling = llama.n_embd, llama.pooling.llama_code
+    parts = ("flash attention", "activations (GELU)")
+    weights = f"matmul, {kind.upper()} weights"
+    lines = [f"{model}, {kind.upper()}, short texts, one thread (ms per 100 texts):", "",
+             f"| n_batch | decode | {weights} | {' | '.join(parts)} | the rest |",
+             "|---|---|---|---|---|---|"]
+    for budget in budgets:
+        r = profile(path, sequences, n_embd, pooling, budget)
+        graph = sum(v for k, v in r.items() if not k.endswith("_decode_s"))
+        named = [r.get(weights, 0.0), *(r.get(p, 0.0) for p in parts)]
+        cells = [r["plain_decode_s"], *named, graph - sum(named)]
+        lines.append(f"| {budget} | " + " | ".join(f"{1e5 * c / len(data):.1f}" for c in cells)
+                     + " |")
+    return "\n".join(lines)
+
+
 def decoder_gguf(kind: str) -> Path:
     """The Qwen3-Embedding-0.6B-shaped decoder of benchmarks/decoder.py (built once)."""
     from benchmarks.decoder import build
@@ -224,8 +248,16 @@ def main() -> None:
     parser.add_argument("--types", default="q8_0")
     parser.add_argument("--models", default="minilm,base")
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--n-batch", help="micro-batch sizes to compare (short texts only)")
     args = parser.parse_args()
     parts = [*machine_header(1), ""]
+    if args.n_batch:
+        budgets = [int(b) for b in args.n_batch.split(",")]
+        for model in args.models.split(","):
+            for kind in args.types.split(","):
+                parts += [sweep(model, kind, budgets), ""]
+        print("\n".join(parts))
+        return
     for model in args.models.split(","):
         for kind in args.types.split(","):
             runs = {label: one(model, kind, label) for label in ("short", "passages")}
