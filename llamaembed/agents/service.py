@@ -9,7 +9,6 @@ since it was read, and the service's own re-index holds the folder's writer lock
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -72,12 +71,11 @@ class SearchService:
         self._target: IndexFolder | None = None
         if db is not None:
             self.folder = Path(db).resolve()
-            manifest = self.folder / disk.MANIFEST
-            if not manifest.exists():
+            record = disk.recorded_model(self.folder)
+            if record is None:
                 raise AgentRequestError(
                     f"no index at {self.folder}; build one with `llamaembed index`"
                 )
-            record = json.loads(manifest.read_text()).get("model", {})
             self.embedder = open_recorded(record, n_gpu_layers)
             self._target = IndexFolder(self.folder, self.embedder, wait=wait, create=False)
             self.index: Any = self._target.current()

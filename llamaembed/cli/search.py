@@ -183,7 +183,7 @@ def _window_scorer(embedder: Embedder, query: str) -> Any:
 def _open_index(db: str, store: str | None, model: str | None, n_gpu_layers: int) -> Any:
     """Return (model, index) for ``search``: a saved index, its shards, or a Milvus store."""
     from ..store.index import Index
-    from ..store.manifest import MANIFEST
+    from ..store.manifest import MANIFEST, recorded_model
     from ..store.sharded import ShardedIndex
 
     if store is not None:
@@ -208,12 +208,12 @@ def _open_index(db: str, store: str | None, model: str | None, n_gpu_layers: int
             raise
     folder = Path(db)
     sharded = ShardedIndex.is_sharded(folder)
-    manifest_file = folder / MANIFEST
-    if sharded:
-        manifest_file = min(folder.glob(f"shard-*/{MANIFEST}"), default=manifest_file)
-    if not manifest_file.exists():
+    recorded = folder
+    if sharded:  # every shard records the same model
+        recorded = min((m.parent for m in folder.glob(f"shard-*/{MANIFEST}")), default=folder)
+    record = recorded_model(recorded)
+    if record is None:
         raise click.ClickException(f"no index at {folder}; build one with `llamaembed index`")
-    record = json.loads(manifest_file.read_text()).get("model", {})
     if model is not None:
         embedder = open_model(model, None, n_gpu_layers=n_gpu_layers)
     else:

@@ -26,6 +26,7 @@ __all__ = [
     "generation_number",
     "new_generation",
     "read_manifest",
+    "recorded_model",
 ]
 
 FORMAT_VERSION = 1
@@ -99,6 +100,22 @@ def read_manifest(root: Path) -> tuple[dict[str, Any], Path]:
                 "restore the folder from a backup or rebuild the index"
             )
     return manifest, data
+
+
+def recorded_model(root: Path) -> dict[str, Any] | None:
+    """Return the model record an index folder's manifest keeps, or None if it has none.
+
+    Read without the checksums (only the model is wanted, to open the index with it);
+    an index without a model record gives ``{}``.
+    """
+    manifest_file = root / MANIFEST
+    if not manifest_file.exists():
+        return None
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SearchIndexError(f"{manifest_file} is unreadable: {exc}") from exc
+    return dict(manifest.get("model") or {})
 
 
 def check_model(manifest: dict[str, Any], fingerprint: str | None, root: Path) -> None:
