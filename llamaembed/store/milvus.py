@@ -399,13 +399,8 @@ class MilvusStore(EncodedWrites):
             keyword: list[KeywordMatches] = []
             for side in sides:
                 matches = self._keyword_search(side, pool, expression, fields)
-                # BM25 is never negative, but Milvus Lite reports it negated: |distance|
-                bm25 = not isinstance(side.terms, SparseVector)
-                scores = [float(row["distance"]) for row in matches]
-                scores = [abs(score) for score in scores] if bm25 else scores
-                ids = [row["id"] for row in matches]
-                keyword.append((side, list(zip(ids, scores, strict=True))))
-                rows.update((row["id"], row["entity"]) for row in matches)
+                keyword.append((side, [(row["id"], score) for row, score in matches]))
+                rows.update((row["id"], row["entity"]) for row, _ in matches)
         # the same fusion as Index and ShardedIndex (store.search), done here, not by Milvus
         ranked = fuse_candidates(dense, keyword, max(pool, k))  # no sides: dense order
         unit = l2_normalize(vector)
@@ -454,9 +449,10 @@ class MilvusStore(EncodedWrites):
 
     def _keyword_search(
         self, side: KeywordSide, pool: int, expression: str, fields: list[str]
-    ) -> list[Any]:
-        """Return one keyword side's matches (Milvus rows), best first."""
-        if isinstance(side.terms, SparseVector):
+    ) -> list[tuple[Any, float]]:
+        """Return one keyword side's matches (Milvus rows) and their scores, best first."""
+        bm25 = not isinstance(side.terms, SparseVector)
+        if not bm25:
             weights = _milvus_sparse(side.terms)
             if not weights:
                 return []
@@ -464,17 +460,18 @@ class MilvusStore(EncodedWrites):
             params = {"metric_type": "IP"}
         else:  # BM25 over the words, as Index's full-text side (store.keywords)
             data, params = " ".join(sorted(side.terms)), {"metric_type": "BM25"}
-        return list(
-            self._client.search(
-                self.collection,
-                [data],
-                anns_field="sparse",
-                limit=pool,
-                filter=expression,
-                search_params=params,
-                output_fields=fields,
-            )[0]
-        )
+        found = self._client.search(
+            self.collection,
+            [data],
+            anns_field="sparse",
+            limit=pool,
+            filter=expression,
+            search_params=params,
+            output_fields=fields,
+        )[0]
+        # BM25 is never negative, but Milvus Lite reports it negated: |distance|
+        score = abs if bm25 else float
+        return [(row, float(score(row["distance"]))) for row in found]
 
 
 def _milvus_sparse(vector: SparseVector) -> dict[int, float]:
