@@ -56,7 +56,8 @@ def _env() -> dict[str, str]:
 
 async def _exercise(client: Client, root: Path, db: Path, tmp_path: Path) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"search", "index"}
+    assert set(tools) == {"search", "index", "related"}
+    assert tools["related"].input_schema["required"] == ["file"]
     schema = tools["search"].input_schema
     assert schema["required"] == ["query"]
     assert {"query", "k", "filter", "hybrid", "rerank"} <= set(schema["properties"])
@@ -99,6 +100,14 @@ async def _exercise(client: Client, root: Path, db: Path, tmp_path: Path) -> Non
     assert done.structured_content["unchanged_files"] == 1
     found = await client.call_tool("search", {"query": "XK-4471B impeller", "k": 1})
     assert found.structured_content["hits"][0]["source"] == str(root / "pump.md")
+    # related: passages like one of the guide's, the other file's first
+    like = await client.call_tool("related", {"file": "guide.md", "line": 1, "k": 3})
+    assert not like.is_error, like.content
+    assert like.structured_content["anchor"].startswith(str(root / "guide.md") + ":1-")
+    assert like.structured_content["hits"][0]["source"] == str(root / "pump.md")
+    for bad in ({"file": "nowhere.md"}, {"file": "guide.md", "line": 10_000}, {"file": ""}):
+        answer = await client.call_tool("related", bad)
+        assert answer.is_error, bad
     (root / ".llamaembedignore").write_text("drafts/\npump.md\n")
     done = await client.call_tool("index", {"paths": [str(root)]})
     assert done.structured_content["excluded_files"] == 1

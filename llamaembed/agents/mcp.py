@@ -1,7 +1,8 @@
 """``llamaembed mcp``: the search service behind the official MCP SDK (stdio or HTTP).
 
-Tools: ``search`` (structured hits plus a short text rendering) and ``index`` (re-index
-paths under the server's roots). Resources: one per indexed file (``file://`` URI), whose
+Tools: ``search`` (structured hits plus a short text rendering), ``related`` (passages
+like the one at a file's line, other files first) and ``index`` (re-index paths under
+the server's roots). Resources: one per indexed file (``file://`` URI), whose
 contents are its passages with their line ranges. The server's instructions say what
 the index holds. Every refused argument is a tool error (``isError``), never a crash.
 Needs the ``[mcp]`` extra (the ``mcp`` package, 2.x): import this module only after
@@ -22,7 +23,7 @@ from pydantic import BaseModel, Field
 from ..errors import LlamaEmbedError
 from .service import SearchService
 
-__all__ = ["SearchHit", "SearchResult", "build_server", "render_text"]
+__all__ = ["RelatedResult", "SearchHit", "SearchResult", "build_server", "render_text"]
 
 
 class SnippetLines(BaseModel):
@@ -51,6 +52,14 @@ class SearchResult(BaseModel):
     """What the search tool returns: the query and its hits, best first."""
 
     query: str
+    hits: list[SearchHit]
+
+
+class RelatedResult(BaseModel):
+    """What the related tool returns: the passage asked about and those most like it."""
+
+    anchor: str = Field(description="FILE:FIRST-LAST of the passage asked about")
+    symbol: str = Field(description="its symbol path, when the file was cut by syntax")
     hits: list[SearchHit]
 
 
@@ -159,6 +168,35 @@ def build_server(service: SearchService) -> Any:
         result = SearchResult(query=query, hits=[SearchHit.model_validate(r) for r in records])
         return CallToolResult(
             content=[TextContent(type="text", text=render_text(result))],
+            structured_content=result.model_dump(mode="json"),
+        )
+
+    @server.tool(
+        description=(
+            "Find the code most like the definition at a file's line: other implementations "
+            "of the same interface, its tests, code doing the same thing elsewhere. Other "
+            "files come first."
+        )
+    )
+    def related(
+        file: Annotated[str, Field(description="an indexed file's path")],
+        line: Annotated[
+            int | None, Field(description="a line inside the definition (default: the first)")
+        ] = None,
+        k: Annotated[int, Field(description="how many hits", ge=1, le=100)] = 5,
+    ) -> Annotated[CallToolResult, RelatedResult]:
+        try:
+            found = service.related(file, line, k)
+        except LlamaEmbedError as exc:
+            raise ToolError(str(exc)) from exc
+        result = RelatedResult(
+            anchor=found["anchor"],
+            symbol=found["symbol"],
+            hits=[SearchHit.model_validate(r) for r in found["hits"]],
+        )
+        text = render_text(SearchResult(query=f"like {result.anchor}", hits=result.hits))
+        return CallToolResult(
+            content=[TextContent(type="text", text=f"like {result.anchor}:\n{text}")],
             structured_content=result.model_dump(mode="json"),
         )
 

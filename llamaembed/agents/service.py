@@ -144,6 +144,36 @@ class SearchService:
         hits = [h for h in map(index.get, index.ids_where(source=source)) if h is not None]
         return sorted(hits, key=lambda h: (h.metadata.get("chunk", 0), h.id))
 
+    def related(self, file: str, line: int | None = None, k: int = 5) -> dict[str, Any]:
+        """Return the passages most like the one at ``file``:``line``, other files first.
+
+        ``file`` is an indexed file's path (relative paths are taken under the one root);
+        the answer is ``{"anchor", "symbol", "hits"}``, hits as ``search --json`` records.
+        """
+        from ..cli._render import hit_record
+        from ..errors import SearchIndexError
+        from ..store.related import related
+
+        if not 1 <= k <= 100:
+            raise AgentRequestError(f"k must be between 1 and 100, got {k}")
+        if line is not None and line < 1:
+            raise AgentRequestError("line counts from 1")
+        path = Path(file).expanduser()
+        if not path.is_absolute() and len(self.roots) == 1:
+            path = self.roots[0] / path
+        try:
+            found = related(self._fresh(), str(path.resolve()), line, k)
+        except SearchIndexError as exc:
+            raise AgentRequestError(str(exc)) from exc
+        anchor = found.anchor.metadata
+        return {
+            "anchor": f"{anchor['source']}:{anchor['line_start']}-{anchor['line_end']}",
+            "symbol": anchor.get("symbol", ""),
+            "hits": [
+                hit_record(n, hit, found.anchor.text, None) for n, hit in enumerate(found.hits, 1)
+            ],
+        }
+
     def describe(self) -> str:
         """Return what the index holds, in a sentence or two (the server's instructions)."""
         files = self.files()
@@ -153,8 +183,9 @@ class SearchService:
             f"A private, offline semantic search (llamaembed) over {sum(files.values())} "
             f"passages of {len(files)} files, indexed in {where} with the embedding model "
             f"{self.embedder.spec.name}. Use the search tool with a question or identifier "
-            "to find the passages (file, line range, heading) that answer it; read a file's "
-            f"passages as a resource. Folders the index tool may re-index: {roots}."
+            "to find the passages (file, line range, heading) that answer it; use related "
+            "with a file and line to find code like it (other implementations, its tests); "
+            f"read a file's passages as a resource. Folders the index tool may re-index: {roots}."
         )
 
     # ----------------------------------------------------------------- writing

@@ -15,7 +15,7 @@ from .catalogue import models
 from .convert import convert, distill, quantize
 from .dataset import embed_dataset
 from .embed import embed, info, rerank
-from .search import search
+from .search import related, search
 from .serve import serve
 from .store import index_command
 
@@ -38,6 +38,7 @@ for command in (
     models,
     index_command,
     search,
+    related,
     embed_dataset,
     serve,
     mcp_command,

@@ -224,3 +224,72 @@ def _open_index(db: str, store: str | None, model: str | None, n_gpu_layers: int
         embedder.close()
         raise
     return embedder, index
+
+
+@click.command()
+@click.argument("place", metavar="FILE[:LINE]")
+@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--store",
+    default=None,
+    metavar="milvus://HOST:PORT/COLLECTION | FILE.db",
+    help="Search a Milvus collection (built by `index --store`) instead of --db.",
+)
+@click.option("-k", "k", default=10, show_default=True, help="Number of results.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every field.")
+@gpu_layers_option
+@errors
+def related(
+    place: str, db: str, store: str | None, k: int, as_json: bool, n_gpu_layers: int
+) -> None:
+    """Show the passages most like the definition at FILE[:LINE], other files first.
+
+    Finds other implementations of an interface, the tests of a function, the code that
+    does the same thing elsewhere. Without LINE, the file's first definition.
+    """
+    from ..store.related import related as find_related
+    from ._render import display_path, hit_record, render_hits
+
+    if k < 1:
+        raise click.UsageError("-k must be at least 1")
+    file, line = _place(place)
+    embedder, index = _open_index(db, store, None, n_gpu_layers)
+    try:
+        found = find_related(index, file, line, k)
+        anchor = found.anchor.metadata
+        where = f"{display_path(anchor['source'])}:{anchor['line_start']}-{anchor['line_end']}"
+        if as_json:
+            records = [
+                hit_record(n, h, found.anchor.text, None, None, None)
+                for n, h in enumerate(found.hits, 1)
+            ]
+            click.echo(
+                json.dumps(
+                    {"anchor": where, "symbol": anchor.get("symbol", ""), "hits": records},
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            symbol = f" ({anchor['symbol']})" if anchor.get("symbol") else ""
+            click.echo(f"like {where}{symbol}:\n")
+            color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+            click.echo(render_hits(found.hits, found.anchor.text, reranker=None, color=color))
+    finally:
+        if store is not None:
+            index.close()
+        embedder.close()
+
+
+def _place(place: str) -> tuple[str, int | None]:
+    """Return (absolute file path, line or None) of a FILE[:LINE] argument."""
+    file, _, tail = place.rpartition(":")
+    if file and tail.isdigit():
+        line: int | None = int(tail)
+        if line is not None and line < 1:
+            raise click.UsageError("LINE counts from 1")
+    else:
+        file, line = place, None
+    path = Path(file)
+    if not path.is_file():
+        raise click.UsageError(f"no file {file}")
+    return str(path.resolve()), line

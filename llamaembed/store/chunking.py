@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..code.languages import Language
 
 __all__ = ["PROSE_SUFFIXES", "Chunk", "LineChunk", "chunk_document", "chunk_text"]
 
@@ -25,11 +29,19 @@ class LineChunk(Chunk):
     """A passage of whole lines: its text, character span, 1-based line range and headings.
 
     ``heading`` is the path of Markdown headings above it ("Server > Routes"), or "".
+    Code cut by syntax also says what the passage is: ``symbol`` (its symbol path,
+    "Client › send"), ``kind`` ("function", "class", …, "code" for lines that define
+    nothing), ``defines`` (the names defined in it) and, for a piece of a definition too
+    long for one passage, ``signature`` (the definition's first line).
     """
 
     line_start: int
     line_end: int
     heading: str
+    symbol: str = ""
+    kind: str = ""
+    defines: tuple[str, ...] = ()
+    signature: str = ""
 
 
 def _checked_overlap(max_tokens: int, overlap: int | None) -> int:
@@ -154,8 +166,13 @@ def chunk_document(
     *,
     prose: bool,
     overlap: int | None = None,
+    language: Language | None = None,
 ) -> list[LineChunk]:
     """Return passages of whole lines, at most ``max_tokens`` tokens, cut at natural bounds.
+
+    Code in a ``language`` with a grammar is cut by syntax (``code.passages``: one
+    definition or a run of small ones a passage, each with its symbol path); a file that
+    does not parse, and any other text, is cut as follows.
 
     Lines are grouped into blocks (paragraphs; with ``prose``, fenced code stays whole and
     a heading starts a new passage; in code, a passage prefers to end before a line at
@@ -181,6 +198,10 @@ def chunk_document(
         return total
 
     costs = [cost(i) for i in range(len(lines))]
+    if language is not None and not prose:
+        code = _code_chunks(text, lines, offsets, costs, language, count_tokens, max_tokens)
+        if code is not None:
+            return code
     pieces: list[tuple[int, int, str]] = []  # (first line, end line, heading) of each passage
     current: list[Block] = []
     used = 0
@@ -261,3 +282,60 @@ def _split_block(
             shared += costs[following]
         first = following
     return pieces
+
+
+def _code_chunks(
+    text: str,
+    lines: list[str],
+    offsets: list[int],
+    costs: list[int],
+    language: Language,
+    count_tokens: Callable[[str], int],
+    max_tokens: int,
+) -> list[LineChunk] | None:
+    """Return a code file's passages cut by syntax, or None when it does not parse."""
+    from ..code.passages import code_spans
+
+    spans = code_spans(text, language, costs, max_tokens)
+    if spans is None:
+        return None
+    chunks: list[LineChunk] = []
+    for span in spans:
+        symbol = " › ".join(span.path)
+        extra = {
+            "symbol": symbol,
+            "kind": span.kind,
+            "defines": span.defines,
+            "signature": span.signature,
+        }
+        if span.first == span.last and costs[span.first] > max_tokens:
+            # one line longer than the budget (minified code): split between words
+            start_of_line = offsets[span.first]
+            for part in chunk_text(lines[span.first], count_tokens, max_tokens, 0):
+                start = start_of_line + part.start
+                chunks.append(
+                    LineChunk(
+                        part.text,
+                        start,
+                        start + len(part.text),
+                        span.first + 1,
+                        span.first + 1,
+                        "",
+                        **extra,  # type: ignore[arg-type]
+                    )
+                )
+            continue
+        start, stop = offsets[span.first], offsets[span.last + 1]
+        body = text[start:stop].rstrip()
+        chunks.append(
+            LineChunk(
+                body,
+                start,
+                start + len(body),
+                span.first + 1,
+                span.last + 1,
+                "",
+                **extra,  # type: ignore[arg-type]
+            )
+        )
+    return chunks

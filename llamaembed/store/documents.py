@@ -3,7 +3,8 @@
 :class:`DocumentTable` owns one in-memory SQLite database and its schema:
 
 - ``docs(label, id, text, metadata)`` and ``meta(key, value)`` (the next label);
-- with BM25 keywords, ``docs_fts``, an FTS5 table over the texts;
+- with BM25 keywords, ``docs_words``, an FTS5 table over each text's keyword words
+  (``keywords.keyword_text``: identifiers whole and split, and the file path's words);
 - with learned sparse or hashed-word keywords, ``sparse(label, token, weight)``, indexed
   by token: a document scores ``Σ q_t · d_t`` over the query's tokens (bge-m3's lexical
   matching score);
@@ -27,7 +28,7 @@ import numpy.typing as npt
 
 from .._types import FloatArray
 from ..outputs import SparseVector
-from .keywords import fts_query
+from .keywords import fts_query, keyword_text
 from .search import Hit, sql_where, stored_metadata
 
 __all__ = ["DocumentTable"]
@@ -38,9 +39,10 @@ CREATE TABLE IF NOT EXISTS docs (label INTEGER PRIMARY KEY, id TEXT UNIQUE NOT N
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 _FTS = """
-CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(text, content='docs',
-                                                       content_rowid='label');
+CREATE VIRTUAL TABLE IF NOT EXISTS docs_words
+    USING fts5(words, tokenize="unicode61 tokenchars '_'");
 """
+_OLD_FTS = "docs_fts"  # indexes before identifier words: FTS5 over the plain text
 _SPARSE = """
 CREATE TABLE IF NOT EXISTS sparse (label INTEGER NOT NULL, token INTEGER NOT NULL,
                                    weight REAL NOT NULL);
@@ -63,8 +65,29 @@ class DocumentTable:
         self._db = db if db is not None else sqlite3.connect(":memory:", check_same_thread=False)
         schema = _DOCS + (_FTS if self.full_text else "") + (_SPARSE if self.sparse else "")
         self._db.executescript(schema + (_COLBERT if colbert else ""))
+        if self.full_text:
+            self._upgrade_words()
         # rows in docs, kept here: SQLite's count(*) scans the table
         self.size = int(self._db.execute("SELECT count(*) FROM docs").fetchone()[0])
+
+    def _upgrade_words(self) -> None:
+        """Give a table saved before identifier words its ``docs_words``, from its texts."""
+        db = self._db
+        old = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_OLD_FTS,)
+        ).fetchone()
+        if old is None:
+            return
+        db.execute(f"DROP TABLE {_OLD_FTS}")
+        db.execute("DELETE FROM docs_words")
+        db.executemany(
+            "INSERT INTO docs_words(rowid, words) VALUES (?, ?)",
+            [
+                (label, keyword_text(text, stored_metadata(meta)))
+                for label, text, meta in db.execute("SELECT label, text, metadata FROM docs")
+            ],
+        )
+        db.commit()
 
     # ----------------------------------------------------------------- writing
     def next_label(self) -> int:
@@ -90,7 +113,8 @@ class DocumentTable:
         db.executemany("INSERT INTO docs VALUES (?, ?, ?, ?)", rows)
         if self.full_text:
             db.executemany(
-                "INSERT INTO docs_fts(rowid, text) VALUES (?, ?)", [(r[0], r[2]) for r in rows]
+                "INSERT INTO docs_words(rowid, words) VALUES (?, ?)",
+                [(r[0], keyword_text(r[2], meta)) for r, meta in zip(rows, metadatas, strict=True)],
             )
         if self.sparse and terms is not None:
             db.executemany(
@@ -122,15 +146,12 @@ class DocumentTable:
         db = self._db
         removed = []
         for doc_id in ids:
-            row = db.execute("SELECT label, text FROM docs WHERE id = ?", (str(doc_id),)).fetchone()
+            row = db.execute("SELECT label FROM docs WHERE id = ?", (str(doc_id),)).fetchone()
             if row is None:
                 continue
-            label, text = row
+            label = row[0]
             if self.full_text:
-                db.execute(
-                    "INSERT INTO docs_fts(docs_fts, rowid, text) VALUES ('delete', ?, ?)",
-                    (label, text),
-                )
+                db.execute("DELETE FROM docs_words WHERE rowid = ?", (label,))
             db.execute("DELETE FROM docs WHERE label = ?", (label,))
             if self.sparse:
                 db.execute("DELETE FROM sparse WHERE label = ?", (label,))
@@ -202,8 +223,8 @@ class DocumentTable:
             if not query or not self.full_text:
                 return []
             rows = self._db.execute(
-                "SELECT rowid, bm25(docs_fts) FROM docs_fts WHERE docs_fts MATCH ? "
-                "ORDER BY bm25(docs_fts) LIMIT ?",
+                "SELECT rowid, bm25(docs_words) FROM docs_words WHERE docs_words MATCH ? "
+                "ORDER BY bm25(docs_words) LIMIT ?",
                 (query, limit),
             ).fetchall()
             found = [(int(r[0]), -float(r[1])) for r in rows]
@@ -246,13 +267,13 @@ class DocumentTable:
 
     def labels_in(self, table: str) -> set[int]:
         """Return the distinct labels that rows of one of the table's own tables hold."""
-        column = "rowid" if table == "docs_fts" else "label"
+        column = "rowid" if table == "docs_words" else "label"
         rows = self._db.execute(f"SELECT DISTINCT {column} FROM {self._own(table)}")
         return {int(r[0]) for r in rows}
 
     def _own(self, table: str) -> str:
         kept = {"docs": True, "sparse": self.sparse, "colbert": self.colbert}
-        if not kept.get(table, table == "docs_fts" and self.full_text):
+        if not kept.get(table, table == "docs_words" and self.full_text):
             raise ValueError(f"this document table keeps no {table!r} table")
         return table
 

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._types import FloatArray
+from ..code.ranking import CodeRanking
 from ..embedder import Embedder
 from ..errors import SearchIndexError
 from ..hub.spec import model_record
@@ -38,13 +39,16 @@ from .graph import VectorGraph
 from .keywords import KeywordMatches, KeywordScheme, choose_scheme
 from .lock import FolderLock
 from .search import (
+    DEFAULT_RANKING,
     Hit,
     checked_rows,
+    code_ranked,
     fuse_candidates,
     index_width,
     rerank_hits,
     search_pool,
     stored_metadata,
+    weighted_sides,
 )
 
 __all__ = ["KEYWORDS", "Hit", "Index"]
@@ -261,6 +265,7 @@ class Index(EncodedWrites):
         *,
         filter: Mapping[str, Any] | None = None,
         hybrid: bool = True,
+        ranking: CodeRanking | None = DEFAULT_RANKING,
     ) -> tuple[list[tuple[int, float]], list[KeywordMatches] | None]:
         """Return the dense candidates and each keyword side's matches, (label, score) best first.
 
@@ -273,9 +278,10 @@ class Index(EncodedWrites):
             dense = self.graph.search(vector, pool, allowed, self.table.labels, len(self))
             keyword = None
             if hybrid and text is not None and self.keywords != "none":
+                sides = self.scheme.query_sides(text, self.encoder)
                 keyword = [
                     (side, self.table.keyword_search(side.terms, pool, allowed))
-                    for side in self.scheme.query_sides(text, self.encoder)
+                    for side in weighted_sides(sides, text, ranking)
                 ]
         return dense, keyword
 
@@ -311,6 +317,7 @@ class Index(EncodedWrites):
         hybrid: bool = True,
         rerank_with: Any = None,
         candidates: int | None = None,
+        ranking: CodeRanking | None = DEFAULT_RANKING,
     ) -> list[Hit]:
         """Return the k best documents for a query text (or vector), best first.
 
@@ -319,15 +326,19 @@ class Index(EncodedWrites):
         keywords are BM25 or, with ``keywords="sparse"``, bge-m3's lexical weights.
         ``rerank_with`` (a cross-encoder Llama, or "colbert" for the index model's
         late interaction) rescores the top ``candidates`` and its scores become the scores.
+        ``ranking`` holds the code ranking rules (``code.ranking.CodeRanking``; None or
+        ``CodeRanking.off()``: none), which reorder code passages only.
         """
-        pool = search_pool(k, candidates, hybrid or rerank_with is not None)
+        pool = search_pool(k, candidates, hybrid or rerank_with is not None or ranking is not None)
         if pool == 0:
             return []
         vector, text = self.query_vector(query)
-        dense, keyword = self.candidates(vector, text, pool, filter=filter, hybrid=hybrid)
+        dense, keyword = self.candidates(
+            vector, text, pool, filter=filter, hybrid=hybrid, ranking=ranking
+        )
         ranked = fuse_candidates(dense, keyword, max(pool, k))
         found = self.hits_by_label(ranked, vector)
-        hits = [found[lab] for lab, _ in ranked if lab in found]
+        hits = code_ranked([found[lab] for lab, _ in ranked if lab in found], text, ranking)
         if rerank_with is not None and text is not None:
             hits = rerank_hits(hits, text, rerank_with, self.late_interaction)
         return hits[:k]

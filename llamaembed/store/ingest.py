@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..code.languages import language_for
 from ..embedder import Embedder
 from .base import VectorStore
-from .chunking import PROSE_SUFFIXES, chunk_document
+from .chunking import PROSE_SUFFIXES, LineChunk, chunk_document
 from .selection import FileRules, select_files
 
 __all__ = ["IngestReport", "indexed_files", "ingest_files"]
@@ -51,13 +52,28 @@ def _read_text(path: Path) -> tuple[str, str] | None:
     return data.decode("utf-8", "replace"), hashlib.sha256(data).hexdigest()
 
 
-def passage_context(path: Path, heading: str) -> str:
-    """Return the line the model reads before a passage: its file, and its headings in prose.
+def passage_context(path: Path, heading: str, chunk: LineChunk | None = None) -> str:
+    """Return the line the model reads before a passage: its file, and where in the file.
 
     A passage alone often lacks what it is about ("it takes a list"); the file name and the
-    section title say it, so a question finds the section that answers it.
+    section title say it, so a question finds the section that answers it. ``path`` is
+    the file's path as the reader should see it (relative to the folder indexed). Code
+    cut by syntax names the symbol path instead of headings ("client.py › Client ›
+    send"), and a later piece of a long definition adds the definition's first line.
     """
-    return f"{path.name}: {heading}\n" if heading else f"{path.name}\n"
+    if chunk is not None and chunk.symbol:
+        lead = f"{path.as_posix()} › {chunk.symbol}\n"
+        return lead + (f"{chunk.signature}\n" if chunk.signature else "")
+    name = path.as_posix() if chunk is not None and chunk.kind else path.name
+    return f"{name}: {heading}\n" if heading else f"{name}\n"
+
+
+def _shown_path(path: Path, folders: Sequence[Path]) -> Path:
+    """Return a file's path relative to the folder given that holds it (else its name)."""
+    for folder in folders:
+        if path.is_relative_to(folder):
+            return path.relative_to(folder)
+    return Path(path.name)
 
 
 def _prune(
@@ -149,6 +165,8 @@ def ingest_files(
             continue
         index.delete(index.ids_where(source=source))
         prose = path.suffix.lower() in PROSE_SUFFIXES
+        language = None if prose else language_for(path)
+        shown = _shown_path(path.resolve(), folders)
         for n, chunk in enumerate(
             chunk_document(
                 text,
@@ -156,10 +174,11 @@ def ingest_files(
                 prose_limit if prose else limit,
                 prose=prose,
                 overlap=overlap,
+                language=language,
             )
         ):
             texts.append(chunk.text)
-            embedded.append(passage_context(path, chunk.heading) + chunk.text)
+            embedded.append(passage_context(shown, chunk.heading, chunk) + chunk.text)
             ids.append(f"{source}#{n}")
             meta = {
                 "source": source,
@@ -172,6 +191,12 @@ def ingest_files(
             }
             if chunk.heading:
                 meta["heading"] = chunk.heading
+            if language is not None:
+                meta["language"] = language.name
+            if chunk.kind:  # cut by syntax
+                meta["symbol"] = chunk.symbol
+                meta["kind"] = chunk.kind
+                meta["defines"] = list(chunk.defines)
             metadatas.append(meta)
         indexed += 1
     removed, excluded = _prune(index, known, {str(f) for f in files}, folders, prune_missing)

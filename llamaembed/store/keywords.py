@@ -21,10 +21,11 @@ import abc
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from ..code.identifiers import code_words, path_words
 from ..embedder import Embedder
 from ..errors import KeywordsError
 from ..outputs import Output, SparseVector, Want
@@ -39,6 +40,7 @@ __all__ = [
     "choose_scheme",
     "every_word",
     "fts_query",
+    "keyword_text",
     "salient_words",
     "word_weights",
 ]
@@ -114,8 +116,30 @@ def salient_words(text: str, count_tokens: Callable[[str], int] | None = None) -
 
 
 def every_word(text: str) -> set[str]:
-    """Return the lower-cased words of a text but stopwords and words of one or two letters."""
-    return {w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 2} - STOPWORDS
+    """Return a query's keyword words: identifiers whole and split (``code_words``), lower-cased.
+
+    Stopwords and words of one or two letters are left out. ``getUserName`` asks for
+    getusername, get, user and name, which is how documents are indexed (``keyword_text``).
+    """
+    return {w for w in code_words(text) if len(w) > 2} - STOPWORDS
+
+
+def keyword_text(text: str, metadata: Mapping[str, Any] | None = None) -> str:
+    """Return what the full-text side indexes for a document: its words and its file's.
+
+    The text's ``code_words`` (each identifier whole and split), then the words of the
+    file path in ``metadata["source"]`` and of its symbol path, so a question naming
+    "the api router" finds ``APIRouter`` and a file called ``router.py``.
+    """
+    words = code_words(text)
+    if metadata:
+        source = metadata.get("source")
+        if isinstance(source, str):  # the name and two folders: the rest says little
+            words += path_words("/".join(source.replace("\\", "/").split("/")[-3:]))
+        symbol = metadata.get("symbol")
+        if isinstance(symbol, str):
+            words += code_words(symbol)
+    return " ".join(words)
 
 
 def fts_query(words: Iterable[str]) -> str:
@@ -131,9 +155,7 @@ def word_weights(text: str, *, query: bool) -> SparseVector:
     in the document. Stopwords and one-letter words are left out. Words hash by CRC-32,
     stable across runs and machines.
     """
-    counts = Counter(
-        w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 1 and w not in STOPWORDS
-    )
+    counts = Counter(w for w in code_words(text) if len(w) > 1 and w not in STOPWORDS)
     ids = [zlib.crc32(w.encode("utf-8")) for w in counts]
     weights = [1.0 if query else n * 2.2 / (n + 1.2) for n in counts.values()]
     return SparseVector.from_pairs(ids, weights)

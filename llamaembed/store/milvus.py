@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..code.ranking import CodeRanking
 from ..embedder import Embedder
 from ..engine.pooling import l2_normalize
 from ..errors import IndexModelMismatchError, KeywordsError, SearchIndexError
@@ -41,13 +42,16 @@ from .encoder import DocumentEncoder, Encoded
 from .keywords import SCHEMES, KeywordMatches, KeywordScheme, KeywordSide, choose_scheme
 from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter
 from .search import (
+    DEFAULT_RANKING,
     Hit,
     checked_rows,
+    code_ranked,
     fuse_candidates,
     index_width,
     is_any_of,
     rerank_hits,
     search_pool,
+    weighted_sides,
 )
 
 __all__ = ["KEYWORDS", "MilvusStore"]
@@ -368,20 +372,25 @@ class MilvusStore(EncodedWrites):
         hybrid: bool = True,
         rerank_with: Any = None,
         candidates: int | None = None,
+        ranking: CodeRanking | None = DEFAULT_RANKING,
     ) -> list[Hit]:
         """Return the k best documents for a query text (or vector), best first.
 
         As ``Index.search``: ``hybrid`` adds keyword matches to the cosine (``fuse_candidates``,
-        score = fused score), ``rerank_with`` rescores the top ``candidates``.
-        Every hit's ``similarity`` is the dense cosine to the query.
+        score = fused score), ``ranking`` applies the code ranking rules, ``rerank_with``
+        rescores the top ``candidates``. Every hit's ``similarity`` is the dense cosine.
         """
-        pool = search_pool(k, candidates, hybrid or rerank_with is not None)
+        pool = search_pool(k, candidates, hybrid or rerank_with is not None or ranking is not None)
         if pool == 0:
             return []
         vector, text = self.encoder.query_vector(query)
         self._flush()
         expression = self._expression(filter or {})
-        sides = self.scheme.query_sides(text, self.encoder) if hybrid and text else []
+        sides = (
+            weighted_sides(self.scheme.query_sides(text, self.encoder), text, ranking)
+            if hybrid and text
+            else []
+        )
         fields = ["text", "metadata", "vector"]
         rows: dict[str, Any] = {}
         with self._milvus("search"):
@@ -411,6 +420,7 @@ class MilvusStore(EncodedWrites):
             hits.append(
                 Hit(doc_id, score, entity["text"], dict(entity["metadata"]), similarity=similarity)
             )
+        hits = code_ranked(hits, text, ranking)
         if rerank_with is not None and text is not None:
             hits = rerank_hits(hits, text, rerank_with, self._late_interaction)
         return hits[:k]

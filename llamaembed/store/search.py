@@ -17,14 +17,17 @@ import numpy as np
 import numpy.typing as npt
 
 from .._blas import single_threaded_blas
+from ..code.ranking import CodeRanking, code_priors, query_kind
 from ..embedder import Embedder
 from ..engine.pooling import check_dimensions
 from ..errors import IndexModelMismatchError, MissingHeadError
 from .keywords import KeywordSide
 
 __all__ = [
+    "DEFAULT_RANKING",
     "Hit",
     "checked_rows",
+    "code_ranked",
     "exact_search",
     "fuse_candidates",
     "index_width",
@@ -34,7 +37,11 @@ __all__ = [
     "similarities",
     "sql_where",
     "stored_metadata",
+    "weighted_sides",
 ]
+
+DEFAULT_RANKING = CodeRanking()
+"""The code ranking rules a search applies unless told otherwise (``code.ranking``)."""
 
 
 @dataclass(frozen=True)
@@ -242,3 +249,33 @@ def exact_search(
     top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
     top = top[np.argsort(-scores[top], kind="stable")]
     return [(int(labels[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+
+def weighted_sides(
+    sides: Sequence[KeywordSide], text: str, ranking: CodeRanking | None
+) -> list[KeywordSide]:
+    """Return a query's keyword sides, the word sides weighed up for a query naming code.
+
+    A query that names an identifier or a path (``code.ranking.query_kind``) gives its
+    full-text words ``ranking.identifier_keywords`` instead of the sentence weight.
+    """
+    if ranking is None or not ranking.identifier_keywords or query_kind(text) != "identifier":
+        return list(sides)
+    return [
+        replace(side, weight=max(side.weight, ranking.identifier_keywords))
+        if isinstance(side.terms, set | frozenset)
+        else side
+        for side in sides
+    ]
+
+
+def code_ranked(hits: list[Hit], text: str | None, ranking: CodeRanking | None) -> list[Hit]:
+    """Return hits reordered by the code ranking rules (``code.ranking.code_priors``).
+
+    The adjusted scores become the scores; prose hits keep theirs. Unchanged without a
+    query text or rules.
+    """
+    if text is None or ranking is None or not hits:
+        return hits
+    order = code_priors(text, [(h.score, h.metadata) for h in hits], ranking)
+    return [replace(hits[i], score=score) for i, score in order]

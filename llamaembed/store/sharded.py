@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy.typing as npt
 
+from ..code.ranking import CodeRanking
 from ..embedder import Embedder
 from ..errors import IndexModelMismatchError, SearchIndexError
 from .encoder import DocumentEncoder
 from .index import Index
 from .keywords import KeywordMatches, KeywordSide
 from .partition import shard_of
-from .search import Hit, fuse_candidates, rerank_hits, search_pool
+from .search import DEFAULT_RANKING, Hit, code_ranked, fuse_candidates, rerank_hits, search_pool
 
 __all__ = ["ShardedIndex", "shard_folder", "shard_of"]
 
@@ -156,6 +157,7 @@ class ShardedIndex:
         hybrid: bool = True,
         rerank_with: Any = None,
         candidates: int | None = None,
+        ranking: CodeRanking | None = DEFAULT_RANKING,
     ) -> list[Hit]:
         """Return the k best documents over all shards, best first (as ``Index.search``).
 
@@ -163,7 +165,7 @@ class ShardedIndex:
         relevance (each shard's BM25 uses its own word statistics, close to the whole's for
         a hash split); then they are fused as in one index.
         """
-        pool = search_pool(k, candidates, hybrid or rerank_with is not None)
+        pool = search_pool(k, candidates, hybrid or rerank_with is not None or ranking is not None)
         if pool == 0:
             return []
         vector, text = self.encoder.query_vector(query)
@@ -174,7 +176,7 @@ class ShardedIndex:
         hybrid_used = False
         for number, shard in enumerate(self.shards):
             shard_dense, shard_keyword = shard.candidates(
-                vector, text, pool, filter=filter, hybrid=hybrid
+                vector, text, pool, filter=filter, hybrid=hybrid, ranking=ranking
             )
             dense.extend((score, number, label) for label, score in shard_dense)
             if shard_keyword is not None:
@@ -202,7 +204,7 @@ class ShardedIndex:
             for number, pairs in by_shard.items()
             for label, hit in self.shards[number].hits_by_label(pairs, vector).items()
         }
-        hits = [found[key] for key, _ in ranked if key in found]
+        hits = code_ranked([found[key] for key, _ in ranked if key in found], text, ranking)
         if rerank_with is not None and text is not None:
             hits = rerank_hits(hits, text, rerank_with, self._late_interaction)
         return hits[:k]
