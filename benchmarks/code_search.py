@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -258,9 +258,12 @@ def run_ours(folder: Path, questions: Sequence[Question], embedder: object, abla
         variants["dense alone"] = lambda q: index.search(q, 10, hybrid=False, ranking=None)
         variants["its BM25 side alone"] = lambda q: _bm25_side(index, every_word(q))
         for rule in default.__dataclass_fields__:
-            variants[f"without {rule}"] = lambda q, r=rule: index.search(
-                q, 10, ranking=default.without(r)
-            )
+            if getattr(default, rule):
+                variants[f"without {rule}"] = lambda q, r=rule: index.search(
+                    q, 10, ranking=default.without(r)
+                )
+        decayed = replace(default, file_decay=0.02)  # off by default: measured here
+        variants["with file_decay 0.02"] = lambda q: index.search(q, 10, ranking=decayed)
     hits: dict[str, list[list[Span]]] = {name: [] for name in variants}
     times = []
     for question in questions:
@@ -334,7 +337,22 @@ def run_bm25s(
 
 
 def run_ripgrep(folder: Path, questions: Sequence[Question]) -> Run:
-    """Return ripgrep's answers: files by distinct question words, at their best line."""
+    """Return ripgrep's answers in both modes: regex (``rg -i -e w``) and ``-F -w``."""
+    regex = _ripgrep(folder, questions, fixed=False)
+    fixed = _ripgrep(folder, questions, fixed=True)
+    return Run(
+        0.0,
+        {"ripgrep": regex.hits["ripgrep"], "ripgrep -F -w": fixed.hits["ripgrep"]},
+        regex.query_ms,
+    )
+
+
+def _ripgrep(folder: Path, questions: Sequence[Question], fixed: bool) -> Run:
+    """Return files ranked by how many distinct question words they hold, at their best line.
+
+    ``fixed``: each word a fixed string matched as a whole word (``-F -w``); else a
+    case-insensitive regex per word, matching inside identifiers too.
+    """
     from llamaembed.store.keywords import STOPWORDS
 
     hits, times = [], []
@@ -343,8 +361,9 @@ def run_ripgrep(folder: Path, questions: Sequence[Question]) -> Run:
         words = [w for w in words if len(w) > 2]
         began = time.perf_counter()
         args = ["rg", "-i", "-n", "--no-heading", "--with-filename"]
+        args += ["-F", "-w"] if fixed else []
         for w in words:
-            args += ["-e", re.escape(w)]
+            args += ["-e", w if fixed else re.escape(w)]
         out = subprocess.run([*args, str(folder)], capture_output=True, text=True).stdout
         times.append((time.perf_counter() - began) * 1000)
         files: dict[str, dict[int, set[str]]] = {}
@@ -510,14 +529,13 @@ def tables(
     kinds = ("behaviour", "design", "symbol")
     written = lambda row: row[2] in kinds  # noqa: E731 (the questions written by hand)
     languages = sorted({r[1] for s in scores.values() for r in s.rows})
-    timing: dict[str, tuple[float, float]] = {}
+    timing: dict[str, str] = {}  # "index s | query p50 ms" of the systems timed
     for name in order:
-        system = {"default": "ours", "hybrid, no code rules": "ours", "dense alone": "ours"}.get(
-            name, name
-        )
-        seconds = [runs[p][system].index_seconds for p in projects if system in runs[p]]
-        ms = [t for p in projects if system in runs[p] for t in runs[p][system].query_ms]
-        timing[name] = (sum(seconds), statistics.median(ms) if ms else 0.0)
+        system = {"default": "ours", "ripgrep -F -w": ""}.get(name, name)
+        timed = [runs[p][system] for p in projects if system in runs[p]]
+        ms = [t for run in timed for t in run.query_ms]
+        seconds = sum(run.index_seconds for run in timed)
+        timing[name] = f"{seconds:.1f} | {statistics.median(ms):.1f}" if ms else "— | —"
     lines = [
         "| system | NDCG@10 | success@1 | MRR | "
         + " | ".join(kinds)
@@ -531,11 +549,10 @@ def tables(
         per_kind = [
             scores[name].mean(lambda row, k=k: row[2] == k)[0] for k in (*kinds, "docstring")
         ]
-        seconds, ms = timing[name]
         lines.append(
             f"| {name} | {n:.3f} | {s:.2f} | {r:.3f} | "
             + " | ".join(f"{v:.3f}" for v in per_kind)
-            + f" | {seconds:.1f} | {ms:.1f} |"
+            + f" | {timing[name]} |"
         )
     lines += ["", "NDCG@10 per language:", ""]
     lines.append("| system | " + " | ".join(languages) + " |")
@@ -555,6 +572,26 @@ def tables(
             values = [scores[name].mean(lambda row, p=p: row[0] == p)[0] for p in projects]
             lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     return "\n".join(lines)
+
+
+def merge_runs(path: Path, runs: dict[str, dict[str, Run]]) -> dict[str, dict[str, Run]]:
+    """Return the runs saved at ``path`` updated with these, and save the result there."""
+    saved: dict[str, dict[str, Run]] = {}
+    if path.exists():
+        for project, systems in json.loads(path.read_text()).items():
+            saved[project] = {
+                name: Run(
+                    r["index_seconds"],
+                    {k: [[tuple(s) for s in h] for h in v] for k, v in r["hits"].items()},
+                    r["query_ms"],
+                )
+                for name, r in systems.items()
+            }
+    for project, systems in runs.items():
+        saved.setdefault(project, {}).update(systems)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({p: {n: vars(r) for n, r in s.items()} for p, s in saved.items()}))
+    return {p: saved[p] for p in runs}
 
 
 def machine() -> str:
@@ -581,6 +618,13 @@ def main() -> None:
     parser.add_argument("--before", default=BEFORE, help="the commit 'before' runs")
     parser.add_argument(
         "--no-docstrings", action="store_true", help="skip the generated docstring questions"
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=None,
+        help="JSON file of the systems' answers: systems run now are added to it, and the "
+        "tables cover every system it holds (so one system can be rerun alone)",
     )
     parser.add_argument(
         "--write", action="store_true", help="put the tables in benchmarks/README.md"
@@ -634,6 +678,8 @@ def main() -> None:
     if "ripgrep" in systems:
         for name in runs:
             runs[name]["ripgrep"] = run_ripgrep(folders[name], questions[name])
+    if args.runs is not None:
+        runs = merge_runs(args.runs, runs)
     scores = evaluate(runs, questions, languages)
     order = [
         "default",
@@ -644,8 +690,9 @@ def main() -> None:
         "its BM25 side alone",
         "bm25s",
         "ripgrep",
+        "ripgrep -F -w",
         "hybrid, no code rules",
-        *sorted(n for n in scores if n.startswith("without ")),
+        *sorted(n for n in scores if n.startswith(("without ", "with "))),
     ]
     report = tables(scores, runs, order, [p.name for p in chosen])
     shown = f" --projects {args.projects}" if args.projects else ""

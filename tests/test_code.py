@@ -223,9 +223,12 @@ def test_each_ranking_rule_on_a_handmade_list() -> None:
     same = [
         (0.70, meta("a.py", ("f",))),
         (0.69, meta("a.py", ("g",))),
-        (0.68, meta("b.py", ("h",))),
+        (0.68, meta("a.py", ("h",))),
+        (0.675, meta("b.py", ("i",))),
     ]
-    assert ranked("x", same, only("file_decay")) == [0, 2, 1]
+    decay = CodeRanking(**{**CodeRanking.off().__dict__, "file_decay": 0.02})
+    assert ranked("x", same, decay) == [0, 1, 3, 2]  # a file's third passage decays
+    assert ranked("x", same, CodeRanking()) == [0, 1, 2, 3]  # off by default
     support = [
         (0.60, meta("lone.py")),
         (0.59, meta("many.py")),
@@ -242,7 +245,7 @@ def test_identifier_queries_weigh_the_word_side_up() -> None:
     from llamaembed.store.search import weighted_sides
 
     side = KeywordSide({"textformatter"}, 0.04, 5.0)
-    assert weighted_sides([side], "TextFormatter", CodeRanking())[0].weight == 0.12
+    assert weighted_sides([side], "TextFormatter", CodeRanking())[0].weight == 0.2
     assert weighted_sides([side], "how is text formatted", CodeRanking())[0].weight == 0.04
     assert weighted_sides([side], "TextFormatter", None)[0].weight == 0.04
 

@@ -14,6 +14,7 @@ from texts import STDLIB_QUERIES, stdlib_sentences
 
 from llamaembed import Index, IndexModelMismatchError, Llama, SearchIndexError
 from llamaembed.store.keywords import BM25
+from llamaembed.store.search import DEFAULT_RANKING
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
@@ -83,9 +84,27 @@ def test_hybrid_finds_a_rare_keyword_and_fuses_as_index_does(tmp_path: Path, min
         # fused scores: the cosine plus keyword bonuses; the dense cosine is kept apart
         assert hybrid[0].similarity is not None and 0 < hybrid[0].similarity <= 1.0001
         bonus = hybrid[0].score - hybrid[0].similarity
-        assert 0.01 < bonus <= BM25.weight + 1e-6
+        # XK-4471B is written as code: the word side weighs identifier_keywords, not 0.04
+        assert 0.01 < bonus <= DEFAULT_RANKING.identifier_keywords + 1e-6
+        plain = store.search("which pump takes XK-4471B", 3, ranking=None)
+        assert 0.01 < plain[0].score - plain[0].similarity <= BM25.weight + 1e-6
         filtered = store.search("pump", 5, filter={"n": 3})
         assert filtered == []  # no metadata at all here
+
+
+def test_identifier_words_match_on_both_sides(tmp_path: Path, minilm: Llama) -> None:
+    code = ["class APIRouter:\n    def include_router(self, other): ...", *DOCS[:40]]
+    metas = [{"source": "/srv/app/routing.py"}] + [{} for _ in DOCS[:40]]
+    with MilvusStore(minilm, uri=str(tmp_path / "w.db"), collection="w") as store:
+        store.add(code, metadatas=metas)
+        found = store.search("api router", 3, ranking=None)
+        assert found[0].text == code[0]
+        assert found[0].score - found[0].similarity > 0.01  # "api", "router" met APIRouter
+        index = Index(minilm)
+        index.add(code, metadatas=metas)
+        mine = index.search("api router", 3, ranking=None)
+        assert [h.text for h in mine] == [h.text for h in found]
+        assert mine[0].score == pytest.approx(found[0].score, abs=0.02)
 
 
 def test_filter_delete_reopen_and_replace(tmp_path: Path, minilm: Llama) -> None:

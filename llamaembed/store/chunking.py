@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..code.languages import Language
+    from ..code.passages import CodeSpan
 
 __all__ = ["PROSE_SUFFIXES", "Chunk", "LineChunk", "chunk_document", "chunk_text"]
 
@@ -301,41 +302,28 @@ def _code_chunks(
         return None
     chunks: list[LineChunk] = []
     for span in spans:
-        symbol = " › ".join(span.path)
-        extra = {
-            "symbol": symbol,
-            "kind": span.kind,
-            "defines": span.defines,
-            "signature": span.signature,
-        }
         if span.first == span.last and costs[span.first] > max_tokens:
             # one line longer than the budget (minified code): split between words
-            start_of_line = offsets[span.first]
             for part in chunk_text(lines[span.first], count_tokens, max_tokens, 0):
-                start = start_of_line + part.start
-                chunks.append(
-                    LineChunk(
-                        part.text,
-                        start,
-                        start + len(part.text),
-                        span.first + 1,
-                        span.first + 1,
-                        "",
-                        **extra,  # type: ignore[arg-type]
-                    )
-                )
+                start = offsets[span.first] + part.start
+                chunks.append(_code_chunk(part.text, start, span, span.last))
             continue
         start, stop = offsets[span.first], offsets[span.last + 1]
-        body = text[start:stop].rstrip()
-        chunks.append(
-            LineChunk(
-                body,
-                start,
-                start + len(body),
-                span.first + 1,
-                span.last + 1,
-                "",
-                **extra,  # type: ignore[arg-type]
-            )
-        )
+        chunks.append(_code_chunk(text[start:stop].rstrip(), start, span, span.last))
     return chunks
+
+
+def _code_chunk(body: str, start: int, span: CodeSpan, last: int) -> LineChunk:
+    """Return a passage of code: its text from ``start``, its lines and what it defines."""
+    return LineChunk(
+        body,
+        start,
+        start + len(body),
+        span.first + 1,
+        last + 1,
+        "",
+        symbol=" › ".join(span.path),
+        kind=span.kind,
+        defines=span.defines,
+        signature=span.signature,
+    )

@@ -40,7 +40,7 @@ from ..outputs import SparseVector
 from .base import EncodedWrites
 from .encoder import DocumentEncoder, Encoded
 from .keywords import SCHEMES, KeywordMatches, KeywordScheme, KeywordSide, choose_scheme
-from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter
+from .milvus_schema import MAX_TEXT_BYTES, create_collection, milvus_filter, words_field
 from .search import (
     DEFAULT_RANKING,
     Hit,
@@ -59,7 +59,7 @@ __all__ = ["KEYWORDS", "MilvusStore"]
 KEYWORDS = ("bm25", "sparse", "words", "none")
 """The keyword schemes a ``MilvusStore`` supports."""
 
-FORMAT = "1"
+FORMAT = "2"  # 2: a words field feeds BM25 (1: the text itself, still read)
 _PREFIX = "llamaembed."
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _EMPTY_SPARSE = {2**32 - 2: 1e-9}  # Milvus refuses empty sparse rows; no query has this key
@@ -104,6 +104,7 @@ class MilvusStore(EncodedWrites):
         # flushes before the first search after writes (a server seals segments itself).
         self._local = local
         self._unflushed = False
+        self._words_field = True  # BM25 reads the words field (format 2), not the text
         try:
             self._client = MilvusClient(uri=uri, token=token or "")
         except MilvusException as exc:
@@ -171,11 +172,12 @@ class MilvusStore(EncodedWrites):
 
     def _open_existing(self, dimensions: int | None, keywords: str | None) -> None:
         properties = self._client.describe_collection(self.collection).get("properties", {})
-        if properties.get(_PREFIX + "format") != FORMAT:
+        if properties.get(_PREFIX + "format") not in (FORMAT, "1"):
             raise SearchIndexError(
                 f"collection {self.collection} at {self.uri} was not made by llamaembed; "
                 "choose another collection name"
             )
+        self._words_field = properties[_PREFIX + "format"] != "1"
         fingerprint = properties[_PREFIX + "fingerprint"]
         if fingerprint != self.embedder.fingerprint:
             name = json.loads(properties.get(_PREFIX + "model", "{}")).get("name", "?")
@@ -279,6 +281,8 @@ class MilvusStore(EncodedWrites):
                 "metadata": json.loads(json.dumps(metas[i], ensure_ascii=False, default=str)),
                 "vector": array[i].tolist(),
             }
+            if self.keywords == "bm25" and self._words_field:
+                row["words"] = words_field(texts[i], metas[i])
             if self.keywords in ("sparse", "words"):
                 sparse = None if encoded.sparse is None else encoded.sparse[i]
                 terms = self.scheme.document_terms(texts[i], sparse)

@@ -59,6 +59,17 @@ def milvus_filter(equals: Mapping[str, Any]) -> str:
     return " and ".join(clauses)
 
 
+def words_field(text: str, metadata: Mapping[str, Any]) -> str:
+    """Return the ``words`` a row keeps for the BM25 function, cut to Milvus's VARCHAR size."""
+    from .keywords import keyword_text
+
+    words = keyword_text(text, metadata)
+    data = words.encode("utf-8")
+    if len(data) <= MAX_TEXT_BYTES:
+        return words
+    return data[:MAX_TEXT_BYTES].decode("utf-8", "ignore").rsplit(" ", 1)[0]
+
+
 def create_collection(
     client: Any,
     name: str,
@@ -70,16 +81,17 @@ def create_collection(
     """Create a collection: id, text, metadata (JSON), dense vector and a sparse side.
 
     With ``keywords="bm25"`` Milvus's BM25 function fills the sparse side from the
-    analysed text; with "sparse" or "words" the caller supplies sparse vectors (inner
-    product); "none" has no sparse side.
+    analysed ``words`` field (``keywords.keyword_text``: identifiers whole and split, the
+    file path's words, as ``Index`` indexes them); with "sparse" or "words" the caller
+    supplies sparse vectors (inner product); "none" has no sparse side.
     """
     from pymilvus import DataType, Function, FunctionType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
-    schema.add_field(
-        "text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=keywords == "bm25"
-    )
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+    if keywords == "bm25":
+        schema.add_field("words", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True)
     schema.add_field("metadata", DataType.JSON)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     if keywords != "none":
@@ -89,7 +101,7 @@ def create_collection(
             Function(
                 name="text_bm25",
                 function_type=FunctionType.BM25,
-                input_field_names=["text"],
+                input_field_names=["words"],
                 output_field_names=["sparse"],
             )
         )
