@@ -242,7 +242,7 @@ RANKINGS: dict[str, Callable[[Pool], list[int]]] = {
     "cosine + 0.05 × every word + 0.075 × salient words, BM25 s as s/(s+5) "
     "(the default at 34479d2)": lambda p: bonus_fusion(p, [(p.keyword_all, 0.05),
                                                            (p.keyword, 0.075)]),
-    "**default now** (Index.search: cosine + 0.04 × every word, BM25 s as s/(s+5))":
+    "**default now** (Index.search: cosine + 0.04 × every word, BM25 s as s/(s+5), code rules)":
         lambda p: p.shipped,
 }
 

@@ -236,8 +236,13 @@ def test_each_ranking_rule_on_a_handmade_list() -> None:
         (0.39, meta("many.py")),
     ]
     assert ranked("x", support, only("file_support"))[0] == 1
+    # prose: only file support applies (a file with several candidates, code or not)
     prose = [(0.70, {"source": "README.md"}), (0.69, {"source": "README.md"})]
-    assert code_priors("x", prose, CodeRanking()) == [(0, 0.70), (1, 0.69)]  # prose untouched
+    tests = [(0.70, {"source": "tests/guide.md"}), (0.50, {"source": "tests/guide.md"})]
+    adjusted = dict(code_priors("x", prose, CodeRanking()))
+    assert adjusted == pytest.approx({0: 0.70 + 0.02 / 3, 1: 0.69 + 0.02 / 3})
+    plain = dict(code_priors("where is Circle", tests, CodeRanking().without("file_support")))
+    assert plain == pytest.approx({0: 0.70, 1: 0.50})  # no test penalty, no definition bonus
 
 
 def test_identifier_queries_weigh_the_word_side_up() -> None:

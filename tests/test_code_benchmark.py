@@ -18,7 +18,7 @@ from llamaembed import Llama
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import code_search  # noqa: E402
+import code_search
 
 PROJECT = {
     "geometry/shapes.py": '''"""Shapes and their areas."""

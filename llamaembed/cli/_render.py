@@ -212,7 +212,8 @@ def render_hits(
                 scores.append(f"cosine {hit.similarity:.2f}")
             elif relevance is None:
                 scores.append(f"score {hit.score:.4f}")
-            heading = hit.metadata.get("heading")
+            # prose: its headings; code cut by syntax: its symbol path
+            heading = hit.metadata.get("heading") or hit.metadata.get("symbol")
             heading = _CONTROL.sub("\ufffd", heading) if isinstance(heading, str) else None
             title = " · ".join([where, *scores] + ([heading] if heading else []))
             out.append(f"  {style(f'[{rank}]', bold=True)} {style(title, dim=True)}")

@@ -14,10 +14,11 @@ Each rule is one field of :class:`CodeRanking` (0 turns it off), measured on its
   later one loses this much more, so a question whose answer spans files reaches the
   second file (off by default: it cost NDCG@10 at every weight measured);
 - ``file_support``: a file with several passages among the candidates gains up to this
-  much (a file that is about the question beats one lucky passage).
+  much (a file that is about the question beats one lucky passage); prose files too, so
+  the rule does not tilt a mixed index towards code.
 
-Only passages that carry a ``language`` in their metadata (code) are touched: prose ranks
-as before. Scores are cosines plus keyword bonuses, so the weights are fractions of a
+The other rules touch only passages that carry a ``language`` in their metadata (code).
+Scores are cosines plus keyword bonuses, so the weights are fractions of a
 cosine.
 """
 
@@ -221,22 +222,22 @@ def code_priors(
     tests_wanted = asks_for_tests(text)
     by_file: dict[str, list[int]] = {}
     for i, meta in enumerate(metas):
-        if code[i]:
-            by_file.setdefault(str(meta.get("source", "")), []).append(i)
+        if meta.get("source") is not None:
+            by_file.setdefault(str(meta["source"]), []).append(i)
     adjusted = list(scores)
     for i, meta in enumerate(metas):
+        source = str(meta.get("source", ""))
+        if ranking.file_support and source in by_file:  # prose files too: no tilt to code
+            others = len(by_file[source]) - 1
+            adjusted[i] += ranking.file_support * min(others, 3) / 3
         if not code[i]:
             continue
-        source = str(meta.get("source", ""))
         if names and _defines_named(meta, names):
             adjusted[i] += ranking.definition
         if not tests_wanted and is_test_file(source):
             adjusted[i] -= ranking.test_files
         if is_reexport_file(source) and not meta.get("defines"):
             adjusted[i] -= ranking.reexports
-        if ranking.file_support:
-            others = len(by_file.get(source, ())) - 1
-            adjusted[i] += ranking.file_support * min(others, 3) / 3
     order = sorted(range(len(adjusted)), key=lambda i: -adjusted[i])
     if not ranking.file_decay:
         return [(i, adjusted[i]) for i in order]
