@@ -613,7 +613,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--projects", default="", help="comma-separated names (default: all)")
     parser.add_argument(
-        "--systems", default="ours,before,static,semble,bm25s,ripgrep", help="comma-separated"
+        "--systems",
+        default="ours,before,static,m2v,semble,bm25s,ripgrep",
+        help="comma-separated",
     )
     parser.add_argument("--before", default=BEFORE, help="the commit 'before' runs")
     parser.add_argument(
@@ -667,6 +669,14 @@ def main() -> None:
             run = run_ours(folders[name], questions[name], static, ablate=False)
             run.hits = {"static tier (ours)": run.hits["default"]}
             runs[name]["static tier (ours)"] = run
+    if "m2v" in systems:  # our passages and ranking with semble's very model
+        from llamaembed import StaticModel
+
+        same = StaticModel(semble_model())
+        for name in runs:
+            run = run_ours(folders[name], questions[name], same, ablate=False)
+            run.hits = {"ours with semble's model": run.hits["default"]}
+            runs[name]["ours with semble's model"] = run
     if "semble" in systems:
         model_path = semble_model()
         for name in runs:
@@ -686,6 +696,7 @@ def main() -> None:
         "semble",
         "before",
         "static tier (ours)",
+        "ours with semble's model",
         "dense alone",
         "its BM25 side alone",
         "bm25s",
