@@ -171,6 +171,32 @@ def build_server(service: SearchService) -> Any:
             structured_content=result.model_dump(mode="json"),
         )
 
+    _add_related_tool(server, service)
+
+    @server.tool(
+        description=(
+            "Re-index files under the given paths (files or folders inside the folders the "
+            "server was started with): new and changed files are embedded, unchanged ones "
+            "skipped, deleted ones removed. Folders are read as the server's rules say "
+            "(.gitignore and .llamaembedignore honoured, hidden files skipped, unless the "
+            "server was started otherwise)."
+        )
+    )
+    def index(
+        paths: Annotated[list[str], Field(description="files or folders to re-index")],
+    ) -> IndexResult:
+        try:
+            report = service.index_paths(paths)
+        except (LlamaEmbedError, OSError) as exc:
+            raise ToolError(str(exc)) from exc
+        return IndexResult(**vars(report))
+
+    return server
+
+
+def _add_related_tool(server: Any, service: SearchService) -> None:
+    """Register the ``related`` tool: passages like the one at a file's line."""
+
     @server.tool(
         description=(
             "Find the code most like the definition at a file's line: other implementations "
@@ -199,23 +225,3 @@ def build_server(service: SearchService) -> Any:
             content=[TextContent(type="text", text=f"like {result.anchor}:\n{text}")],
             structured_content=result.model_dump(mode="json"),
         )
-
-    @server.tool(
-        description=(
-            "Re-index files under the given paths (files or folders inside the folders the "
-            "server was started with): new and changed files are embedded, unchanged ones "
-            "skipped, deleted ones removed. Folders are read as the server's rules say "
-            "(.gitignore and .llamaembedignore honoured, hidden files skipped, unless the "
-            "server was started otherwise)."
-        )
-    )
-    def index(
-        paths: Annotated[list[str], Field(description="files or folders to re-index")],
-    ) -> IndexResult:
-        try:
-            report = service.index_paths(paths)
-        except (LlamaEmbedError, OSError) as exc:
-            raise ToolError(str(exc)) from exc
-        return IndexResult(**vars(report))
-
-    return server

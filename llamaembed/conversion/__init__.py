@@ -117,7 +117,9 @@ def _bf16_from_f32(
         raise ConversionError(problem)
     step = target.with_name(f".{target.name}.f32.gguf")
     try:
-        convert(folder, step, outtype="f32", pooling=pooling, name=name)
+        # our converter, as asked: "auto" would hand an architecture we do not know to
+        # llama.cpp's (the BF16 path is reached before the architecture is checked)
+        convert(folder, step, outtype="f32", pooling=pooling, name=name, converter="llamaembed")
         return quantize(step, target, "bf16")
     finally:
         step.unlink(missing_ok=True)

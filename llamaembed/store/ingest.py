@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..code.languages import language_for
+from ..code.languages import Language, language_for
 from ..embedder import Embedder
 from .base import VectorStore
 from .chunking import PROSE_SUFFIXES, LineChunk, chunk_document
@@ -66,6 +66,30 @@ def passage_context(path: Path, heading: str, chunk: LineChunk | None = None) ->
         return lead + (f"{chunk.signature}\n" if chunk.signature else "")
     name = path.as_posix() if chunk is not None and chunk.kind else path.name
     return f"{name}: {heading}\n" if heading else f"{name}\n"
+
+
+def _passage_metadata(
+    source: str, digest: str, n: int, chunk: LineChunk, language: Language | None
+) -> dict[str, Any]:
+    """Return a passage's metadata: its file, place, heading and, for code, what it defines."""
+    meta: dict[str, Any] = {
+        "source": source,
+        "sha256": digest,
+        "chunk": n,
+        "start": chunk.start,
+        "end": chunk.end,
+        "line_start": chunk.line_start,
+        "line_end": chunk.line_end,
+    }
+    if chunk.heading:
+        meta["heading"] = chunk.heading
+    if language is not None:
+        meta["language"] = language.name
+    if chunk.kind:  # cut by syntax
+        meta["symbol"] = chunk.symbol
+        meta["kind"] = chunk.kind
+        meta["defines"] = list(chunk.defines)
+    return meta
 
 
 def _shown_path(path: Path, folders: Sequence[Path]) -> Path:
@@ -180,24 +204,7 @@ def ingest_files(
             texts.append(chunk.text)
             embedded.append(passage_context(shown, chunk.heading, chunk) + chunk.text)
             ids.append(f"{source}#{n}")
-            meta = {
-                "source": source,
-                "sha256": digest,
-                "chunk": n,
-                "start": chunk.start,
-                "end": chunk.end,
-                "line_start": chunk.line_start,
-                "line_end": chunk.line_end,
-            }
-            if chunk.heading:
-                meta["heading"] = chunk.heading
-            if language is not None:
-                meta["language"] = language.name
-            if chunk.kind:  # cut by syntax
-                meta["symbol"] = chunk.symbol
-                meta["kind"] = chunk.kind
-                meta["defines"] = list(chunk.defines)
-            metadatas.append(meta)
+            metadatas.append(_passage_metadata(source, digest, n, chunk, language))
         indexed += 1
     removed, excluded = _prune(index, known, {str(f) for f in files}, folders, prune_missing)
     if texts:  # every output the store keeps, from one pass over what the model reads
