@@ -98,37 +98,18 @@ _SKIP = {".github", "node_modules", "vendor", "benches", "fuzz"}
 
 def _download(project: Project, into: Path) -> Path:
     """Return the downloaded archive of a project."""
-    if project.registry == "pypi":
-        subprocess.run(
-            [
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-d",
-                str(into),
-                f"{project.package}=={project.version}",
-            ],
-            check=True,
-        )
-    elif project.registry == "npm":
-        subprocess.run(
-            ["npm", "pack", "--silent", f"{project.package}@{project.version}"],
-            check=True,
-            cwd=into,
-            stdout=subprocess.DEVNULL,
-        )
-    elif project.registry == "debian":
-        subprocess.run(
-            ["apt-get", "download", "-q", f"{project.package}={project.version}"],
-            check=True,
-            cwd=into,
-            stdout=subprocess.DEVNULL,
-        )
-    else:
+    pinned = {  # each registry's client, asked for the pinned version, run in ``into``
+        "pypi": ["pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", "."],
+        "npm": ["npm", "pack", "--silent"],
+        "debian": ["apt-get", "download", "-q"],
+    }
+    spelled = {"pypi": "{}=={}", "npm": "{}@{}", "debian": "{}={}"}
+    if project.registry not in pinned:
         raise ValueError(f"unknown registry {project.registry!r}")
+    wanted = spelled[project.registry].format(project.package, project.version)
+    subprocess.run(
+        [*pinned[project.registry], wanted], check=True, cwd=into, stdout=subprocess.DEVNULL
+    )
     (archive,) = [p for p in into.iterdir() if p.is_file()]
     return archive
 

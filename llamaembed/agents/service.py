@@ -150,7 +150,7 @@ class SearchService:
         ``file`` is an indexed file's path (relative paths are taken under the one root);
         the answer is ``{"anchor", "symbol", "hits"}``, hits as ``search --json`` records.
         """
-        from ..cli._render import hit_record
+        from ..cli._render import related_record
         from ..errors import SearchIndexError
         from ..store.related import related
 
@@ -165,14 +165,7 @@ class SearchService:
             found = related(self._fresh(), str(path.resolve()), line, k)
         except SearchIndexError as exc:
             raise AgentRequestError(str(exc)) from exc
-        anchor = found.anchor.metadata
-        return {
-            "anchor": f"{anchor['source']}:{anchor['line_start']}-{anchor['line_end']}",
-            "symbol": anchor.get("symbol", ""),
-            "hits": [
-                hit_record(n, hit, found.anchor.text, None) for n, hit in enumerate(found.hits, 1)
-            ],
-        }
+        return related_record(found)
 
     def describe(self) -> str:
         """Return what the index holds, in a sentence or two (the server's instructions)."""

@@ -14,14 +14,25 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..store.search import Hit
 from ..store.snippet import Snippet, best_snippet, highlight
 
-__all__ = ["FileLines", "display_path", "files_of", "hit_record", "relevance_of", "render_hits"]
+if TYPE_CHECKING:
+    from ..store.related import Related
+
+__all__ = [
+    "FileLines",
+    "display_path",
+    "files_of",
+    "hit_record",
+    "related_record",
+    "relevance_of",
+    "render_hits",
+]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
 
@@ -166,6 +177,20 @@ def hit_record(
             else None
         )
     return record
+
+
+def related_record(found: Related, shown: Callable[[str], str] = str) -> dict[str, Any]:
+    """Return ``related``'s answer for ``--json`` and the MCP tool: anchor, symbol, hits.
+
+    ``anchor`` is FILE:FIRST-LAST of the passage asked about (its path through ``shown``);
+    the hits are ``hit_record``s, snippets chosen by the anchor's text.
+    """
+    meta = found.anchor.metadata
+    return {
+        "anchor": f"{shown(meta['source'])}:{meta['line_start']}-{meta['line_end']}",
+        "symbol": meta.get("symbol", ""),
+        "hits": [hit_record(n, h, found.anchor.text, None) for n, h in enumerate(found.hits, 1)],
+    }
 
 
 def render_hits(

@@ -17,15 +17,22 @@ from ..hub.spec import open_recorded
 from ._common import DEFAULT_DB, errors, gpu_layers_option, open_model
 
 
+def _index_options(func: Any) -> Any:
+    """Add ``--db`` and ``--store``: the index that ``search`` and ``related`` read."""
+    func = click.option(
+        "--store",
+        default=None,
+        metavar="milvus://HOST:PORT/COLLECTION | FILE.db",
+        help="Search a Milvus collection (built by `index --store`) instead of --db.",
+    )(func)
+    return click.option(
+        "--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False)
+    )(func)
+
+
 @click.command()
 @click.argument("query")
-@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
-@click.option(
-    "--store",
-    default=None,
-    metavar="milvus://HOST:PORT/COLLECTION | FILE.db",
-    help="Search a Milvus collection (built by `index --store`) instead of --db.",
-)
+@_index_options
 @click.option("-k", "k", default=10, show_default=True, help="Number of results.")
 @click.option(
     "--rerank",
@@ -228,13 +235,7 @@ def _open_index(db: str, store: str | None, model: str | None, n_gpu_layers: int
 
 @click.command()
 @click.argument("place", metavar="FILE[:LINE]")
-@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(file_okay=False))
-@click.option(
-    "--store",
-    default=None,
-    metavar="milvus://HOST:PORT/COLLECTION | FILE.db",
-    help="Search a Milvus collection (built by `index --store`) instead of --db.",
-)
+@_index_options
 @click.option("-k", "k", default=10, show_default=True, help="Number of results.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every field.")
 @gpu_layers_option
@@ -248,7 +249,7 @@ def related(
     does the same thing elsewhere. Without LINE, the file's first definition.
     """
     from ..store.related import related as find_related
-    from ._render import display_path, hit_record, render_hits
+    from ._render import display_path, related_record, render_hits
 
     if k < 1:
         raise click.UsageError("-k must be at least 1")
@@ -256,22 +257,12 @@ def related(
     embedder, index = _open_index(db, store, None, n_gpu_layers)
     try:
         found = find_related(index, file, line, k)
-        anchor = found.anchor.metadata
-        where = f"{display_path(anchor['source'])}:{anchor['line_start']}-{anchor['line_end']}"
+        record = related_record(found, display_path)
         if as_json:
-            records = [
-                hit_record(n, h, found.anchor.text, None, None, None)
-                for n, h in enumerate(found.hits, 1)
-            ]
-            click.echo(
-                json.dumps(
-                    {"anchor": where, "symbol": anchor.get("symbol", ""), "hits": records},
-                    ensure_ascii=False,
-                )
-            )
+            click.echo(json.dumps(record, ensure_ascii=False))
         else:
-            symbol = f" ({anchor['symbol']})" if anchor.get("symbol") else ""
-            click.echo(f"like {where}{symbol}:\n")
+            symbol = f" ({record['symbol']})" if record["symbol"] else ""
+            click.echo(f"like {record['anchor']}{symbol}:\n")
             color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
             click.echo(render_hits(found.hits, found.anchor.text, reranker=None, color=color))
     finally:
@@ -283,12 +274,13 @@ def related(
 def _place(place: str) -> tuple[str, int | None]:
     """Return (absolute file path, line or None) of a FILE[:LINE] argument."""
     file, _, tail = place.rpartition(":")
+    line: int | None = None
     if file and tail.isdigit():
-        line: int | None = int(tail)
-        if line is not None and line < 1:
+        line = int(tail)
+        if line < 1:
             raise click.UsageError("LINE counts from 1")
     else:
-        file, line = place, None
+        file = place
     path = Path(file)
     if not path.is_file():
         raise click.UsageError(f"no file {file}")

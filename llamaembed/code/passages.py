@@ -154,42 +154,52 @@ class _Cutter:
     ) -> None:
         """Add a segment from the cursor to ``last`` (nothing if that is already held).
 
-        Lines that are no definition and exceed the budget are cut by lines, at a blank
-        line where one falls in the second half of a piece.
+        Lines that are no definition (or a container's head) and exceed the budget are cut
+        by lines, each piece ending at its last blank line where it has one.
         """
         if last < self.cursor:
             return
         first = self.cursor
         if (not name or head) and self.cost(first, last) > self.max_tokens:
-            line = first
-            while line <= last:
-                start, taken, blank = line, self.costs[line], None
-                while line + 1 <= last and taken + self.costs[line + 1] <= self.max_tokens:
-                    line += 1
-                    taken += self.costs[line]
-                    if not self.lines[line].strip() and line > start + (line - start) // 2:
-                        blank = line
-                if line < last and blank is not None and blank > start:
-                    line = blank
+            for start, stop in self.line_pieces(first, last, at_blank=True):
                 lead = start == first
                 self.segments.append(
                     _Segment(
                         start,
-                        line,
+                        stop,
                         parent,
                         name if lead else "",
                         kind,
-                        self.cost(start, line),
+                        self.cost(start, stop),
                         head=head and lead,
                     )
                 )
-                line += 1
             self.cursor = last + 1
             return
         self.segments.append(
             _Segment(first, last, parent, name, kind, self.cost(first, last), signature, head)
         )
         self.cursor = last + 1
+
+    def line_pieces(self, first: int, last: int, *, at_blank: bool) -> list[tuple[int, int]]:
+        """Return lines ``first``..``last`` packed greedily into pieces within the budget.
+
+        With ``at_blank``, a piece that is not the last ends at its last blank line, if any.
+        """
+        pieces = []
+        line = first
+        while line <= last:
+            start, taken, blank = line, self.costs[line], None
+            while line + 1 <= last and taken + self.costs[line + 1] <= self.max_tokens:
+                line += 1
+                taken += self.costs[line]
+                if at_blank and not self.lines[line].strip():
+                    blank = line
+            if line < last and blank is not None:
+                line = blank
+            pieces.append((start, line))
+            line += 1
+        return pieces
 
     def walk(self, node: Node, parent: tuple[str, ...], end: int) -> None:
         """Cut lines up to ``end`` holding the definitions nearest below ``node``."""
@@ -225,10 +235,8 @@ class _Cutter:
         )
         while body is not None and len(body.named_children) == 1:
             body = body.named_children[0]
-        cuts = sorted(
-            {c.start_point[0] for c in (body.named_children if body is not None else ())} | set()
-        )
-        cuts = [c for c in cuts if first < c <= last]
+        children = body.named_children if body is not None else ()
+        cuts = sorted({c.start_point[0] for c in children if first < c.start_point[0] <= last})
         signature = self.lines[node.start_point[0]].strip()[:160]
         starts = [first, *cuts]
         ends = [c - 1 for c in cuts] + [last]
@@ -240,14 +248,8 @@ class _Cutter:
                 self.add(start - 1, parent, name, kind, "" if piece_first == first else signature)
                 piece_first, used = start, 0
             if size > self.max_tokens:  # one statement longer than the budget: by lines
-                line = start
-                while line <= stop:
-                    taken = self.costs[line]
-                    while line + 1 <= stop and taken + self.costs[line + 1] <= self.max_tokens:
-                        line += 1
-                        taken += self.costs[line]
-                    self.add(line, parent, name, kind, "" if self.cursor == first else signature)
-                    line += 1
+                for _, end in self.line_pieces(start, stop, at_blank=False):
+                    self.add(end, parent, name, kind, "" if self.cursor == first else signature)
                 piece_first, used = stop + 1, 0
                 continue
             used += size
