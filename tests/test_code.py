@@ -13,6 +13,7 @@ from llamaembed.code.passages import _nearest_definitions, code_spans
 from llamaembed.code.ranking import (
     CodeRanking,
     asks_for_tests,
+    asks_how_to,
     code_priors,
     is_reexport_file,
     is_test_file,
@@ -243,6 +244,43 @@ def test_each_ranking_rule_on_a_handmade_list() -> None:
     assert adjusted == pytest.approx({0: 0.70 + 0.02 / 3, 1: 0.69 + 0.02 / 3})
     plain = dict(code_priors("where is Circle", tests, CodeRanking().without("file_support")))
     assert plain == pytest.approx({0: 0.70, 1: 0.50})  # no test penalty, no definition bonus
+
+
+def test_a_how_to_question_puts_the_docs_before_code_as_good() -> None:
+    candidates = [
+        (0.70, meta("app/store.py", ("save",))),
+        (0.60, {"source": "docs/guide.md", "heading": "Saving"}),
+        (0.65, {"source": "settings.toml"}),  # neither code nor prose: no bonus
+    ]
+    rules = only("how_to_docs")
+    assert ranked("how do I save the store", candidates, rules) == [1, 0, 2]
+    adjusted = dict(code_priors("How can I save the store?", candidates, rules))
+    assert adjusted[1] == pytest.approx(0.60 + CodeRanking().how_to_docs)
+    assert adjusted[0] == pytest.approx(0.70) and adjusted[2] == pytest.approx(0.65)
+    # a question about how the code works, or written as code, leaves the docs alone
+    for text in ("how does the store save", "where is save defined", "save_store"):
+        assert ranked(text, candidates, rules) == [0, 2, 1], text
+    assert ranked("how do I save the store", candidates, CodeRanking.off()) == [0, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("text", "how_to"),
+    [
+        ("how do I rerank search results", True),
+        ("How can we run it on a GPU?", True),
+        ("how to quantise a model", True),
+        ("can I use a corpus", True),
+        ("is there a LlamaIndex class", True),
+        ("where should I put the config", True),
+        ("how does the parser recover from errors", False),
+        ("how is a request retried", False),
+        ("where is TextFormatter defined", False),
+        ("which headers are dropped", False),
+        ("show how do I", False),
+    ],
+)
+def test_asks_how_to(text: str, how_to: bool) -> None:
+    assert asks_how_to(text) is how_to
 
 
 def test_identifier_queries_weigh_the_word_side_up() -> None:

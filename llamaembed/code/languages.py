@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["LANGUAGES", "Language", "definition_name", "language_for", "parser_for"]
+__all__ = [
+    "LANGUAGES",
+    "PROSE_SUFFIXES",
+    "Language",
+    "definition_name",
+    "is_prose",
+    "language_for",
+    "parser_for",
+]
 
 Node = Any  # tree_sitter.Node (imported only when a file is parsed)
 
@@ -236,6 +244,15 @@ LANGUAGES: tuple[Language, ...] = (
 
 _BY_SUFFIX = {s: lang for lang in LANGUAGES for s in lang.suffixes}
 _BY_NAME = {n: lang for lang in LANGUAGES for n in lang.filenames}
+
+
+PROSE_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc", ".org", ".tex"})
+"""Suffixes of prose files: cut at headings and paragraphs, never parsed as code."""
+
+
+def is_prose(path: str | PurePath) -> bool:
+    """Return True for a prose file (Markdown, reStructuredText, text, …) by its suffix."""
+    return PurePath(path).suffix.lower() in PROSE_SUFFIXES
 
 
 def language_for(path: str | PurePath) -> Language | None:

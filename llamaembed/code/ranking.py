@@ -15,7 +15,14 @@ Each rule is one field of :class:`CodeRanking` (0 turns it off), measured on its
   second file (off by default: it cost NDCG@10 at every weight measured);
 - ``file_support``: a file with several passages among the candidates gains up to this
   much (a file that is about the question beats one lucky passage); prose files too, so
-  the rule does not tilt a mixed index towards code.
+  the rule does not tilt a mixed index towards code;
+- ``how_to_docs``: for a how-to question ("how do I …", "can I …", "is there …"), the
+  passages of prose files (Markdown, reStructuredText, text) gain this much: a user asking
+  how to do something wants the docs that say it, and code cut by syntax is short and
+  named (the model reads ``path › Symbol``), so without it the code outranked the README's
+  answer (benchmarks/search_quality.py's readme set: MRR@10 0.654 before code passages,
+  0.607 with them and no rule, 0.689 with it). Questions about how the code works ("how
+  does …", "where is …") are left alone.
 
 The other rules touch only passages that carry a ``language`` in their metadata (code).
 Scores are cosines plus keyword bonuses, so the weights are fractions of a
@@ -31,10 +38,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .identifiers import identifier_parts, is_identifier_like
+from .languages import is_prose
 
 __all__ = [
     "CodeRanking",
     "asks_for_tests",
+    "asks_how_to",
     "code_priors",
     "is_reexport_file",
     "is_test_file",
@@ -54,18 +63,23 @@ class CodeRanking:
     """The code ranking rules' weights; ``CodeRanking.off()`` turns every rule off."""
 
     # chosen on benchmarks/code_search.py (13 third-party projects, 8 languages): see its
-    # ablation table; file_decay cost NDCG@10 at every weight tried, so it is off
+    # ablation table; file_decay cost NDCG@10 at every weight tried, so it is off;
+    # how_to_docs: the least weight at which search_quality.py's readme set is no worse
+    # than before code passages on MRR@10 and success@1 (0.654 / 0.54; 0.1: 0.668 / 0.52,
+    # 0.12: 0.689 / 0.56, 0.15: 0.702 / 0.57); a rule for every sentence query instead
+    # needed 0.05 and cost the code benchmark's design questions
     identifier_keywords: float = 0.2
     definition: float = 0.08
     test_files: float = 0.05
     reexports: float = 0.03
     file_decay: float = 0.0
     file_support: float = 0.02
+    how_to_docs: float = 0.12
 
     @classmethod
     def off(cls) -> CodeRanking:
         """Return rules that change nothing."""
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def without(self, rule: str) -> CodeRanking:
         """Return these rules with one turned off (for an ablation)."""
@@ -197,6 +211,18 @@ def asks_for_tests(text: str) -> bool:
     )
 
 
+_HOW_TO = re.compile(
+    r"\s*(how (do|can|should|would|could) (i|we|you)|how to|(can|could) (i|we|you)"
+    r"|is there|are there|where (do|can|should) (i|we|you))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_how_to(text: str) -> bool:
+    """Return True for a how-to question: "how do I …", "how to …", "can I …", "is there …"."""
+    return bool(_HOW_TO.match(text))
+
+
 def _defines_named(meta: Mapping[str, Any], names: set[str]) -> bool:
     defines = meta.get("defines") or ()
     for name in defines:
@@ -220,6 +246,7 @@ def code_priors(
     code = [bool(meta.get("language")) for meta in metas]
     names = named_symbols(text) if ranking.definition else set()
     tests_wanted = asks_for_tests(text)
+    prose_bonus = ranking.how_to_docs if ranking.how_to_docs and asks_how_to(text) else 0.0
     by_file: dict[str, list[int]] = {}
     for i, meta in enumerate(metas):
         if meta.get("source") is not None:
@@ -231,6 +258,8 @@ def code_priors(
             others = len(by_file[source]) - 1
             adjusted[i] += ranking.file_support * min(others, 3) / 3
         if not code[i]:
+            if prose_bonus and is_prose(source):
+                adjusted[i] += prose_bonus
             continue
         if names and _defines_named(meta, names):
             adjusted[i] += ranking.definition

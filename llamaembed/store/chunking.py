@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..code.languages import PROSE_SUFFIXES
+
 if TYPE_CHECKING:
     from ..code.languages import Language
     from ..code.passages import CodeSpan
@@ -107,7 +109,6 @@ def chunk_text(
 
 _HEADING = re.compile(r"#{1,6}\s|\S.*\n[=-]{3,}\s*$")  # Markdown ATX heading (or setext)
 _FENCE = re.compile(r"\s*(```|~~~)")
-PROSE_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc", ".org", ".tex"})
 
 
 @dataclass(frozen=True)
