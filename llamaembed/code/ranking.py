@@ -24,9 +24,9 @@ Each rule is one field of :class:`CodeRanking` (0 turns it off), measured on its
   0.607 with them and no rule, 0.689 with it). Questions about how the code works ("how
   does …", "where is …") are left alone.
 
-The other rules touch only passages that carry a ``language`` in their metadata (code).
-Scores are cosines plus keyword bonuses, so the weights are fractions of a
-cosine.
+The rules but ``file_support`` and ``how_to_docs`` touch only passages that carry a
+``language`` in their metadata (code). Scores are cosines plus keyword bonuses, so the
+weights are fractions of a cosine.
 """
 
 from __future__ import annotations
