@@ -7,13 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..code.languages import PROSE_SUFFIXES
-
 if TYPE_CHECKING:
     from ..code.languages import Language
     from ..code.passages import CodeSpan
 
-__all__ = ["PROSE_SUFFIXES", "Chunk", "LineChunk", "chunk_document", "chunk_text"]
+__all__ = ["Chunk", "LineChunk", "chunk_document", "chunk_text"]
 
 _WORD = re.compile(r"\S+")
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..code.languages import Language, language_for
+from ..code.languages import Language, is_prose, language_for
 from ..embedder import Embedder
 from .base import VectorStore
-from .chunking import PROSE_SUFFIXES, LineChunk, chunk_document
+from .chunking import LineChunk, chunk_document
 from .selection import FileRules, select_files
 
 __all__ = ["IngestReport", "indexed_files", "ingest_files"]
@@ -147,9 +147,10 @@ def ingest_files(
     files under a given folder that the rules no longer choose are removed and counted
     in ``excluded_files``.
 
-    Chunks are whole lines (``chunk_document``): prose (``PROSE_SUFFIXES``) in passages of
-    at most 128 tokens cut at paragraphs and headings, code in passages of at most 256 cut
-    between definitions (``max_tokens`` sets both; less if the model's context is shorter).
+    Chunks are whole lines (``chunk_document``): prose (``code.languages.is_prose``) in
+    passages of at most 128 tokens cut at paragraphs and headings, code in passages of at
+    most 256 cut between definitions (``max_tokens`` sets both; less if the model's context
+    is shorter).
     The model reads each after a context line (``passage_context``: file name, headings);
     the index keeps the passage itself. Each chunk's id is ``"{path}#{n}"``; its metadata
     holds ``source``, ``sha256``, ``chunk``, ``start`` and ``end`` (character offsets),
@@ -188,7 +189,7 @@ def ingest_files(
             unchanged += 1
             continue
         index.delete(index.ids_where(source=source))
-        prose = path.suffix.lower() in PROSE_SUFFIXES
+        prose = is_prose(path)
         language = None if prose else language_for(path)
         shown = _shown_path(path.resolve(), folders)
         for n, chunk in enumerate(
