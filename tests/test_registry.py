@@ -82,7 +82,11 @@ def test_every_catalogue_entry_is_valid() -> None:
                 "e5-small-v2", "gte-small", "bge-reranker-v2-m3", "jina-reranker-v1-tiny-en"}
     assert required <= set(entries)
     for name, entry in entries.items():
-        assert entry.kind in ("embedding", "rerank")
+        assert entry.kind in ("embedding", "rerank", "static")
+        if entry.kind == "static":  # Model2Vec folders: tests/test_static_catalogue.py
+            assert not entry.files and entry.pooling is None and entry.dimension > 0
+            assert ("/" in entry.repo) != (entry.distilled_from is not None), name
+            continue
         assert "/" in entry.repo and entry.files
         assert all(f.endswith(".gguf") for f in entry.files.values()), name
         assert isinstance(entry.pooling, Pooling)

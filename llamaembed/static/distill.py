@@ -27,6 +27,7 @@ from ._words import WordCache, encode_ids
 from .folder import write_folder
 
 __all__ = [
+    "DISTILLER_VERSION",
     "TeacherVocabulary",
     "build_tokenizer",
     "build_unigram_tokenizer",
@@ -38,6 +39,10 @@ __all__ = [
     "teacher_vocabulary",
     "zipf_probabilities",
 ]
+
+# Raise when a change to the recipe changes the vectors: static models that the catalogue
+# distils on first use (hub.static_models) are kept under this version, so they rebuild.
+DISTILLER_VERSION = "1"
 
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED = 1, 2, 3, 4
 _UNUSED = re.compile(r"\[unused\d+\]")

@@ -86,10 +86,14 @@ class StaticModel(BatchEmbedder):
         max_length: int | None = None,
         query_prefix: str = "",
         document_prefix: str = "",
+        spec_name: str | None = None,
     ) -> None:
         folder = Path(path)
         contents = read_folder(folder)
         self.folder = folder
+        # What ``spec`` calls the model: a catalogue name (a hub snapshot's folder is named
+        # by its commit), else the folder's own name.
+        self._spec_name = spec_name
         self.config: dict[str, Any] = contents.config
         self._table = contents.table
         self._weights = contents.weights
@@ -119,7 +123,7 @@ class StaticModel(BatchEmbedder):
         from ..hub.spec import ModelSpec
 
         return ModelSpec(
-            name=self.folder.resolve().name,
+            name=self._spec_name or self.folder.resolve().name,
             params=None,
             static_folder=str(self.folder.resolve()),
             query_prefix=self._query_prefix,
