@@ -262,14 +262,19 @@ def test_readme_first_command_and_its_sample_output(tmp_path: Path) -> None:
         assert abs(float(now) - float(then)) <= 0.03
 
 
-def test_index_progress_bar_has_an_eta(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                       minilm_f16_path: Path) -> None:
+def test_index_progress_off_a_terminal_is_lines(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                minilm_f16_path: Path) -> None:
+    # (the bar with its ETA on a terminal: tests/test_ingest_runs.py, under a pty)
     from llamaembed import Index, Llama
     from llamaembed.store.ingest import ingest_files
 
     (tmp_path / "guide.md").write_text(GUIDE)
+    (tmp_path / "notes.md").write_text(GUIDE.replace("roses", "tulips"))
     with Llama(str(minilm_f16_path)) as model:
-        ingest_files(Index(model), model, [tmp_path / "guide.md"], show_progress=True)
-    err = capsys.readouterr().err
-    # tqdm's bar: "embedding: 100%|…| 4/4 [00:00<00:00, 50.1text/s]": elapsed<remaining
-    assert "embedding" in err and "100%" in err and "<00:00" in err and "text/s" in err
+        ingest_files(Index(model), model, [tmp_path], show_progress=True,
+                     progress_interval=0.0, group_passages=1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("indexing: ") for line in lines)
+    assert "2/2 files (100%)" in lines[-1] and "passages/s" in lines[-1]
+    assert any("left" in line for line in lines)

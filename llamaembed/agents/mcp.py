@@ -53,6 +53,12 @@ class SearchResult(BaseModel):
 
     query: str
     hits: list[SearchHit]
+    indexed_fraction: float = Field(
+        default=1.0,
+        description="share of the chosen files the index holds: below 1 while a run "
+        "is still indexing (or was stopped before the end)",
+    )
+    note: str = Field(default="", description="what the answer does not cover, if anything")
 
 
 class RelatedResult(BaseModel):
@@ -79,9 +85,9 @@ class IndexResult(BaseModel):
 
 def render_text(result: SearchResult) -> str:
     """Return the hits as short text, for clients that show text only."""
+    lines = [f"Note: {result.note}."] if result.note else []
     if not result.hits:
-        return f"No passages found for {result.query!r}."
-    lines = []
+        return "\n".join([*lines, f"No passages found for {result.query!r}."])
     for hit in result.hits:
         where = hit.source or "?"
         if hit.line_start is not None:
@@ -165,7 +171,13 @@ def build_server(service: SearchService) -> Any:
             records = service.search(query, k, filter=filter, hybrid=hybrid, rerank=rerank)
         except LlamaEmbedError as exc:
             raise ToolError(str(exc)) from exc
-        result = SearchResult(query=query, hits=[SearchHit.model_validate(r) for r in records])
+        fraction, note = service.coverage()
+        result = SearchResult(
+            query=query,
+            hits=[SearchHit.model_validate(r) for r in records],
+            indexed_fraction=fraction,
+            note=note,
+        )
         return CallToolResult(
             content=[TextContent(type="text", text=render_text(result))],
             structured_content=result.model_dump(mode="json"),

@@ -23,8 +23,10 @@ from ..hub.spec import open_recorded
 from ..store import manifest as disk
 from ..store.folder import IndexFolder
 from ..store.ingest import indexed_files, ingest_files
+from ..store.progress import BuildProgress
 from ..store.search import Hit
 from ..store.selection import FileRules
+from ..store.tiers import answering_folder
 
 __all__ = ["IndexReport", "SearchService"]
 
@@ -69,6 +71,9 @@ class SearchService:
         self.folder: Path | None = None
         self.uri: str | None = None
         self._target: IndexFolder | None = None
+        # the fast tier's folder and model, opened while it answers (store.tiers)
+        self._fast: IndexFolder | None = None
+        self.note = ""
         if db is not None:
             self.folder = Path(db).resolve()
             record = disk.recorded_model(self.folder)
@@ -78,7 +83,8 @@ class SearchService:
                 )
             self.embedder = open_recorded(record, n_gpu_layers)
             self._target = IndexFolder(self.folder, self.embedder, wait=wait, create=False)
-            self.index: Any = self._target.current()
+            self._n_gpu_layers = n_gpu_layers
+            self.index: Any = self._fresh()
         else:
             from ..store.milvus import MilvusStore
             from ..store.milvus_schema import parse_store
@@ -93,11 +99,32 @@ class SearchService:
 
     # ----------------------------------------------------------------- reading
     def _fresh(self) -> Any:
-        """Return the index, reloaded first if another writer committed since it was read."""
+        """Return the index, reloaded first if another writer committed since it was read.
+
+        While a run builds the main index and its fast tier is whole, the fast tier answers
+        (``store.tiers.answering_folder``); ``note`` says so, or how much a partial main
+        index covers.
+        """
         with self._lock:
-            if self._target is not None:
+            if self._target is None:
+                return self.index
+            assert self.folder is not None
+            chosen, self.note = answering_folder(self.folder)
+            if chosen == self.folder:
+                self._close_fast()
                 self.index = self._target.current()
+                return self.index
+            if self._fast is None:
+                record = disk.recorded_model(chosen) or {}
+                static = open_recorded(record, self._n_gpu_layers)
+                self._fast = IndexFolder(chosen, static, wait=self.wait, create=False)
+            self.index = self._fast.current()
             return self.index
+
+    def _close_fast(self) -> None:
+        if self._fast is not None:
+            self._fast.embedder.close()
+            self._fast = None
 
     def search(
         self,
@@ -133,6 +160,14 @@ class SearchService:
         except (ValueError, TypeError) as exc:  # a bad filter key or value
             raise AgentRequestError(str(exc)) from exc
         return [hit_record(n, hit, query, ranker) for n, hit in enumerate(hits, start=1)]
+
+    def coverage(self) -> tuple[float, str]:
+        """Return the share of its tree the main index holds, and a note if it is partial."""
+        self._fresh()
+        progress = None
+        if self.folder is not None:
+            progress = BuildProgress.from_dict(disk.recorded_progress(self.folder))
+        return (progress.fraction if progress is not None else 1.0), self.note
 
     def files(self) -> dict[str, int]:
         """Return each indexed file's path and how many passages it has."""
@@ -209,7 +244,7 @@ class SearchService:
         skip = [self.folder] if self.folder is not None else []
         writing = self._target.writing() if self._target is not None else nullcontext()
         with self._lock, writing:
-            index = self._fresh()
+            index = self._target.current() if self._target is not None else self._fresh()
             report = ingest_files(index, self.embedder, wanted, rules=self.rules, skip=skip)
             if self._target is not None and report.changed:
                 self._target.commit()
@@ -230,4 +265,5 @@ class SearchService:
             self.index.close()
         if self.reranker is not None and not isinstance(self.reranker, str):
             self.reranker.close()
+        self._close_fast()
         self.embedder.close()

@@ -128,8 +128,17 @@ def search(
         if wants_context
         else None
     )
+    note = ""
+    if store is None:
+        from ..store.tiers import answering_folder
+
+        # the fast tier has a model of its own: a --model given searches the main index
+        chosen, note = answering_folder(Path(db), use_fast=model is None)
+        db = str(chosen)
     opened = _open_index(db, store, model, n_gpu_layers)
     embedder, index = opened
+    if note:
+        click.echo(f"note: {note}", err=True)
     reranker = None
     try:
         if rerank_model is not None and rerank_model != "colbert":

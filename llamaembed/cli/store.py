@@ -25,6 +25,7 @@ from ._common import (
     open_model,
     selection_options,
 )
+from ._folder_run import RunSettings, index_folder
 
 
 @click.command("index")
@@ -98,6 +99,34 @@ from ._common import (
     show_default=True,
     help="With --watch: milliseconds without a change that end a burst of saves.",
 )
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="Index with the static model distilled from --model (the default model's: "
+    "all-MiniLM-L6-v2-static, built on first use): seconds instead of minutes, lower quality.",
+)
+@click.option(
+    "--fast-tier/--no-fast-tier",
+    default=True,
+    show_default=True,
+    help="When a run has many new files, index them first with the static model (seconds) "
+    "so a search answers from it while the full model works; removed when the full index "
+    "is whole.",
+)
+@click.option(
+    "--commit-every",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds between commits of a long run (what a stopped run keeps).",
+)
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=0.01),
+    default=60.0,
+    hidden=True,
+    help="Seconds between progress lines when stderr is not a terminal.",
+)
 @errors
 def index_command(
     paths: tuple[str, ...],
@@ -116,6 +145,10 @@ def index_command(
     rules: FileRules,
     watch: bool,
     debounce: int,
+    fast: bool,
+    fast_tier: bool,
+    commit_every: float,
+    progress_interval: float,
 ) -> None:
     """Index text files under PATHS (unchanged files are skipped later), or --from-parquet.
 
@@ -124,9 +157,14 @@ def index_command(
     --include and --exclude change that); a file named is always read. Passages of files
     the rules now leave out are removed. One writer at a time per --db folder: another run
     waits for it (--wait), then adds to what it wrote.
+
+    A long run commits what it has done every --commit-every seconds, so a search
+    answers meanwhile (saying how much of the tree it covers), and Ctrl-C or SIGTERM ends
+    it at its next group of passages with a last commit (exit 0): the next run goes on from
+    there, as it does after a crash. Progress goes to stderr: a bar on a terminal, a line
+    a minute otherwise.
     """
     from ..store.folder import IndexFolder
-    from ..store.ingest import ingest_files
 
     if watch and (store is not None or from_parquet is not None):
         raise click.UsageError("--watch keeps a --db folder in step with text files")
@@ -160,26 +198,24 @@ def index_command(
         raise click.UsageError("--shards and --shard go with --from-parquet")
     folder = Path(db)
     options: dict[str, Any] = {"max_tokens": max_tokens, "overlap": overlap}
+    if fast:
+        from ..hub.registry import fast_companion
+
+        model, quant = fast_companion(model), None
     with open_model(model, quant, n_gpu_layers=n_gpu_layers) as llama:
         target = IndexFolder(folder, llama, wait=wait, dimensions=dimensions)
-        with target.writing():  # read, add and commit as one writer
-            index = target.current()
-            if dimensions is not None and index.dimensions != dimensions:
-                raise click.ClickException(
-                    f"{folder} holds {index.dim}-d vectors; --dimensions {dimensions} "
-                    "needs a new --db"
-                )
-            report = ingest_files(
-                index,
-                llama,
-                paths,
-                rules=rules,
-                skip=[folder],
-                show_progress=sys.stderr.isatty(),
-                **options,
-            )
-            target.commit()
+        settings = RunSettings(rules, options, wait, fast_tier, commit_every, progress_interval)
+        report = index_folder(target, llama, model, paths, settings)
+        index = target.current()
         click.echo(_summary(report, len(index), str(folder)))
+        if not report.complete:
+            assert index.progress is not None
+            click.echo(
+                f"stopped: {index.progress.files_done} of {report.files_total} files are "
+                "indexed and committed; run the same command again to index the rest",
+                err=True,
+            )
+            return
         if watch:
             _watch(target, str(folder), paths, rules, options, debounce)
 

@@ -10,6 +10,7 @@ sides split alike. Pure functions.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["code_words", "identifier_parts", "is_identifier_like", "path_words"]
@@ -50,6 +51,12 @@ def is_identifier_like(token: str) -> bool:
     return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _split(token: str) -> tuple[str, ...]:
+    """Return ``identifier_parts(token)``, kept: a tree's identifiers repeat many times."""
+    return tuple(identifier_parts(token))
+
+
 def code_words(text: str) -> list[str]:
     """Return a text's words, lower-cased: each token whole and, if it splits, its parts.
 
@@ -61,7 +68,7 @@ def code_words(text: str) -> list[str]:
         token = match.group(0)
         whole = token.lower()
         words.append(whole)
-        parts = identifier_parts(token)
+        parts = _split(token)
         if len(parts) > 1:
             words.extend(p for p in parts if p != whole)
     return words

@@ -145,13 +145,14 @@ class VectorGraph:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         if self._exact is None:
             labels = live()
-            vectors = (
-                np.asarray(self._hnsw.get_items(labels), dtype=np.float32)
-                if len(labels)
-                else np.empty((0, self.dim), np.float32)
-            )
-            self._exact = (labels, vectors)
+            self._exact = (labels, self.vectors(labels))
         return self._exact
+
+    def vectors(self, labels: Sequence[int] | npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Return the stored vectors of ``labels``, one row each, in that order."""
+        if not len(labels):
+            return np.empty((0, self.dim), np.float32)
+        return np.asarray(self._hnsw.get_items(list(labels)), dtype=np.float32)
 
     def similarities(
         self, labels: Sequence[int], query: npt.NDArray[np.float32] | None

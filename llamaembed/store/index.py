@@ -38,6 +38,7 @@ from .encoder import DocumentEncoder, Encoded
 from .graph import VectorGraph
 from .keywords import KeywordMatches, KeywordScheme, choose_scheme
 from .lock import FolderLock
+from .progress import BuildProgress
 from .search import (
     DEFAULT_RANKING,
     Hit,
@@ -108,6 +109,9 @@ class Index(EncodedWrites):
         self.colbert = colbert
         self.table = table or DocumentTable(self.scheme.name, colbert)
         self._lock = threading.RLock()
+        # How much of its tree a run had indexed when it committed (None: no run recorded
+        # it); a search of a partial index says so (store.progress).
+        self.progress: BuildProgress | None = None
         # The generation each folder held when this index last loaded from or saved to
         # it, and the changes made since (replayed onto a newer generation at save).
         self._bases: dict[str, int] = {}
@@ -395,6 +399,7 @@ class Index(EncodedWrites):
             "colbert": self.colbert,
             "dimensions": self.dimensions,
             "hnsw": self.graph.settings(),
+            **({"progress": self.progress.to_dict()} if self.progress is not None else {}),
         }
 
     @staticmethod
@@ -469,5 +474,6 @@ class Index(EncodedWrites):
         except (ValueError, KeyError, TypeError) as exc:
             raise SearchIndexError(f"{invalid}: {exc}") from exc
         index.model = manifest.get("model", {})
+        index.progress = BuildProgress.from_dict(manifest.get("progress"))
         index._bases = {str(root.resolve()): int(manifest["generation"].split("-")[1])}
         return index

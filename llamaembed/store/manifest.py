@@ -27,6 +27,7 @@ __all__ = [
     "new_generation",
     "read_manifest",
     "recorded_model",
+    "recorded_progress",
 ]
 
 FORMAT_VERSION = 1
@@ -116,6 +117,20 @@ def recorded_model(root: Path) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise SearchIndexError(f"{manifest_file} is unreadable: {exc}") from exc
     return dict(manifest.get("model") or {})
+
+
+def recorded_progress(root: Path) -> dict[str, Any] | None:
+    """Return the run progress an index folder's manifest records (None: no index or none).
+
+    Read without the checksums, like ``recorded_model``: a reader choosing which index
+    to open needs only this.
+    """
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    progress = manifest.get("progress") if isinstance(manifest, dict) else None
+    return progress if isinstance(progress, dict) else None
 
 
 def check_model(manifest: dict[str, Any], fingerprint: str | None, root: Path) -> None:
