@@ -63,14 +63,9 @@ def index_folder(
             raise click.ClickException(
                 f"{folder} holds {index.dim}-d vectors; --dimensions {dimensions} needs a new --db"
             )
-
-        def commit(progress: BuildProgress) -> None:
-            index.progress = progress
-            target.commit()
-
         with stop_on_signals() as stop:
             if settings.fast_tier and llama.spec.kind != "static":
-                fast_tier_first(folder, index, commit, model, paths, settings, stop)
+                fast_tier_first(folder, index, target.commit, model, paths, settings, stop)
             report = ingest_files(
                 index,
                 llama,
@@ -78,7 +73,7 @@ def index_folder(
                 rules=settings.rules,
                 skip=[folder],
                 show_progress=True,
-                checkpoint=commit,
+                checkpoint=target.commit,
                 checkpoint_every=settings.commit_every,
                 stop=stop,
                 progress_interval=settings.progress_interval,
@@ -124,19 +119,13 @@ def fast_tier_first(
     with open_model(name, None) as static:
         target = IndexFolder(fast_folder(folder), static, wait=settings.wait)
         with target.writing():
-            fast_index = target.current()
-
-            def commit(progress: BuildProgress) -> None:
-                fast_index.progress = progress
-                target.commit()
-
             report = ingest_files(
-                fast_index,
+                target.current(),
                 static,
                 paths,
                 rules=settings.rules,
                 skip=[folder],
-                checkpoint=commit,
+                checkpoint=target.commit,
                 checkpoint_every=float("inf"),
                 stop=stop,
                 **settings.options,

@@ -16,6 +16,7 @@ from ..embedder import Embedder
 from . import manifest as disk
 from .index import Index
 from .lock import FolderLock
+from .progress import BuildProgress
 
 __all__ = ["IndexFolder"]
 
@@ -57,8 +58,14 @@ class IndexFolder:
             self._generation = now
         return self._index
 
-    def commit(self) -> None:
-        """Save the index as the folder's next generation (a newer commit is merged in)."""
+    def commit(self, progress: BuildProgress | None = None) -> None:
+        """Save the index as the folder's next generation (a newer commit is merged in).
+
+        ``progress``: how far the run writing it has got, recorded with the commit (an
+        ingest run's ``checkpoint``).
+        """
         index = self._index if self._index is not None else self.current()
+        if progress is not None:
+            index.progress = progress
         index.save(self.folder, wait=self.wait)
         self._generation = disk.generation_number(self.folder)
